@@ -1,0 +1,35 @@
+"""How an engine instance is built: which checkpoint, attention, dtype, device and limits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from backend.audio import AudioLimits
+from backend.validation import DEFAULT_MAX_TEXT_CHARS
+
+Attention = Literal["flash_attention_2", "sdpa", "eager"]
+DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
+
+
+class EngineConfig(BaseModel):
+    """Everything `Engine.load()` needs; the Modal variants and the local backend each build one."""
+
+    model: str = Field(default=DEFAULT_MODEL, description="Local checkpoint directory or Hugging Face hub id")
+    variant: str = "local"
+    attention: Attention = "sdpa"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = "auto"
+    voice_cache_size: int = Field(default=64, ge=1)
+    # Frame budget: 12.5 frames per audio second. 4 frames per character covers slow speech (Chinese runs
+    # ~3 frames/char); the cap (~164 s) stops a missing EOS from generating forever.
+    base_frames: int = 75
+    frames_per_char: float = 4.0
+    max_new_tokens_cap: int = 2048
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    audio_limits: AudioLimits = Field(default_factory=AudioLimits)
+
+    def frame_budget(self, text: str) -> int:
+        """`max_new_tokens` for a text: proportional to its length, never above the hard cap."""
+        return min(self.max_new_tokens_cap, self.base_frames + int(len(text) * self.frames_per_char))

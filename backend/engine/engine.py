@@ -1,0 +1,240 @@
+"""The Qwen3-TTS voice-clone engine on top of qwen-tts's own loader and generate.
+
+One instance owns one loaded model. Calls are serialised by a lock (one generate at a time per model is
+what qwen-tts supports); concurrency comes from batching (`clone_batch`), not from threads.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from backend.audio import load_reference, to_wav
+from backend.engine.attention import active_attention, check_attention
+from backend.engine.config import EngineConfig
+from backend.engine.voice_cache import VoiceCache, voice_key
+from backend.errors import EngineConfigError
+from backend.languages import AUTO, normalize_language
+from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings
+from backend.validation import check_text
+
+log = structlog.get_logger(__name__)
+SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 frames per second
+
+
+@dataclass
+class _Prepared:
+    """A validated request with its voice prompt resolved (from cache or freshly encoded)."""
+
+    text: str
+    language: str
+    prompt: Any
+    cached: bool
+    clone_s: float
+    max_new_tokens: int
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for package in ("torch", "transformers", "qwen-tts", "flash-attn"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class Engine:
+    """Loads a Qwen3-TTS Base checkpoint and clones voices with a cached voice prompt per reference clip."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.device = ""
+        self.tts: Any = None
+        self._lock = threading.RLock()
+        self._cache = VoiceCache(config.voice_cache_size)
+        self._started = time.monotonic()
+        self._load_s = 0.0
+        self._served = 0
+        self._decode_s = 0.0
+
+    # -- loading -----------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model once (idempotent). Raises `EngineConfigError` for impossible configurations."""
+        with self._lock:
+            if self.tts is not None:
+                return
+            import torch
+            from qwen_tts import Qwen3TTSModel
+
+            device = _resolve_device(self.config.device)
+            attention = check_attention(self.config.attention, device)
+            source = self.config.model
+            if source.startswith((".", "/", "~")) and not Path(source).expanduser().is_dir():
+                raise EngineConfigError(f"model directory {source!r} does not exist.", code="model_missing")
+            started = time.perf_counter()
+            log.info("engine.loading", model=source, device=device, attention=attention)
+            self.tts = Qwen3TTSModel.from_pretrained(
+                str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source,
+                device_map=device, dtype=_resolve_dtype(self.config.dtype, device), attn_implementation=attention,
+            )
+            self.device = device
+            self._time_decode()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            self._load_s = time.perf_counter() - started
+            log.info("engine.loaded", seconds=round(self._load_s, 2), attention=active_attention(self.tts.model))
+
+    def _time_decode(self) -> None:
+        """Wrap the speech tokenizer's decode so the codec-to-waveform time is reported apart from generation."""
+        tokenizer = self.tts.model.speech_tokenizer
+        original = tokenizer.decode
+
+        def timed_decode(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._decode_s += time.perf_counter() - started
+
+        tokenizer.decode = timed_decode
+
+    # -- cloning -----------------------------------------------------------------------------------------
+    def clone(self, request: CloneRequest) -> CloneResult:
+        """Speak `request.text` in the reference clip's voice."""
+        return self.clone_batch([request])[0]
+
+    def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]:
+        """Generate several texts (one voice or several) in one batched `generate`."""
+        if not requests:
+            return []
+        checked = [self._check(request) for request in requests]
+        with self._lock:
+            self.load()
+            started = time.perf_counter()
+            cold = self._served == 0
+            prepared = [self._prepare(*item) for item in checked]
+            wavs, generate_s, decode_s = self._generate(prepared, seed=next(
+                (r.seed for r in requests if r.seed is not None), None))
+            self._served += len(requests)
+        total_s = time.perf_counter() - started
+        return [self._result(item, wav, generate_s, decode_s, total_s, cold) for item, wav in zip(prepared, wavs)]
+
+    def _check(self, request: CloneRequest) -> tuple[np.ndarray, int, str | None, str, str, int]:
+        """Validate before taking the model lock, so bad input never waits behind a generation."""
+        text = check_text(request.text, self.config.max_text_chars)
+        ref_text = request.ref_text.strip() if request.ref_text and request.ref_text.strip() else None
+        if ref_text is not None:
+            check_text(ref_text, self.config.max_text_chars, field="transcript")
+        language = normalize_language(request.language)
+        samples, sample_rate = load_reference(request.reference, self.config.audio_limits)
+        budget = request.max_new_tokens or self.config.frame_budget(text)
+        return samples, sample_rate, ref_text, text, language, min(budget, self.config.max_new_tokens_cap)
+
+    def _prepare(self, samples, sample_rate, ref_text, text, language, budget) -> _Prepared:
+        key = voice_key(samples, sample_rate, ref_text)
+        started = time.perf_counter()
+        prompt = self._cache.get(key)
+        cached = prompt is not None
+        if prompt is None:
+            prompt = self.tts.create_voice_clone_prompt(
+                ref_audio=(samples, sample_rate), ref_text=ref_text, x_vector_only_mode=ref_text is None)[0]
+            self._cache.put(key, prompt)
+        return _Prepared(text, language, prompt, cached, time.perf_counter() - started, budget)
+
+    def _generate(self, prepared: list[_Prepared], seed: int | None) -> tuple[list[np.ndarray], float, float]:
+        import torch
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        self._decode_s = 0.0
+        started = time.perf_counter()
+        wavs, sample_rate = self.tts.generate_voice_clone(
+            text=[p.text for p in prepared],
+            language=[p.language.lower() if p.language != AUTO else "auto" for p in prepared],
+            voice_clone_prompt=[p.prompt for p in prepared],
+            max_new_tokens=max(p.max_new_tokens for p in prepared),
+        )
+        if sample_rate != SAMPLE_RATE:
+            raise EngineConfigError(f"checkpoint produces {sample_rate} Hz, expected {SAMPLE_RATE} Hz.")
+        return list(wavs), time.perf_counter() - started, self._decode_s
+
+    @staticmethod
+    def _whole_frames(wav: np.ndarray) -> tuple[np.ndarray, int]:
+        """Trim the ICL cut's rounding so the clip is exactly frames x 80 ms."""
+        frames = int(round(wav.shape[0] / SAMPLES_PER_FRAME))
+        exact = np.zeros(frames * SAMPLES_PER_FRAME, dtype=np.float32)
+        exact[: min(wav.shape[0], exact.shape[0])] = wav[: exact.shape[0]]
+        return exact, frames
+
+    def _result(self, item: _Prepared, wav: np.ndarray, generate_s: float, decode_s: float,
+                total_s: float, cold: bool) -> CloneResult:
+        audio, frames = self._whole_frames(np.asarray(wav, dtype=np.float32))
+        return CloneResult(
+            audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE, audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
+            frames=frames, voice_cached=item.cached, cold_start=cold, variant=self.config.variant,
+            gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode="stock",
+            timings=Timings(clone_s=item.clone_s, generate_s=generate_s - decode_s, decode_s=decode_s,
+                            total_s=total_s),
+        )
+
+    # -- reporting ---------------------------------------------------------------------------------------
+    def _gpu_name(self) -> str | None:
+        import torch
+
+        return torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else None
+
+    def _gpu_memory(self) -> GpuMemory | None:
+        import torch
+
+        if not self.device.startswith("cuda"):
+            return None
+        gib = 1024**3
+        return GpuMemory(
+            allocated_gb=torch.cuda.memory_allocated(self.device) / gib,
+            reserved_gb=torch.cuda.memory_reserved(self.device) / gib,
+            peak_gb=torch.cuda.max_memory_allocated(self.device) / gib,
+            total_gb=torch.cuda.get_device_properties(self.device).total_memory / gib,
+        )
+
+    def languages(self) -> list[str]:
+        """Languages the loaded model accepts, in canonical spelling, "Auto" first."""
+        self.load()
+        supported = self.tts.get_supported_languages() or []
+        names = {normalize_language(name) for name in supported}
+        return [AUTO] + sorted(names - {AUTO})
+
+    def health(self) -> HealthReport:
+        """Model, hardware, versions and counters; loads the model if it is not loaded yet."""
+        self.load()
+        return HealthReport(
+            model=self.config.model, variant=self.config.variant, engine_mode="stock", device=self.device,
+            gpu=self._gpu_name(), attention=active_attention(self.tts.model),
+            dtype=str(self.tts.model.dtype).removeprefix("torch."), versions=_versions(), load_s=self._load_s,
+            uptime_s=time.monotonic() - self._started, requests_served=self._served, warm=self._served > 0,
+            cache=self._cache.stats(), gpu_memory=self._gpu_memory(), languages=self.languages(),
+        )

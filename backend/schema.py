@@ -1,0 +1,92 @@
+"""Wire types shared by the engine, the Modal app, the HTTP API and the clients.
+
+Pydantic models so the same definition validates a Modal call's dict, an HTTP JSON body and a local call;
+audio travels as raw bytes in-process and over Modal, and as base64 in JSON.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SAMPLE_RATE = 24_000
+FRAME_SECONDS = 0.08  # Qwen3-TTS 12 Hz codec: 12.5 frames per second of audio
+
+
+class CloneRequest(BaseModel):
+    """One text to speak in the voice of one reference clip."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    reference: bytes = Field(description="Reference clip as an audio file (WAV/FLAC/OGG), normalised at the edge")
+    text: str
+    ref_text: str | None = Field(default=None, description="Transcript of the clip; enables ICL cloning")
+    language: str = "Auto"
+    seed: int | None = None
+    max_new_tokens: int | None = Field(default=None, description="Override the length-derived frame budget")
+
+
+class Timings(BaseModel):
+    """Where the backend's time went, in seconds. `decode_s` is part of `generate_s`'s wall time split out."""
+
+    clone_s: float = 0.0
+    generate_s: float = 0.0
+    decode_s: float = 0.0
+    total_s: float = 0.0
+
+
+class CloneResult(BaseModel):
+    """Generated audio plus what the bots print under it."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    audio: bytes = Field(description="24 kHz mono 16-bit WAV")
+    sample_rate: int = SAMPLE_RATE
+    audio_seconds: float
+    frames: int
+    timings: Timings
+    voice_cached: bool = False
+    cold_start: bool = False
+    variant: str = ""
+    gpu: str | None = None
+    attention: str = ""
+    engine_mode: str = "stock"
+
+    @property
+    def real_time_factor(self) -> float:
+        """Processing seconds per audio second (below 1 is faster than real time)."""
+        return self.timings.total_s / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+class CacheStats(BaseModel):
+    size: int
+    capacity: int
+    hits: int
+    misses: int
+
+
+class GpuMemory(BaseModel):
+    allocated_gb: float
+    reserved_gb: float
+    peak_gb: float
+    total_gb: float
+
+
+class HealthReport(BaseModel):
+    """What `/tts-health` and `GET /health` show an operator."""
+
+    status: str = "ok"
+    model: str
+    variant: str
+    engine_mode: str = "stock"
+    device: str
+    gpu: str | None = None
+    attention: str
+    dtype: str
+    versions: dict[str, str] = Field(default_factory=dict)
+    load_s: float
+    uptime_s: float
+    requests_served: int
+    warm: bool = Field(description="False until the first request after loading has run")
+    cache: CacheStats
+    gpu_memory: GpuMemory | None = None
+    languages: list[str] = Field(default_factory=list)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol, runtime_checkable
 
 from backend.schema import CloneRequest, CloneResult, HealthReport
+
+Stage = Literal["cloning", "generating"]
+# Called by a backend as a job moves from encoding the voice to generating speech, so the bots can edit
+# their progress message. Backends that cannot tell the stages apart call it once with "cloning".
+StageCallback = Callable[[Stage], Awaitable[None]]
 
 
 @runtime_checkable
@@ -13,7 +19,7 @@ class BackendClient(Protocol):
 
     name: str  # e.g. "local", "modal:fa2", "http"
 
-    async def clone(self, request: CloneRequest) -> CloneResult: ...
+    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult: ...
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]: ...
 

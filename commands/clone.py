@@ -1,0 +1,170 @@
+"""The clone use case: check a request completely, queue it, call the backend, hand the result back.
+
+`CloneService.submit` raises before anything is queued or sent when the request is refused (bad text,
+transcript, language, variant or clip; cooldown; too many jobs; full queue), so an adapter can answer within
+a platform's acknowledgement window. After that every outcome arrives through the returned `Job`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from backend.audio import check_size
+from backend.clients.base import BackendClient, Stage
+from backend.errors import BackendTimeout, InvalidInput
+from backend.languages import normalize_language
+from backend.schema import CloneRequest, CloneResult
+from backend.validation import check_text
+from commands.audio import ReferenceClip, read_reference
+from commands.health import BotHealth, check_health
+from commands.jobs import Job, JobQueue, ProgressCallback
+from commands.settings import CommandSettings
+
+if TYPE_CHECKING:
+    from backend.audio import AudioLimits
+
+ReadReference = Callable[[bytes, "AudioLimits", str | None], ReferenceClip]
+
+
+class CloneService:
+    """One per process: the backend variants, the limits and the shared job queue.
+
+    `backend` is one client or a mapping of variant name -> client ("fa2", "sdpa" ...); the first (or
+    `default_variant`) serves requests that name none. `read_reference` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        backend: BackendClient | Mapping[str, BackendClient],
+        settings: CommandSettings | None = None,
+        queue: JobQueue | None = None,
+        *,
+        default_variant: str | None = None,
+        read_reference: ReadReference = read_reference,
+    ) -> None:
+        self.settings = settings or CommandSettings()
+        self.queue = queue or JobQueue.from_settings(self.settings)
+        self.variants: dict[str, BackendClient] = (
+            dict(backend) if isinstance(backend, Mapping) else {backend.name: backend}
+        )
+        if not self.variants:
+            raise ValueError("CloneService needs at least one backend")
+        self.default_variant = default_variant or next(iter(self.variants))
+        if self.default_variant not in self.variants:
+            raise ValueError(f"default variant {self.default_variant!r} is not one of {list(self.variants)}")
+        self._read_reference = read_reference
+
+    # -- choices the adapters offer ----------------------------------------------------------------------
+    @property
+    def variant_names(self) -> list[str]:
+        return list(self.variants)
+
+    def backend_for(self, variant: str | None) -> tuple[str, BackendClient]:
+        """(name, client) for a user's variant choice; None or "" means the default."""
+        name = (variant or "").strip() or self.default_variant
+        client = self.variants.get(name) or self.variants.get(name.lower())
+        if client is None:
+            raise InvalidInput(
+                f"Unknown backend variant {variant!r}. Choose one of: {', '.join(self.variants)}.",
+                code="unknown_variant",
+            )
+        return (name if name in self.variants else name.lower()), client
+
+    # -- the use case ------------------------------------------------------------------------------------
+    def check_request(
+        self,
+        user_id: str,
+        text: str,
+        ref_text: str | None = None,
+        language: str | None = None,
+        variant: str | None = None,
+        *,
+        reference_size: int | None = None,
+        is_admin: bool = False,
+    ) -> None:
+        """Every check of `submit` that needs no audio bytes (text, transcript, language, variant, the clip's
+        size when known, admission), so an adapter can refuse before downloading the clip. Raises like `submit`."""
+        self._check(user_id, text, ref_text, language, variant, reference_size=reference_size, is_admin=is_admin)
+
+    def _check(
+        self, user_id: str, text: str, ref_text: str | None, language: str | None, variant: str | None, *,
+        reference_size: int | None, is_admin: bool,
+    ) -> tuple[str, str | None, str, str, BackendClient]:
+        limits = self.settings
+        text = check_text(text, limits.max_text_chars)
+        transcript = None
+        if ref_text is not None and ref_text.strip():
+            transcript = check_text(ref_text, limits.max_text_chars, field="transcript")
+        language = normalize_language(language)
+        variant_name, backend = self.backend_for(variant)
+        if reference_size is not None:
+            check_size(reference_size, limits.audio_limits)
+        self.queue.check_admission(user_id, is_admin=is_admin)  # cheap: refuse before decoding
+        return text, transcript, language, variant_name, backend
+
+    async def submit(
+        self,
+        user_id: str,
+        place: str,
+        reference: bytes,
+        filename: str | None,
+        text: str,
+        ref_text: str | None = None,
+        language: str | None = None,
+        variant: str | None = None,
+        *,
+        is_admin: bool = False,
+        on_progress: ProgressCallback | None = None,
+        seed: int | None = None,
+    ) -> Job:
+        """Validate everything, then queue the job; raises `VoicebotError` subclasses when refused:
+        InvalidInput (text, transcript, language, variant, clip), TooManyJobs, Cooldown, QueueFull, BotRestarting.
+
+        `user_id` should be platform-qualified ("discord:1234", "slack:U0ABC"); `place` says where to answer
+        ("discord:guild/channel"). The clip is decoded in a worker thread (ffmpeg may run).
+        """
+        text, transcript, language, variant_name, backend = self._check(
+            user_id, text, ref_text, language, variant, reference_size=len(reference), is_admin=is_admin
+        )
+        clip = await asyncio.to_thread(self._read_reference, reference, self.settings.audio_limits, filename)
+        request = CloneRequest(reference=clip.wav, text=text, ref_text=transcript, language=language, seed=seed)
+
+        async def work(job: Job) -> CloneResult:
+            return await self._clone(job, backend, request)
+
+        # admission again: the same user may have been admitted by another command while the clip decoded
+        return self.queue.submit(
+            work, user_id=user_id, place=place, text=text, language=language, variant=variant_name,
+            on_progress=on_progress, is_admin=is_admin,
+        )
+
+    async def wait(self, job: Job) -> CloneResult:
+        """The job's result, or raise its error ("Job J7K2QX failed: ...")."""
+        return await job.wait()
+
+    async def _clone(self, job: Job, backend: BackendClient, request: CloneRequest) -> CloneResult:
+        async def on_stage(stage: Stage) -> None:
+            self.queue.stage(job, stage)
+
+        timeout_s = self.settings.job_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                return await backend.clone(request, on_stage=on_stage)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise BackendTimeout(
+                f"the backend did not finish within {timeout_s:g} s. Try a shorter text or try again later."
+            ) from None
+
+    # -- health ------------------------------------------------------------------------------------------
+    async def health(self, *, timeout_s: float = 30.0) -> BotHealth:
+        """Every variant's backend health plus this process's queue statistics (never raises)."""
+        return await check_health(self.variants, self.queue, timeout_s=timeout_s)
+
+    async def aclose(self) -> None:
+        """Close every backend client (after `queue.drain`)."""
+        for client in self.variants.values():
+            await client.aclose()

@@ -1,0 +1,146 @@
+"""`/tts-health`: each backend variant's own report plus this process's queue, and who counts as an admin.
+
+`check_health` never raises: an unreachable backend is part of the report, with the specific message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from backend.clients.base import BackendClient
+from backend.errors import VoicebotError
+from backend.schema import HealthReport
+from commands.errors import PermissionDenied
+from commands.jobs import JobQueue, QueueStats
+from commands.settings import CommandSettings
+from commands.timing import Field, format_seconds
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class VariantHealth:
+    """One backend variant: its report, or why there is none."""
+
+    name: str
+    report: HealthReport | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None and self.report.status == "ok"
+
+
+@dataclass(frozen=True)
+class BotHealth:
+    variants: list[VariantHealth]
+    queue: QueueStats | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(variant.ok for variant in self.variants)
+
+
+async def check_health(
+    backends: BackendClient | Mapping[str, BackendClient], queue: JobQueue | None = None, *, timeout_s: float = 30.0
+) -> BotHealth:
+    """Ask every variant at once (a Modal variant may have to start a container: give it `timeout_s`)."""
+    named = dict(backends) if isinstance(backends, Mapping) else {backends.name: backends}
+    variants = await asyncio.gather(*(_variant_health(name, client, timeout_s) for name, client in named.items()))
+    return BotHealth(variants=list(variants), queue=queue.stats() if queue is not None else None)
+
+
+async def _variant_health(name: str, client: BackendClient, timeout_s: float) -> VariantHealth:
+    try:
+        async with asyncio.timeout(timeout_s):
+            report = await client.health()
+    except TimeoutError:
+        return VariantHealth(
+            name, error=f"The backend did not answer the health check within {timeout_s:g} s.",
+            error_code="backend_timeout",
+        )
+    except VoicebotError as exc:
+        return VariantHealth(name, error=exc.message, error_code=exc.code)
+    except Exception:
+        log.exception("health.check_failed", variant=name)
+        return VariantHealth(
+            name, error="The health check failed unexpectedly; the admins have the log.", error_code="unexpected"
+        )
+    return VariantHealth(name, report=report)
+
+
+def health_fields(health: BotHealth) -> list[Field]:
+    """Ordered (label, value) pairs: per variant (label suffixed with the name when there are several),
+    then the bot's own uptime, queue and job statistics."""
+    several = len(health.variants) > 1
+    fields: list[Field] = []
+    for variant in health.variants:
+        suffix = f" ({variant.name})" if several else ""
+        fields += [(label + suffix, value) for label, value in _variant_fields(variant)]
+    if health.queue is not None:
+        fields += _queue_fields(health.queue)
+    return fields
+
+
+def _variant_fields(variant: VariantHealth) -> list[Field]:
+    report = variant.report
+    if report is None:
+        return [("Backend", f"unreachable: {variant.error}")]
+    warmth = "warm" if report.warm else "cold (the first request loads the model and is slower)"
+    fields: list[Field] = [
+        ("Backend", f"{report.status}, {warmth}"),
+        ("Model", report.model),
+        ("Variant", f"{report.variant or variant.name} ({report.engine_mode})"),
+        ("GPU", report.gpu or report.device),
+        ("Attention", f"{report.attention}, {report.dtype}"),
+    ]
+    if report.gpu_memory is not None:
+        memory = report.gpu_memory
+        fields.append((
+            "GPU memory",
+            f"{memory.allocated_gb:.1f} of {memory.total_gb:.1f} GB allocated (peak {memory.peak_gb:.1f} GB)",
+        ))
+    cache = report.cache
+    fields += [
+        ("Voice cache", f"{cache.size} of {cache.capacity} voices, {cache.hits} hits, {cache.misses} misses"),
+        ("Backend uptime", f"{format_seconds(report.uptime_s)}, {report.requests_served} requests, "
+                           f"model loaded in {format_seconds(report.load_s)}"),
+    ]
+    if report.versions:
+        fields.append(("Versions", ", ".join(f"{name} {version}" for name, version in report.versions.items())))
+    return fields
+
+
+def _queue_fields(stats: QueueStats) -> list[Field]:
+    def pair(p50: float | None, p95: float | None, fmt) -> str:
+        return "no jobs yet" if p50 is None else f"p50 {fmt(p50)}, p95 {fmt(p95)}"
+
+    return [
+        ("Bot uptime", format_seconds(stats.uptime_s)),
+        ("Queue", f"{stats.queued} waiting (max {stats.max_queue}), "
+                  f"{stats.running} of {stats.max_concurrent} running"),
+        ("Jobs", f"{stats.done} done, {stats.failed} failed"),
+        ("Total time", pair(stats.total_p50_s, stats.total_p95_s, format_seconds)),
+        ("Queue wait", pair(stats.wait_p50_s, stats.wait_p95_s, format_seconds)),
+        ("Real-time factor", pair(stats.rtf_p50, stats.rtf_p95, lambda value: f"{value:.2f}")),
+    ]
+
+
+def is_admin(user_id: str, platform_says_admin: bool, settings: CommandSettings) -> bool:
+    """Admin when the platform says so (server/workspace admin, checked server side by the adapter) or when
+    the id is in `settings.admin_user_ids`, written qualified ("discord:1234") or bare ("1234")."""
+    if platform_says_admin:
+        return True
+    bare = user_id.split(":", 1)[1] if ":" in user_id else user_id
+    return any(entry.strip() in (user_id, bare) for entry in settings.admin_user_ids)
+
+
+def require_admin(user_id: str, platform_says_admin: bool, settings: CommandSettings) -> None:
+    """Raise `PermissionDenied` unless `is_admin`."""
+    if not is_admin(user_id, platform_says_admin, settings):
+        raise PermissionDenied("Only the bot's admins can use this command.")

@@ -1,0 +1,54 @@
+"""Limits of the commands layer from the environment (prefix VOICEBOT_) or a `.env` file.
+
+Example: VOICEBOT_MAX_CONCURRENT_JOBS=1 VOICEBOT_ADMIN_USER_IDS=discord:1234,slack:U0ABC
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from backend.audio import MIB, AudioLimits
+from backend.validation import DEFAULT_MAX_TEXT_CHARS
+
+
+class CommandSettings(BaseSettings):
+    """How many clone jobs run at once, how often a user may start one, and what input is accepted."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", extra="ignore")
+
+    # the job queue
+    max_concurrent_jobs: int = Field(2, ge=1, description="Clone jobs sent to the backend at the same time")
+    max_jobs_per_user: int = Field(2, ge=1, description="Jobs one user may have queued or running")
+    cooldown_s: float = Field(10.0, ge=0, description="Seconds between two jobs of one user")
+    max_queue: int = Field(50, ge=0, description="Jobs that may wait for a free slot")
+    job_timeout_s: float = Field(600.0, gt=0, description="Limit on one backend call (queue wait not included)")
+    # the input
+    max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, ge=1)
+    max_ref_mib: float = Field(10.0, gt=0, description="Largest reference clip upload")
+    min_ref_seconds: float = Field(1.0, ge=0)
+    max_ref_seconds: float = Field(30.0, gt=0)
+    # who may use admin commands besides those the platform calls admins ("discord:1234", "slack:U0ABC" or a bare id)
+    admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """Accept a JSON list or a comma/space separated string from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return [str(item) for item in json.loads(text)]
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @property
+    def audio_limits(self) -> AudioLimits:
+        """The reference clip limits handed to `commands.audio.read_reference`."""
+        return AudioLimits(
+            max_bytes=int(self.max_ref_mib * MIB), min_seconds=self.min_ref_seconds, max_seconds=self.max_ref_seconds
+        )

@@ -1,0 +1,95 @@
+"""Calls a deployed variant class of `backend.modal_app` through Modal's client (`.remote.aio`).
+
+The class is looked up by name (`modal.Cls.from_name`), so the bot never imports the Modal app or its images;
+the variant table in `backend.variants` supplies the class names. Each failure mode becomes its own error with
+the fix in the message: missing token, app not deployed, timeout, remote failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import modal
+import modal.exception
+import structlog
+
+from backend.clients.base import StageCallback
+from backend.errors import (
+    BackendFailed,
+    BackendNotConfigured,
+    BackendTimeout,
+    BackendUnavailable,
+    VoicebotError,
+)
+from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.settings import BackendSettings
+from backend.variants import DEFAULT_VARIANT, VARIANTS
+from backend.wire import unwrap_reply
+
+log = structlog.get_logger(__name__)
+
+
+class ModalBackend:
+    """`BackendClient` for one variant ("fa2", "sdpa", "06b") of the deployed app `settings.modal_app`."""
+
+    def __init__(self, settings: BackendSettings, variant: str | None = None) -> None:
+        variant = variant or next(iter(settings.modal_variants), DEFAULT_VARIANT)
+        if variant not in VARIANTS:
+            raise BackendNotConfigured(
+                f"Unknown Modal variant {variant!r}; choose one of: {', '.join(VARIANTS)}.", code="unknown_variant"
+            )
+        self.name = f"modal:{variant}"
+        self._app_name = settings.modal_app
+        self._class_name = VARIANTS[variant].class_name
+        self._timeout_s = settings.timeout_s
+        self._service: Any = None
+
+    def _remote(self) -> Any:
+        """The remote instance; `from_name` is lazy, so lookup errors surface on the first call."""
+        if self._service is None:
+            self._service = modal.Cls.from_name(self._app_name, self._class_name)()
+        return self._service
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        where = f"{self._app_name}/{self._class_name}"
+        try:
+            reply = await asyncio.wait_for(getattr(self._remote(), method).remote.aio(*args), self._timeout_s)
+        except (TimeoutError, modal.exception.TimeoutError) as exc:
+            raise BackendTimeout(f"The Modal backend ({where}) did not answer within {self._timeout_s:g} s.") from exc
+        except modal.exception.AuthError as exc:
+            raise BackendNotConfigured(
+                "Modal credentials are missing or invalid. Set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, "
+                "or run `modal token new`."
+            ) from exc
+        except modal.exception.NotFoundError as exc:
+            raise BackendUnavailable(
+                f"The Modal app {where} is not deployed. Deploy it with `modal deploy -m backend.modal_app`."
+            ) from exc
+        except modal.exception.ConnectionError as exc:
+            raise BackendUnavailable("Modal cannot be reached; check the network.") from exc
+        except VoicebotError as exc:  # raised outside the reply envelope, e.g. by the container's model load
+            raise BackendFailed(f"The Modal backend ({where}) failed: {exc.message}", code=exc.code) from exc
+        except Exception as exc:
+            log.exception("modal.failed", target=where, method=method)
+            raise BackendFailed(f"The Modal backend ({where}) failed: {type(exc).__name__}.") from exc
+        return unwrap_reply(reply)
+
+    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
+        if on_stage is not None:
+            await on_stage("cloning")
+        return CloneResult.model_validate(await self._call("clone", request.model_dump()))
+
+    async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
+        results = await self._call("clone_batch", [request.model_dump() for request in requests])
+        return [CloneResult.model_validate(result) for result in results]
+
+    async def health(self) -> HealthReport:
+        return HealthReport.model_validate(await self._call("health"))
+
+    async def languages(self) -> list[str]:
+        return list(await self._call("languages"))
+
+    async def aclose(self) -> None:
+        """Nothing to release: Modal's client is shared by the process and closes with it."""
+

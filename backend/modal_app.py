@@ -1,0 +1,192 @@
+"""The Modal deployment: one app, one volume of checkpoints, one GPU class per variant.
+
+    modal run -m backend.modal_app::download    # once: fetch both checkpoints into the volume
+    modal deploy -m backend.modal_app           # the three variant classes (methods + web endpoints)
+
+Importing this module locally loads no model and makes no network call: the engine (torch, qwen-tts) is
+imported inside the container's `@modal.enter`, and images, volumes and classes are lazy Modal definitions.
+"""
+
+# No `from __future__ import annotations` here: modal 1.6's @app.cls reads annotations at import and fails on
+# string annotations.
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import modal
+
+from backend.errors import EngineConfigError, VoicebotError
+from backend.schema import CloneRequest
+from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, Variant
+from backend.wire import reply_error, reply_ok
+
+if TYPE_CHECKING:
+    from backend.engine import EngineConfig
+
+# -- images ----------------------------------------------------------------------------------------------
+HF_CACHE_DIR = f"{MODELS_DIR}/hf-cache"  # anything fetched from the hub at runtime lands in the volume too
+HF_ENV = {
+    "HF_HOME": HF_CACHE_DIR,
+    "TRANSFORMERS_CACHE": HF_CACHE_DIR,
+    "HF_HUB_CACHE": HF_CACHE_DIR,
+    "TOKENIZERS_PARALLELISM": "false",
+}
+SYSTEM_PACKAGES = ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg")
+# qwen-tts plus what `backend/` imports in the container (the web API, structured logs, the voice cache).
+# numpy<2.0 is the deployment plan's proven pin.
+SERVICE_PACKAGES = (
+    "qwen-tts==0.1.1", "fastapi[standard]", "soundfile", "numpy<2.0", "structlog", "cachetools", "pydantic-settings",
+)
+# flash-attn publishes no wheels on PyPI (building the sdist takes hours): install the release wheel built for
+# torch 2.9 / CUDA 12 / CPython 3.12. If it fails to import at runtime, the cxx11abiFALSE wheel is the fallback.
+FA2_WHEEL = (
+    "https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3/"
+    "flash_attn-2.8.3+cu12torch2.9cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
+)
+
+ImageStep = tuple[str, tuple[Any, ...]]  # (modal.Image method, its positional arguments), applied in order
+
+
+def _service_steps(torch_version: str, *extra: ImageStep) -> list[ImageStep]:
+    """The shared recipe; torch gets its own layer BEFORE qwen-tts so pip keeps the pin instead of upgrading."""
+    return [
+        ("apt_install", SYSTEM_PACKAGES),
+        ("env", (HF_ENV,)),
+        ("pip_install", (f"torch=={torch_version}", f"torchaudio=={torch_version}")),
+        ("pip_install", SERVICE_PACKAGES),
+        *extra,
+    ]
+
+
+# Plain data, so tests can check the recipe; `build_image` turns each into a modal.Image.
+IMAGE_STEPS: dict[str, list[ImageStep]] = {
+    "fa2": _service_steps("2.9.0", ("pip_install", (FA2_WHEEL,))),  # newest torch with an FA2 wheel
+    "sdpa": _service_steps("2.10.0"),
+}
+DOWNLOAD_STEPS: list[ImageStep] = [("pip_install", ("huggingface_hub", "pydantic")), ("env", (HF_ENV,))]
+
+
+def build_image(steps: list[ImageStep]) -> modal.Image:
+    image = modal.Image.debian_slim(python_version="3.12")
+    for method, args in steps:
+        image = getattr(image, method)(*args)
+    return image.add_local_python_source("backend")
+
+
+IMAGES: dict[str, modal.Image] = {name: build_image(steps) for name, steps in IMAGE_STEPS.items()}
+
+# -- app, volume, download ---------------------------------------------------------------------------------
+app = modal.App(APP_NAME)
+models_volume = modal.Volume.from_name(MODELS_VOLUME, create_if_missing=True)
+
+
+@app.function(image=build_image(DOWNLOAD_STEPS), volumes={MODELS_DIR: models_volume}, timeout=3600)
+def download_models() -> None:
+    """Fetch every variant's checkpoint into the volume; re-running only fetches what is missing."""
+    from huggingface_hub import snapshot_download
+
+    for model_id, model_dir in sorted({(v.model_id, v.model_dir) for v in VARIANTS.values()}):
+        print(f"downloading {model_id} -> {model_dir}")
+        snapshot_download(model_id, local_dir=model_dir)
+    models_volume.commit()
+
+
+@app.local_entrypoint()
+def download() -> None:
+    download_models.remote()
+
+
+# -- the variant classes -----------------------------------------------------------------------------------
+HTTP_TOKEN_ENV = "VOICEBOT_HTTP_TOKEN"
+# Set VOICEBOT_HTTP_TOKEN in the deploying shell to make the web endpoints require it; unset leaves them open.
+HTTP_SECRETS = [modal.Secret.from_local_environ([HTTP_TOKEN_ENV])] if os.environ.get(HTTP_TOKEN_ENV) else []
+# Cold start is 70-85 s (the plan's benchmark); an idle A10G costs about 9 cents per 5 minutes, so a container
+# stays up 5 minutes after its last request and a conversation's follow-ups find it warm.
+SCALEDOWN_S = 300
+# Per input, including time queued behind the engine lock: a max-length text (2048 frames) or a batch takes
+# minutes on an A10G; past this the input fails instead of holding the GPU.
+TIMEOUT_S = 600
+# The engine serialises generation with a lock, so concurrent inputs take turns. Accepting a few per container
+# lets a burst queue on a warm model instead of cold-starting a GPU container per request, and bad requests
+# are rejected at once (the engine validates before taking the lock). 4 bounds the queue at ~3 generations;
+# beyond that Modal starts another container. In-container batching will draw its batches from these inputs.
+MAX_INPUTS = 4
+
+
+def engine_config(variant: Variant) -> "EngineConfig":
+    """The engine a variant's container loads. The one seam tests patch (to the tiny checkpoint on CPU)."""
+    from backend.engine import EngineConfig
+
+    return EngineConfig(model=variant.model_dir, attention=variant.attention, variant=variant.name, device="cuda:0")
+
+
+def _answer(call: Callable[[], Any]) -> dict[str, Any]:
+    """A domain error becomes an error reply, so it reaches the client with its code (not as a pickle)."""
+    try:
+        return reply_ok(call())
+    except VoicebotError as exc:
+        return reply_error(exc)
+
+
+class _Service:
+    """The body of every variant class; the loop below subclasses it with the variant set."""
+
+    variant: Variant
+
+    # snap=True: the loaded model is part of the memory snapshot (GPU memory included, see
+    # enable_gpu_snapshot), so later cold starts restore it instead of loading. The saving cannot be measured
+    # offline: on Modal, compare a cold request's latency against the plan's 70-85 s.
+    @modal.enter(snap=True)
+    def load(self) -> None:
+        from backend.engine import Engine
+
+        self.engine = Engine(engine_config(self.variant))
+        try:
+            self.engine.load()
+        except EngineConfigError as exc:
+            if exc.code != "model_missing":
+                raise
+            raise EngineConfigError(
+                f"{exc.message} Fill the '{MODELS_VOLUME}' volume with `modal run -m backend.modal_app::download`.",
+                code=exc.code,
+            ) from exc
+
+    @modal.method()
+    def clone(self, request: dict) -> dict:
+        return _answer(lambda: self.engine.clone(CloneRequest.model_validate(request)).model_dump())
+
+    @modal.method()
+    def clone_batch(self, requests: list) -> dict:
+        batch = [CloneRequest.model_validate(request) for request in requests]
+        return _answer(lambda: [result.model_dump() for result in self.engine.clone_batch(batch)])
+
+    @modal.method()
+    def health(self) -> dict:
+        return _answer(lambda: self.engine.health().model_dump())
+
+    @modal.method()
+    def languages(self) -> dict:
+        return _answer(self.engine.languages)
+
+    @modal.asgi_app()
+    def web(self):
+        from backend.web import create_web_app
+
+        return create_web_app(self.engine, token=os.environ.get(HTTP_TOKEN_ENV) or None)
+
+
+for _variant in VARIANTS.values():
+    # Each class is a module global under its own name: that is how the container finds it.
+    globals()[_variant.class_name] = app.cls(
+        image=IMAGES[_variant.image],
+        gpu=_variant.gpu,
+        volumes={MODELS_DIR: models_volume},
+        secrets=HTTP_SECRETS,
+        scaledown_window=SCALEDOWN_S,
+        timeout=TIMEOUT_S,
+        enable_memory_snapshot=True,
+        experimental_options={"enable_gpu_snapshot": True},  # lets the snap=True hook load straight onto the GPU
+    )(modal.concurrent(max_inputs=MAX_INPUTS)(
+        type(_variant.class_name, (_Service,), {"variant": _variant, "__module__": __name__})
+    ))

@@ -1,0 +1,286 @@
+"""The three backend clients and the factory: results, error mapping, a free event loop, no torch on import."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import modal
+import modal.exception
+import pytest
+import soundfile as sf
+from structlog.testing import capture_logs
+
+from backend import modal_app
+from backend.clients import local
+from backend.clients.base import BackendClient
+from backend.clients.factory import create_backend
+from backend.clients.http_client import HttpBackend
+from backend.clients.local import LocalBackend
+from backend.clients.modal_client import ModalBackend
+from backend.errors import (
+    BackendFailed,
+    BackendNotConfigured,
+    BackendTimeout,
+    BackendUnavailable,
+    EngineConfigError,
+    InvalidInput,
+)
+from backend.schema import CloneRequest, CloneResult
+from backend.settings import BackendSettings
+from backend.web import create_web_app
+from tests.backend import load_tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(**overrides) -> BackendSettings:
+    return BackendSettings(_env_file=None, **overrides)
+
+
+def request(clip: bytes, **overrides) -> CloneRequest:
+    fields = dict(reference=clip, text="Hello there.", language="English", ref_text="A tone.", seed=1,
+                  max_new_tokens=8)
+    return CloneRequest(**(fields | overrides))
+
+
+def assert_wav_24k(result: CloneResult) -> None:
+    samples, sample_rate = sf.read(io.BytesIO(result.audio))
+    assert sample_rate == 24_000 and samples.size == result.frames * 1920 > 0
+
+
+async def exercise(backend: BackendClient, clip: bytes, variant: str) -> None:
+    """The happy path every client must serve."""
+    stages = []
+
+    async def on_stage(stage):
+        stages.append(stage)
+
+    result = await backend.clone(request(clip), on_stage=on_stage)
+    assert stages == ["cloning"] and result.variant == variant
+    assert_wav_24k(result)
+    batch = await backend.clone_batch([request(clip, text="One."), request(clip, text="Two.")])
+    assert len(batch) == 2 and all(item.voice_cached for item in batch)
+    assert (await backend.health()).variant == variant
+    assert "English" in await backend.languages()
+    with pytest.raises(InvalidInput) as raised:
+        await backend.clone(request(clip, language="Klingon"))
+    assert raised.value.code == "unknown_language" and "Klingon" in raised.value.message
+
+
+# -- factory and imports ---------------------------------------------------------------------------------
+def test_factory_picks_the_configured_backend():
+    assert isinstance(create_backend(settings()), LocalBackend)
+    assert create_backend(settings(backend="modal")).name == "modal:fa2"
+    assert create_backend(settings(backend="modal"), "06b").name == "modal:06b"
+    assert create_backend(settings(backend="modal", modal_variants=["sdpa"])).name == "modal:sdpa"
+    http = create_backend(settings(backend="http", http_url="http://tts.invalid"))
+    assert isinstance(http, HttpBackend) and isinstance(http, BackendClient)
+    with pytest.raises(BackendNotConfigured, match="VOICEBOT_HTTP_URL"):
+        create_backend(settings(backend="http"))
+    with pytest.raises(BackendNotConfigured, match="fa2, sdpa, 06b"):
+        create_backend(settings(backend="modal"), "a100")
+
+
+def test_client_modules_and_modal_app_do_not_import_torch():
+    modules = ["backend.clients.factory", "backend.clients.modal_client", "backend.clients.http_client",
+               "backend.clients.local", "backend.modal_app"]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('torch' in sys.modules, 'fastapi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# -- local -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+async def test_local_backend(engine, clip):
+    await exercise(LocalBackend(settings(), engine=engine), clip, "test")
+
+
+@pytest.mark.slow
+async def test_local_backend_keeps_the_event_loop_free(engine, clip):
+    backend = LocalBackend(settings(), engine=engine)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    started = time.perf_counter()
+    await backend.clone(request(clip, max_new_tokens=24, text="A longer sentence to keep the engine busy."))
+    elapsed = time.perf_counter() - started
+    task.cancel()
+    assert elapsed > 0.2 and ticks >= 0.3 * elapsed / 0.01  # a blocked loop would tick about once
+
+
+@pytest.mark.slow
+async def test_local_backend_builds_its_engine_on_first_use(tiny_checkpoint, clip):
+    backend = LocalBackend(settings(model=str(tiny_checkpoint), device="cpu"))
+    assert (await backend.clone(request(clip))).variant == "local"
+    await backend.aclose()
+
+
+def test_demo_model_builds_the_random_checkpoint_loudly(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr("backend.engine.checkpoint.build_random_checkpoint",
+                        lambda preset, out: built.append((preset, out)))
+    with capture_logs() as logs:
+        config = local.engine_config(settings(model="demo", checkpoint_dir=tmp_path))
+    assert built == [("tiny", tmp_path / "tiny")] and config.model == str(tmp_path / "tiny")
+    assert any(log["log_level"] == "warning" and "RANDOM WEIGHTS" in log["message"] for log in logs)
+
+
+async def test_local_backend_wraps_unexpected_failures():
+    class Crashing:
+        def languages(self):
+            raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(BackendFailed, match="RuntimeError"):
+        await LocalBackend(settings(), engine=Crashing()).languages()
+
+
+# -- modal -----------------------------------------------------------------------------------------------
+def test_modal_backend_without_token_says_how_to_log_in(tmp_path):
+    """A real `modal.Cls.from_name(...).remote` call, offline: it fails on the missing token before any socket."""
+    config = tmp_path / "modal.toml"
+    config.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")} | {"MODAL_CONFIG_PATH": str(config)}
+    code = textwrap.dedent("""
+        import asyncio
+        from backend.clients.modal_client import ModalBackend
+        from backend.errors import BackendNotConfigured
+        from backend.settings import BackendSettings
+        try:
+            asyncio.run(ModalBackend(BackendSettings(_env_file=None, backend="modal")).health())
+        except BackendNotConfigured as exc:
+            print(exc.message)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert "MODAL_TOKEN_ID" in out.stdout and "modal token new" in out.stdout, out.stderr
+
+
+def fake_lookup(monkeypatch, aio) -> list:
+    """Replace `modal.Cls.from_name` with a class whose every method's `.remote.aio` is `aio(method, *args)`."""
+    looked_up = []
+
+    class Service:
+        def __getattr__(self, method):
+            return SimpleNamespace(remote=SimpleNamespace(aio=lambda *args: aio(method, *args)))
+
+    def from_name(app_name, class_name):
+        looked_up.append((app_name, class_name))
+        return Service
+
+    monkeypatch.setattr(modal.Cls, "from_name", from_name)
+    return looked_up
+
+
+def raising(exc: Exception):
+    async def aio(method, *args):
+        raise exc
+
+    return aio
+
+
+@pytest.mark.parametrize(
+    ("remote_error", "expected", "hint"),
+    [
+        (modal.exception.NotFoundError("App 'voicebot-tts' not found"), BackendUnavailable,
+         "modal deploy -m backend.modal_app"),
+        (modal.exception.AuthError("Token missing"), BackendNotConfigured, "modal token new"),
+        (modal.exception.FunctionTimeoutError("timed out"), BackendTimeout, "did not answer"),
+        (EngineConfigError("flash-attn is not importable.", code="flash_attn_missing"), BackendFailed,
+         "flash-attn is not importable"),
+        (RuntimeError("CUDA error"), BackendFailed, "RuntimeError"),
+    ],
+)
+async def test_modal_backend_maps_failures(monkeypatch, remote_error, expected, hint):
+    looked_up = fake_lookup(monkeypatch, raising(remote_error))
+    with pytest.raises(expected, match=hint) as raised:
+        await ModalBackend(settings(backend="modal"), "sdpa").languages()
+    assert looked_up == [("voicebot-tts", "TTSSdpa")]
+    if isinstance(remote_error, EngineConfigError):
+        assert raised.value.code == "flash_attn_missing"
+
+
+async def test_modal_backend_gives_up_after_timeout_s(monkeypatch):
+    async def hang(method, *args):
+        await asyncio.sleep(30)
+
+    fake_lookup(monkeypatch, hang)
+    with pytest.raises(BackendTimeout, match="0.05 s"):
+        await ModalBackend(settings(backend="modal", timeout_s=0.05)).health()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*executing locally.*:UserWarning")  # the volume isn't mounted here
+async def test_modal_backend_against_the_modal_classes(monkeypatch, tiny_checkpoint, clip):
+    """The round trip through the real class bodies (`.local()` in a thread stands in for `.remote.aio`)."""
+    load_tiny_checkpoint(monkeypatch, tiny_checkpoint)
+    service = modal_app.TTS06B()
+
+    async def local_call(method, *args):
+        return await asyncio.to_thread(getattr(service, method).local, *args)
+
+    fake_lookup(monkeypatch, local_call)
+    await exercise(ModalBackend(settings(backend="modal"), "06b"), clip, "06b")
+
+
+# -- http ------------------------------------------------------------------------------------------------
+def http_backend(transport: httpx.AsyncBaseTransport, **overrides) -> HttpBackend:
+    return HttpBackend(settings(backend="http", http_url="http://tts.test", **overrides), transport=transport)
+
+
+@pytest.mark.slow
+async def test_http_backend_against_the_web_app(engine, clip):
+    backend = http_backend(httpx.ASGITransport(app=create_web_app(engine)))
+    await exercise(backend, clip, "test")
+    await backend.aclose()
+
+
+async def test_http_backend_sends_the_token(engine):
+    transport = httpx.ASGITransport(app=create_web_app(engine, token="s3cret"))
+    assert "English" in await http_backend(transport, http_token="s3cret").languages()
+    with pytest.raises(BackendNotConfigured, match="VOICEBOT_HTTP_TOKEN"):
+        await http_backend(transport, http_token="wrong").languages()
+
+
+def answering(status: int, **kwargs):
+    return lambda request: httpx.Response(status, **kwargs)
+
+
+def failing(exc_type: type[httpx.TransportError]):
+    def handler(request):
+        raise exc_type("simulated", request=request)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected", "code"),
+    [
+        (answering(422, json={"error": "audio_too_short", "message": "Too short."}), InvalidInput, "audio_too_short"),
+        (answering(503, json={"error": "flash_attn_missing", "message": "No FA2."}), BackendFailed,
+         "flash_attn_missing"),
+        (answering(502, text="<html>Bad gateway</html>"), BackendFailed, "backend_failed"),
+        (answering(404, json={"error": "not_found", "message": "Not Found"}), BackendUnavailable,
+         "backend_unavailable"),
+        (failing(httpx.ConnectError), BackendUnavailable, "backend_unavailable"),
+        (failing(httpx.ReadTimeout), BackendTimeout, "backend_timeout"),
+    ],
+)
+async def test_http_backend_maps_failures(handler, expected, code):
+    with pytest.raises(expected) as raised:
+        await http_backend(httpx.MockTransport(handler)).health()
+    assert raised.value.code == code

@@ -1,0 +1,76 @@
+"""Token selection on the device, written so a CUDA graph can capture it.
+
+The stock path runs Hugging Face logits processors on the host's schedule; here every knob is a device tensor
+of one row per sequence, so one captured graph serves any temperature / top-k / top-p / penalty (and rows of
+one batch may differ). The arithmetic follows transformers 4.57's processors (repetition penalty, then
+temperature, top-k, top-p) so greedy decoding picks exactly the stock token. Sampling draws with the
+exponential-race trick (argmax of p / Exp(1)), which samples from p like `torch.multinomial` but is graph-safe
+and needs no host sync; it does not reproduce the stock path's random stream, only its distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """One sampler's settings, as qwen-tts names them (`do_sample`, or the `subtalker_*` set)."""
+
+    do_sample: bool = True
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+
+class SamplerSlots:
+    """Per-row sampler settings in device tensors (shape `(rows, 1)`), filled before each generation."""
+
+    def __init__(self, rows: int, device: torch.device) -> None:
+        self.do_sample = torch.zeros(rows, 1, dtype=torch.bool, device=device)
+        self.temperature = torch.ones(rows, 1, dtype=torch.float32, device=device)
+        self.top_k = torch.zeros(rows, 1, dtype=torch.long, device=device)
+        self.top_p = torch.ones(rows, 1, dtype=torch.float32, device=device)
+        self.penalty = torch.ones(rows, 1, dtype=torch.float32, device=device)
+
+    def fill(self, config: SamplingConfig, vocab: int) -> None:
+        """Write one setting into every row (top-k <= 0 means no top-k, as in transformers)."""
+        self.do_sample.fill_(config.do_sample)
+        self.temperature.fill_(config.temperature if config.do_sample else 1.0)
+        self.top_k.fill_(min(config.top_k, vocab) if config.top_k > 0 else vocab)
+        self.top_p.fill_(config.top_p)
+        self.penalty.fill_(config.repetition_penalty)
+
+
+def choose_tokens(logits: torch.Tensor, slots: SamplerSlots, rows: int, *, ban: torch.Tensor | None = None,
+                  seen: torch.Tensor | None = None) -> torch.Tensor:
+    """Pick one token per row from float32 `logits` (rows, vocab); no host sync, fixed shapes.
+
+    `ban` is an additive bias (0 or -inf; suppressed ids, EOS before `min_new_tokens`); `seen` marks ids already
+    generated for the repetition penalty.
+    """
+    if seen is not None:
+        penalty = slots.penalty[:rows]
+        penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
+        logits = torch.where(seen, penalized, logits)
+    if ban is not None:
+        logits = logits + ban
+    greedy = logits.argmax(dim=-1)
+
+    scaled = logits / slots.temperature[:rows]
+    ordered, order = scaled.sort(dim=-1, descending=True)
+    kth = ordered.gather(-1, slots.top_k[:rows] - 1)
+    ordered = ordered.masked_fill(ordered < kth, float("-inf"))
+    probs = ordered.softmax(dim=-1)
+    # transformers' top-p drops a token when the mass strictly above it already reaches top_p; it is skipped
+    # entirely at top_p == 1.0, which the last condition mirrors (float cumsums can reach 1.0 early).
+    top_p = slots.top_p[:rows]
+    drop = ((probs.cumsum(dim=-1) - probs) >= top_p) & (top_p < 1.0)
+    ordered = ordered.masked_fill(drop, float("-inf"))
+    probs = ordered.softmax(dim=-1)
+    race = probs / torch.empty_like(probs).exponential_()
+    sampled = order.gather(-1, race.argmax(dim=-1, keepdim=True)).squeeze(-1)
+    return torch.where(slots.do_sample[:rows].squeeze(-1), sampled, greedy)

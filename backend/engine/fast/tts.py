@@ -1,0 +1,119 @@
+"""`FastTTS`: qwen-tts's voice-clone API on the fast decode loop, whole clips or streamed audio chunks.
+
+Prompt assembly stays qwen-tts's: `generate_voice_clone` is called as usual with `talker.generate` swapped, on
+this model instance only and for the length of the call, for a stub that raises with the arguments it was given
+(qwen-tts builds the talker's inputs inside one long `generate` with no hook, and re-implementing it would drift
+from the package). Those arguments feed `FastDecoder`; codes become audio exactly as qwen-tts does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend.engine.fast.decoder import DecodeSettings, FastDecoder, TalkerInputs, trim_at_eos
+from backend.engine.fast.sampling import SamplingConfig
+
+SAMPLES_PER_FRAME = 1920
+
+
+class _Captured(Exception):
+    """Carries `talker.generate`'s keyword arguments out of qwen-tts's `generate`."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        super().__init__("talker inputs captured")
+        self.kwargs = kwargs
+
+
+def _capture(**kwargs: Any) -> None:
+    raise _Captured(kwargs)
+
+
+def _settings(kwargs: dict[str, Any]) -> DecodeSettings:
+    return DecodeSettings(
+        talker=SamplingConfig(kwargs["do_sample"], kwargs["temperature"], kwargs["top_k"], kwargs["top_p"],
+                              kwargs["repetition_penalty"]),
+        predictor=SamplingConfig(kwargs["subtalker_dosample"], kwargs["subtalker_temperature"],
+                                 kwargs["subtalker_top_k"], kwargs["subtalker_top_p"]),
+        max_new_tokens=kwargs["max_new_tokens"], eos=kwargs["eos_token_id"], min_new_tokens=kwargs["min_new_tokens"],
+    )
+
+
+class FastTTS:
+    """Wraps a loaded `Qwen3TTSModel`; its stock methods keep working on the same weights."""
+
+    def __init__(self, tts: Any, *, max_batch: int = 16, max_len: int = 2560, use_graphs: bool | None = None) -> None:
+        self.tts = tts
+        self.decoder = FastDecoder(tts.model, max_batch=max_batch, max_len=max_len, use_graphs=use_graphs)
+
+    def talker_inputs(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
+                      **generate_kwargs: Any) -> tuple[TalkerInputs, DecodeSettings]:
+        """The exact inputs and sampler settings stock `generate_voice_clone` would decode with."""
+        talker = self.tts.model.talker
+        talker.generate = _capture
+        try:
+            self.tts.generate_voice_clone(text=text, language=language, voice_clone_prompt=voice_clone_prompt,
+                                          **generate_kwargs)
+        except _Captured as captured:
+            kwargs = captured.kwargs
+        else:
+            raise RuntimeError("qwen-tts generated without calling talker.generate; the fast path cannot hook it")
+        finally:
+            del talker.generate
+        inputs = TalkerInputs(kwargs["inputs_embeds"], kwargs["attention_mask"], kwargs["trailing_text_hidden"],
+                              kwargs["tts_pad_embed"])
+        return inputs, _settings(kwargs)
+
+    def generate_codes(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
+                       **generate_kwargs: Any) -> list[torch.Tensor]:
+        """Codec frames (n x 16) per text, cut at EOS: what stock `model.generate` returns as `talker_codes_list`."""
+        inputs, settings = self.talker_inputs(text, language, voice_clone_prompt, **generate_kwargs)
+        codes = torch.cat(list(self.decoder.frames(inputs, settings)), dim=1)
+        return trim_at_eos(codes, settings.eos)
+
+    def generate_voice_clone(self, text: str | list[str], language: str | list[str] | None,
+                             voice_clone_prompt: Sequence[Any], **generate_kwargs: Any) -> tuple[list[np.ndarray], int]:
+        """Drop-in for `Qwen3TTSModel.generate_voice_clone(..., voice_clone_prompt=[items])`."""
+        prompts = list(voice_clone_prompt)
+        codes = self.generate_codes(text, language, prompts, **generate_kwargs)
+        if len(prompts) == 1 and len(codes) > 1:
+            prompts = prompts * len(codes)
+        return self.codes_to_wavs(codes, prompts)
+
+    def codes_to_wavs(self, codes: list[torch.Tensor], prompts: Sequence[Any]) -> tuple[list[np.ndarray], int]:
+        """qwen-tts's own ending: decode with the reference codes in front (ICL), then cut their share off."""
+        windows = [torch.cat((p.ref_code.to(c.device), c)) if p.ref_code is not None else c
+                   for c, p in zip(codes, prompts)]
+        wavs, rate = self.tts.model.speech_tokenizer.decode([{"audio_codes": w} for w in windows])
+        out = []
+        for wav, window, prompt in zip(wavs, windows, prompts):
+            if prompt.ref_code is not None:
+                wav = wav[int(prompt.ref_code.shape[0] / max(window.shape[0], 1) * wav.shape[0]):]
+            out.append(wav)
+        return out, rate
+
+    def stream_voice_clone(self, text: str, language: str | None, voice_clone_prompt: Any, *, chunk_frames: int = 12,
+                           first_chunk_frames: int = 4, left_context: int = 25,
+                           **generate_kwargs: Any) -> Iterator[np.ndarray]:
+        """Yield float32 audio chunks as frames are generated (one text, one voice prompt item).
+
+        Each chunk decodes its new frames behind up to `left_context` earlier frames (the reference clip's last
+        codes before the first chunk, as qwen-tts decodes ICL clips behind them) and keeps only the new samples.
+        The speech decoder is causal, so chunks match one-shot decoding wherever the window covers its reach.
+        """
+        inputs, settings = self.talker_inputs(text, language, [voice_clone_prompt], **generate_kwargs)
+        ref = voice_clone_prompt.ref_code
+        context = ref[-left_context:].to(inputs.inputs_embeds.device) if ref is not None and left_context else None
+        decode = self.tts.model.speech_tokenizer.decode
+        for chunk in self.decoder.frames(inputs, settings, chunk=chunk_frames, first_chunk=first_chunk_frames):
+            new = trim_at_eos(chunk, settings.eos)[0]
+            if new.shape[0]:
+                window = new if context is None else torch.cat((context, new))
+                wav = decode([{"audio_codes": window}])[0][0]
+                yield wav[-new.shape[0] * SAMPLES_PER_FRAME:]
+                context = window[-left_context:] if left_context else None
+            if new.shape[0] < chunk.shape[1]:
+                return

@@ -1,0 +1,1 @@
+"""Chat frontends (Discord, Slack) and the `voicebot` command line: adapters over `commands/`."""

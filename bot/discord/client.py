@@ -1,0 +1,75 @@
+"""The Discord client: owns the command tree, syncs it, tracks running clone flows and shuts down gracefully.
+
+No privileged intents (no intents at all): slash commands, message menus and modals arrive as interactions,
+which carry everything the bot needs (the attachment, the target message, the member's permissions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import discord
+import structlog
+from discord import app_commands
+
+from bot.discord.clone import clone_command, clone_menu
+from bot.discord.errors import on_app_command_error
+from bot.discord.health import health_command
+from bot.settings import DiscordSettings
+from commands.clone import CloneService
+from commands.jobs import DrainReport
+
+log = structlog.get_logger(__name__)
+
+
+class VoicebotClient(discord.Client):
+    def __init__(self, service: CloneService, settings: DiscordSettings | None = None, *,
+                 sync_global: bool = False, **options: object) -> None:
+        super().__init__(intents=discord.Intents.none(), **options)  # type: ignore[arg-type]
+        self.service = service
+        self.settings = settings or DiscordSettings()
+        self.sync_global = sync_global
+        self.tree = app_commands.CommandTree(self)
+        self.tree.error(on_app_command_error)
+        for command in (clone_command(service), clone_menu(service), health_command(service)):
+            self.tree.add_command(command)
+        self._flows: set[asyncio.Task[object]] = set()
+
+    def track(self, task: asyncio.Task[object] | None) -> None:
+        """Remember a running clone flow, so shutdown can wait for it to tell its user the outcome."""
+        if task is not None:
+            self._flows.add(task)
+            task.add_done_callback(self._flows.discard)
+
+    async def wait_for_flows(self, timeout: float) -> bool:
+        """Wait until every tracked clone flow has answered its user; False if some still run at the timeout."""
+        if self._flows:
+            _, pending = await asyncio.wait(set(self._flows), timeout=timeout)
+            return not pending
+        return True
+
+    async def setup_hook(self) -> None:
+        """Runs once at login: sync to the dev guild (instant), and globally when asked (up to an hour to show)."""
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("discord.commands_synced", scope="guild", guild_id=guild.id, commands=[c.name for c in synced])
+        if self.sync_global:
+            synced = await self.tree.sync()
+            log.info("discord.commands_synced", scope="global", commands=[c.name for c in synced])
+        if self.settings.dev_guild_id is None and not self.sync_global:
+            log.info("discord.commands_not_synced",
+                     hint="set DISCORD_DEV_GUILD_ID for an instant guild sync, or run `voicebot discord --sync` once")
+
+    async def on_ready(self) -> None:
+        log.info("discord.ready", user=str(self.user), guilds=len(self.guilds))
+
+    async def shutdown(self, grace_s: float = 60.0) -> DrainReport:
+        """Stop taking jobs, let running ones finish and post (up to `grace_s`), tell queued users, then close."""
+        log.info("discord.shutting_down", grace_s=grace_s, running=self.service.queue.running,
+                 queued=self.service.queue.queued)
+        report = await self.service.queue.drain(timeout=grace_s)
+        await self.wait_for_flows(10.0)  # flows of drained jobs still post "the bot is restarting" to their users
+        await self.close()
+        return report

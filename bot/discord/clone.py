@@ -1,0 +1,249 @@
+"""`/clone` and the "Clone this voice" message menu: a Discord interaction in, a clone job, the WAV posted back.
+
+Both entry points end in `run_clone`:
+
+1. checks that need no audio (text, transcript, language, variant, reference size, cooldown, jobs in flight)
+   answer at once, ephemerally, before anything is downloaded;
+2. defer ("thinking") inside Discord's 3 s window, download the reference clip, submit the clone job;
+3. the progress message follows the job (queued #n -> cloning the voice -> generating -> uploading);
+4. the WAV (OGG/Opus when over the upload limit) is posted with the timing embed and the consent line.
+
+Any failure after step 1 deletes the public progress message and tells the user ephemerally.
+"""
+
+# No `from __future__ import annotations`: discord.py reads the option types (Range[str, 1, N] with N from the
+# settings) from the callbacks' annotations, which must be evaluated where the callbacks are defined.
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+import structlog
+from discord import app_commands
+
+from backend.errors import VoicebotError
+from bot.discord.errors import UNEXPECTED, report, send_ephemeral
+from bot.discord.files import fit_result
+from bot.discord.progress import JobProgress
+from commands.clone import CloneService
+from commands.health import is_admin
+from commands.jobs import Job
+from commands.timing import CONSENT_LINE, job_timing_fields, result_filename
+from commands.voices import autocomplete_languages
+
+if TYPE_CHECKING:
+    from bot.discord.client import VoicebotClient
+
+log = structlog.get_logger(__name__)
+
+CLONE_MENU = "Clone this voice"
+DOWNLOAD_TIMEOUT_S = 60.0
+# Discord's own caps: string options 6000 characters, modal text inputs 4000, embed field values 1024.
+OPTION_MAX_CHARS, MODAL_MAX_CHARS, FIELD_MAX_CHARS = 6000, 4000, 1024
+# What a message attachment must look like to be offered to the commands layer (which sniffs the bytes).
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".mp4", ".amr")
+
+
+class DownloadFailed(VoicebotError):
+    """Discord's CDN did not hand over the reference clip."""
+
+    code = "download_failed"
+
+
+class UploadFailed(VoicebotError):
+    """Discord did not take the result (the job's audio exists, but the user could not get it)."""
+
+    code = "upload_failed"
+
+
+@dataclass(frozen=True)
+class CloneAsk:
+    """What the user asked for, whichever entry point they used."""
+
+    reference: discord.Attachment
+    text: str
+    ref_text: str | None = None
+    language: str | None = None
+    variant: str | None = None
+
+
+def user_key(user: discord.abc.User) -> str:
+    return f"discord:{user.id}"
+
+
+def place_of(interaction: discord.Interaction) -> str:
+    return f"discord:{interaction.guild_id or 'dm'}/{interaction.channel_id}"
+
+
+def caller_is_admin(interaction: discord.Interaction, service: CloneService) -> bool:
+    """Server admins (as Discord reports them in this interaction) and the configured admin ids."""
+    return is_admin(user_key(interaction.user), interaction.permissions.administrator, service.settings)
+
+
+def is_audio_attachment(attachment: discord.Attachment) -> bool:
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    return (attachment.is_voice_message() or content_type.startswith("audio/")
+            or attachment.filename.lower().endswith(AUDIO_EXTENSIONS))
+
+
+def first_audio(message: discord.Message) -> discord.Attachment | None:
+    """The message's first audio attachment (voice messages included)."""
+    return next((a for a in message.attachments if is_audio_attachment(a)), None)
+
+
+async def download(attachment: discord.Attachment) -> bytes:
+    try:
+        async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
+            return await attachment.read()
+    except TimeoutError:
+        raise DownloadFailed(f"Downloading the reference clip from Discord took over {DOWNLOAD_TIMEOUT_S:g} s; "
+                             "please try again.") from None
+    except discord.HTTPException as exc:
+        raise DownloadFailed(f"Discord did not hand over the reference clip (HTTP {exc.status}); "
+                             "upload it again and retry.") from exc
+
+
+def result_embed(job: Job) -> discord.Embed:
+    embed = discord.Embed(title="Voice clone", colour=discord.Colour.blurple())
+    for name, value in job_timing_fields(job):
+        if name == "Text":
+            value = discord.utils.escape_markdown(value)
+        embed.add_field(name=name, value=value[:FIELD_MAX_CHARS] or "-", inline=name != "Text")
+    return embed
+
+
+async def run_clone(interaction: discord.Interaction, service: CloneService, ask: CloneAsk) -> None:
+    """The whole clone flow for one interaction (slash command or modal submit); never raises."""
+    client: VoicebotClient = interaction.client  # type: ignore[assignment]
+    client.track(asyncio.current_task())
+    user_id, admin = user_key(interaction.user), caller_is_admin(interaction, service)
+    try:
+        service.check_request(user_id, ask.text, ask.ref_text, ask.language, ask.variant,
+                              reference_size=ask.reference.size, is_admin=admin)
+    except VoicebotError as exc:
+        await send_ephemeral(interaction, exc.message)
+        return
+
+    progress = JobProgress(interaction)
+    try:
+        await progress.start()
+    except discord.HTTPException as exc:  # the 3 s window passed (a stalled event loop) or Discord failed
+        log.warning("discord.defer_failed", status=exc.status, code=exc.code, user_id=user_id)
+        return
+    job: Job | None = None
+    try:
+        reference = await download(ask.reference)
+        job = await service.submit(user_id, place_of(interaction), reference, ask.reference.filename, ask.text,
+                                   ask.ref_text, ask.language, ask.variant, is_admin=admin,
+                                   on_progress=progress.on_job)
+        interaction.extras["job_id"] = job.id
+        structlog.contextvars.bind_contextvars(job_id=job.id)
+        result = await job.wait()
+        async with job.delivering():
+            await progress.show(job.describe())  # "uploading the audio…", before a transcode can take its time
+            upload = await fit_result(result.audio, result_filename(job.text), interaction.filesize_limit)
+            content = "\n".join(filter(None, [upload.note, CONSENT_LINE]))
+            try:
+                await progress.post(content=content, embed=result_embed(job), file=upload.to_discord())
+            except discord.HTTPException as exc:
+                raise UploadFailed(f"Discord refused the audio upload (HTTP {exc.status}); please try again.") from exc
+        await progress.finish(job.describe())
+    except VoicebotError as exc:
+        # A job's own failures carry its id ("Job J7K2QX failed: ..."); refusals before queueing do not need one.
+        await _tell(progress, job.error.message if job is not None and job.error is not None else exc.message)
+    except Exception:
+        if job is not None and job.error is not None:  # delivery crashed: commands.jobs logged it with the job id
+            await _tell(progress, job.error.message)
+        else:
+            log.exception("discord.clone_crashed", job_id=job.id if job else None, user_id=user_id)
+            await _tell(progress, f"Job {job.id} failed: {UNEXPECTED}" if job else UNEXPECTED)
+    finally:
+        structlog.contextvars.unbind_contextvars("job_id")
+
+
+async def _tell(progress: JobProgress, message: str) -> None:
+    """The failure message, if Discord still takes it (the token may have died, or the bot be closing)."""
+    try:
+        await progress.fail(message)
+    except Exception as exc:
+        log.warning("discord.failure_not_delivered", error=message, reason=repr(exc))
+
+
+async def _complete_language(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=name, value=name) for name in autocomplete_languages(current)]
+
+
+def clone_command(service: CloneService) -> app_commands.Command:
+    """`/clone`; the `variant` option exists only when more than one backend variant is configured."""
+    max_chars = min(service.settings.max_text_chars, OPTION_MAX_CHARS)
+    Text = app_commands.Range[str, 1, max_chars]
+    descriptions = {
+        "reference": "A few seconds (1-30 s) of the voice to clone: WAV, MP3, OGG, M4A, FLAC or WebM",
+        "text": f"What the cloned voice should say (up to {max_chars} characters)",
+        "ref_text": "What is said in the reference clip (optional; makes the clone closer)",
+        "language": "Language of the text (default: detect automatically)",
+        "variant": "Which backend model variant generates the speech",
+    }
+
+    if len(service.variant_names) > 1:
+        async def clone(interaction: discord.Interaction, reference: discord.Attachment, text: Text,
+                        ref_text: Text | None = None, language: str | None = None,
+                        variant: str | None = None) -> None:
+            await run_clone(interaction, service, CloneAsk(reference, text, ref_text, language, variant))
+
+        clone = app_commands.choices(variant=[app_commands.Choice(name=name, value=name)
+                                              for name in service.variant_names])(clone)
+    else:
+        del descriptions["variant"]
+
+        async def clone(interaction: discord.Interaction, reference: discord.Attachment, text: Text,  # type: ignore[misc]
+                        ref_text: Text | None = None, language: str | None = None) -> None:
+            await run_clone(interaction, service, CloneAsk(reference, text, ref_text, language))
+
+    clone = app_commands.describe(**descriptions)(clone)
+    clone = app_commands.autocomplete(language=_complete_language)(clone)
+    return app_commands.Command(name="clone", description="Speak a text in the voice of a reference clip",
+                                callback=clone)
+
+
+class CloneVoiceModal(discord.ui.Modal, title=CLONE_MENU):
+    """What the message menu asks for: the text, and optionally what the clip says."""
+
+    def __init__(self, service: CloneService, reference: discord.Attachment) -> None:
+        super().__init__(timeout=15 * 60)
+        self.service = service
+        self.reference = reference
+        max_chars = min(service.settings.max_text_chars, MODAL_MAX_CHARS)
+        self.text = discord.ui.TextInput(style=discord.TextStyle.paragraph, max_length=max_chars)
+        self.ref_text = discord.ui.TextInput(style=discord.TextStyle.paragraph, max_length=max_chars, required=False)
+        self.add_item(discord.ui.Label(text="Text to speak", component=self.text))
+        self.add_item(discord.ui.Label(text="Transcript of the clip (optional)",
+                                       description="What is said in the voice message; makes the clone closer",
+                                       component=self.ref_text))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await run_clone(interaction, self.service,
+                        CloneAsk(self.reference, self.text.value, self.ref_text.value or None))
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await report(interaction, error)
+
+
+def clone_menu(service: CloneService) -> app_commands.ContextMenu:
+    """Message menu "Clone this voice": the message's first audio attachment becomes the reference clip."""
+
+    async def clone_this_voice(interaction: discord.Interaction, message: discord.Message) -> None:
+        reference = first_audio(message)
+        if reference is None:
+            await send_ephemeral(interaction, "That message has no audio attachment. Use “Clone this voice” on a "
+                                              "voice message or a message with an audio file.")
+            return
+        try:  # refuse before the user types a text that could not be used anyway
+            service.queue.check_admission(user_key(interaction.user), is_admin=caller_is_admin(interaction, service))
+        except VoicebotError as exc:
+            await send_ephemeral(interaction, exc.message)
+            return
+        await interaction.response.send_modal(CloneVoiceModal(service, reference))
+
+    return app_commands.ContextMenu(name=CLONE_MENU, callback=clone_this_voice)

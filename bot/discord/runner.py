@@ -1,0 +1,103 @@
+"""`voicebot discord`: settings from the environment / `.env`, the backend, the bot, and a graceful shutdown.
+
+On SIGTERM or SIGINT the bot stops taking clone jobs, tells queued users to resubmit, lets running jobs finish
+and post their audio for up to VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import discord
+import structlog
+
+from backend.clients.base import BackendClient
+from backend.clients.factory import create_backend
+from backend.errors import VoicebotError
+from backend.settings import BackendSettings
+from bot.discord.client import VoicebotClient
+from bot.logging_setup import setup_logging
+from bot.settings import BotSettings, DiscordSettings
+from commands.clone import CloneService
+from commands.settings import CommandSettings
+
+log = structlog.get_logger(__name__)
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+MISSING_TOKEN = """\
+DISCORD_TOKEN is not set, so the Discord bot cannot log in.
+
+  1. https://discord.com/developers/applications -> your application -> Bot -> Reset Token, copy it.
+  2. Put it in the environment or in .env next to where you run voicebot:  DISCORD_TOKEN=...
+     (see .env.example; for instant command updates while developing also set DISCORD_DEV_GUILD_ID).
+"""
+
+
+def build_service(backend_settings: BackendSettings | None = None,
+                  command_settings: CommandSettings | None = None) -> CloneService:
+    """The clone service over the configured backend: one client per Modal variant, else the single one."""
+    backend_settings = backend_settings or BackendSettings()
+    if backend_settings.backend == "modal":
+        clients: dict[str, BackendClient] = {
+            variant: create_backend(backend_settings, variant) for variant in backend_settings.modal_variants}
+    else:
+        clients = {backend_settings.backend: create_backend(backend_settings)}
+    return CloneService(clients, command_settings or CommandSettings())
+
+
+def run_discord(sync_global: bool = False) -> None:
+    """Run the bot until SIGTERM/SIGINT. Exits with status 2 and a how-to when the token is missing or wrong."""
+    bot_settings = BotSettings()
+    setup_logging(bot_settings.log_level, bot_settings.log_format)
+    settings = DiscordSettings()
+    if settings.token is None or not settings.token.get_secret_value().strip():
+        print(MISSING_TOKEN, file=sys.stderr)
+        raise SystemExit(2)
+    token = settings.token.get_secret_value().strip()
+
+    async def main() -> None:
+        client = VoicebotClient(build_service(), settings, sync_global=sync_global)
+        await serve(client, token, grace_s=bot_settings.shutdown_grace_s)
+
+    try:
+        asyncio.run(main())
+    except discord.LoginFailure:
+        print("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again from the Developer "
+              "Portal (Bot -> Reset Token).", file=sys.stderr)
+        raise SystemExit(2) from None
+    except VoicebotError as exc:  # backend misconfiguration found at startup
+        print(exc.message, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+async def serve(client: VoicebotClient, token: str, *, grace_s: float = 60.0) -> None:
+    """Log in, connect and serve until SIGTERM/SIGINT (or the connection ends), then shut down gracefully:
+    running jobs get `grace_s` to finish and post, queued users are told to resubmit, backends are closed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with client:
+            connection = asyncio.create_task(client.start(token), name="discord")
+            stopping = asyncio.create_task(stop.wait(), name="discord-stop")
+            await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if connection.done():  # login failed or the gateway gave up: nothing to drain
+                connection.result()
+            else:
+                log.info("discord.signal_received")
+                _restore_signals(loop)  # a second Ctrl-C gets the default behaviour: stop now
+                await client.shutdown(grace_s)
+                await connection
+    finally:
+        _restore_signals(loop)
+        await client.service.aclose()
+        log.info("discord.stopped")
+
+
+def _restore_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in SIGNALS:
+        loop.remove_signal_handler(sig)

@@ -1,0 +1,313 @@
+"""A fake Discord REST API + CDN on aiohttp, and builders for the gateway payloads discord.py parses.
+
+discord.py builds every REST and webhook URL from `discord.http.Route.BASE`; pointing it at this server lets a
+real `discord.Client` log in, sync its command tree, answer interactions, edit and delete the original response
+and upload follow-ups, all recorded in `FakeDiscord.calls`. Attachment URLs point at the same server (`/cdn/...`),
+which serves whatever bytes the test registered. Interactions are fed through
+`client._connection.parse_interaction_create`, the parser discord.py runs for a gateway INTERACTION_CREATE.
+
+Gotchas the server honours (see shared/notes/offline-testing.md): JSON replies carry exactly
+`Content-Type: application/json`; the interaction callback returns `{"interaction": ...}`; webhook follow-ups
+(`?wait=1`) return a full message object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+from aiohttp import web
+
+APP_ID = 1_000_000_000_000_000_001
+BOT_ID = 1_000_000_000_000_000_002
+GUILD_ID = 1_000_000_000_000_000_003
+CHANNEL_ID = 1_000_000_000_000_000_004
+OWNER_ID = 1_000_000_000_000_000_005
+TOKEN = "fake.bot.token"
+
+ADMIN = discord.Permissions(administrator=True).value
+BOT_PERMISSIONS = discord.Permissions(send_messages=True, attach_files=True, embed_links=True).value
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+# Interaction types and callback types from the Discord API, named so assertions read as prose.
+APPLICATION_COMMAND, AUTOCOMPLETE, MODAL_SUBMIT = 2, 4, 5
+CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT, MODAL = 4, 5, 8, 9
+EPHEMERAL = 1 << 6
+
+_seq = itertools.count(1)
+
+
+def snowflake(age_s: float = 0.0) -> int:
+    """A fresh id stamped 'now', or `age_s` ago (discord.py derives `created_at`, and so expiry, from it)."""
+    created = discord.utils.utcnow() - datetime.timedelta(seconds=age_s)
+    return discord.utils.time_snowflake(created) + next(_seq)
+
+
+def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name, "avatar": None,
+            "bot": bot}
+
+
+def message_payload(message_id: int, content: str = "", *, author: dict | None = None,
+                    attachments: list[dict] | None = None, flags: int = 0) -> dict[str, Any]:
+    return {"id": str(message_id), "channel_id": str(CHANNEL_ID), "type": 0, "content": content,
+            "author": author or user_payload(BOT_ID, "voicebot", bot=True), "attachments": attachments or [],
+            "embeds": [], "mentions": [], "mention_roles": [], "mention_everyone": False, "pinned": False,
+            "tts": False, "timestamp": "2025-01-01T00:00:00+00:00", "edited_timestamp": None, "flags": flags,
+            "components": []}
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    # discord.py's json_or_text() checks for the exact header value 'application/json'.
+    return web.Response(body=json.dumps(obj).encode(), status=status, headers={"Content-Type": "application/json"})
+
+
+@dataclass
+class UploadedFile:
+    field: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class Call:
+    """One request the bot made, JSON body or multipart (payload_json + files) decoded."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    auth: str | None
+    json: Any = None
+    files: list[UploadedFile] = field(default_factory=list)
+
+    @property
+    def content(self) -> str:
+        """The message text of a callback, edit or follow-up."""
+        body = self.json or {}
+        data = body.get("data", body) if isinstance(body, dict) else {}
+        return (data or {}).get("content") or ""
+
+    @property
+    def flags(self) -> int:
+        body = self.json or {}
+        data = body.get("data", body) if isinstance(body, dict) else {}
+        return (data or {}).get("flags") or 0
+
+    @property
+    def embeds(self) -> list[dict]:
+        body = self.json or {}
+        data = body.get("data", body) if isinstance(body, dict) else {}
+        return (data or {}).get("embeds") or []
+
+
+class FakeDiscord:
+    """The Discord REST API and CDN, as far as a slash-command bot uses them, recording every request."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.cdn: dict[str, tuple[bytes, str]] = {}
+        self._failures: list[tuple[Callable[[Call], bool], int]] = []
+        self.base = ""
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base}/api/v10"
+
+    # --- recording --------------------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        call = Call(request.method, request.path, dict(request.query), request.headers.get("Authorization"))
+        if request.content_type == "multipart/form-data":
+            async for part in await request.multipart():
+                if part.name == "payload_json":
+                    call.json = json.loads(await part.text())
+                else:
+                    call.files.append(UploadedFile(part.name or "", part.filename,
+                                                   part.headers.get("Content-Type"), await part.read()))
+        elif request.can_read_body:
+            call.json = await request.json()
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+        return self._respond(call)
+
+    def fail_once(self, predicate: Callable[[Call], bool], status: int) -> None:
+        """Answer the next request matching `predicate` with an HTTP error, as Discord would."""
+        self._failures.append((predicate, status))
+
+    def _respond(self, call: Call) -> web.StreamResponse:
+        path, method = call.path, call.method
+        for failure in self._failures:
+            if failure[0](call):
+                self._failures.remove(failure)
+                return json_response({"message": f"HTTP {failure[1]}", "code": 0}, status=failure[1])
+        if path.startswith("/cdn/"):
+            if path not in self.cdn:
+                return web.Response(status=404, text="not found")
+            data, content_type = self.cdn[path]
+            return web.Response(body=data, headers={"Content-Type": content_type})
+        bot_route = path.startswith("/api/") and "/interactions/" not in path and "/webhooks/" not in path
+        if bot_route and call.auth != f"Bot {TOKEN}":  # interaction routes authenticate by their token
+            return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        if path.endswith("/users/@me"):
+            return json_response(user_payload(BOT_ID, "voicebot", bot=True))
+        if path.endswith("/oauth2/applications/@me"):
+            return json_response({"id": str(APP_ID), "name": "voicebot", "description": "", "icon": None,
+                                  "bot_public": True, "bot_require_code_grant": False,
+                                  "owner": user_payload(OWNER_ID, "owner"), "verify_key": "00", "flags": 0})
+        if method == "PUT" and path.endswith("/commands"):
+            return json_response([{**c, "id": str(snowflake()), "application_id": str(APP_ID),
+                                   "description": c.get("description", ""), "version": "1"} for c in call.json])
+        if path.endswith("/callback"):
+            return json_response({"interaction": {"id": path.split("/")[-3], "type": 2}})
+        if "/webhooks/" in path:
+            if method == "DELETE":
+                return web.Response(status=204)
+            out = message_payload(snowflake(), call.content)
+            out["attachments"] = [{"id": str(snowflake()), "filename": f.filename, "size": len(f.data),
+                                   "url": f"{self.base}/cdn/out/{f.filename}", "proxy_url": "x"} for f in call.files]
+            return json_response(out)
+        if method == "POST" and path.endswith("/messages"):  # channel message (expired-token fallback)
+            return json_response(message_payload(snowflake(), call.content))
+        return json_response({"message": "404: Not Found", "code": 0}, status=404)
+
+    async def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 10.0) -> Call:
+        """The first recorded call matching `predicate`, waiting for it if need be."""
+
+        async def first() -> Call:
+            async with self._changed:
+                while True:
+                    for call in self.calls:
+                        if predicate(call):
+                            return call
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(first(), timeout)
+
+    def calls_to(self, predicate: Callable[[Call], bool]) -> list[Call]:
+        return [c for c in self.calls if predicate(c)]
+
+    # --- attachments --------------------------------------------------------------------------------------
+    def attachment(self, data: bytes, filename: str = "reference.wav", content_type: str | None = "audio/wav", *,
+                   size: int | None = None, voice_message: bool = False) -> dict[str, Any]:
+        """Serve `data` from the fake CDN and return the attachment payload pointing at it."""
+        attachment_id = str(snowflake())
+        path = f"/cdn/attachments/{CHANNEL_ID}/{attachment_id}/{filename}"
+        self.cdn[path] = (data, content_type or "application/octet-stream")
+        payload: dict[str, Any] = {"id": attachment_id, "filename": filename,
+                                   "size": len(data) if size is None else size,
+                                   "url": self.base + path, "proxy_url": self.base + path}
+        if content_type is not None:
+            payload["content_type"] = content_type
+        if voice_message:
+            payload.update(duration_secs=3.0, waveform="AAAA", flags=0)
+        return payload
+
+
+# --- interaction payloads -----------------------------------------------------------------------------------
+@dataclass
+class Invoker:
+    """Who sends an interaction. Fresh ids per test keep the commands layer's cooldowns apart."""
+
+    user_id: int = field(default_factory=snowflake)
+    permissions: int = 0
+    name: str = "alice"
+
+
+def interaction(itype: int, data: dict[str, Any], invoker: Invoker, *,
+                upload_limit: int = DEFAULT_UPLOAD_LIMIT, age_s: float = 0.0) -> dict[str, Any]:
+    interaction_id = snowflake(age_s)
+    return {"id": str(interaction_id), "application_id": str(APP_ID), "type": itype, "data": data,
+            "token": f"token-{interaction_id}", "version": 1, "guild_id": str(GUILD_ID),
+            "channel_id": str(CHANNEL_ID),
+            "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "general",
+                        "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
+            "member": {"user": user_payload(invoker.user_id, invoker.name), "roles": [],
+                       "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0,
+                       "permissions": str(invoker.permissions)},
+            "app_permissions": str(BOT_PERMISSIONS), "locale": "en-US", "guild_locale": "en-US",
+            "entitlements": [], "context": 0, "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "attachment_size_limit": upload_limit}
+
+
+def slash(name: str, options: list[dict[str, Any]], *, attachments: list[dict] | None = None) -> dict[str, Any]:
+    resolved = {"attachments": {a["id"]: a for a in attachments}} if attachments else {}
+    return {"id": str(snowflake()), "name": name, "type": 1, "guild_id": str(GUILD_ID), "options": options,
+            "resolved": resolved}
+
+
+def clone_options(attachment: dict[str, Any] | None, text: str, **extra: str) -> dict[str, Any]:
+    """`data` of a /clone invocation: reference (when given), text, then any of ref_text/language/model."""
+    options: list[dict[str, Any]] = []
+    if attachment is not None:
+        options.append({"name": "reference", "type": 11, "value": attachment["id"]})
+    options.append({"name": "text", "type": 3, "value": text})
+    options += [{"name": key, "type": 3, "value": value} for key, value in extra.items()]
+    return slash("clone", options, attachments=[attachment] if attachment else None)
+
+
+def message_command(name: str, target: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(snowflake()), "name": name, "type": 3, "guild_id": str(GUILD_ID), "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}}}
+
+
+def modal_submit(modal: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """Answer a modal the bot sent (`callback.json["data"]`), filling its text inputs by label."""
+    rows = []
+    for row in modal["components"]:
+        component = row.get("component") or row["components"][0]  # Label (type 18) or ActionRow (type 1)
+        label = row.get("label") or component.get("label")
+        value = values.get(label, "")
+        item = {"type": 4, "custom_id": component["custom_id"], "value": value}
+        rows.append({"type": 18, "component": item} if row["type"] == 18 else {"type": 1, "components": [item]})
+    return {"custom_id": modal["custom_id"], "components": rows}
+
+
+# --- predicates -------------------------------------------------------------------------------------------
+def callback_of(payload: dict[str, Any]) -> Callable[[Call], bool]:
+    """The interaction's initial response (defer, message, modal or autocomplete)."""
+    return lambda c: c.path.endswith(f"/interactions/{payload['id']}/{payload['token']}/callback")
+
+
+def followup_of(payload: dict[str, Any]) -> Callable[[Call], bool]:
+    return lambda c: c.method == "POST" and c.path.endswith(f"/webhooks/{APP_ID}/{payload['token']}")
+
+
+def _original(payload: dict[str, Any]) -> str:
+    return f"/webhooks/{APP_ID}/{payload['token']}/messages/@original"
+
+
+def edit_of(payload: dict[str, Any]) -> Callable[[Call], bool]:
+    """An edit of the original response (the progress message)."""
+    return lambda c: c.method == "PATCH" and c.path.endswith(_original(payload))
+
+
+def delete_of(payload: dict[str, Any]) -> Callable[[Call], bool]:
+    return lambda c: c.method == "DELETE" and c.path.endswith(_original(payload))
+
+
+def cdn_download(attachment: dict[str, Any]) -> Callable[[Call], bool]:
+    return lambda c: c.method == "GET" and attachment["url"].endswith(c.path)

@@ -1,0 +1,85 @@
+"""`voicebot discord`: the missing-token message, a rejected token, and the graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import discord
+import pytest
+
+from bot.discord import run_discord
+from bot.discord.runner import serve
+from tests.clips import sine_clip
+from tests.discord.conftest import make_client
+from tests.discord.fake_api import (
+    APPLICATION_COMMAND,
+    CHANNEL_MESSAGE,
+    EPHEMERAL,
+    TOKEN,
+    Invoker,
+    clone_options,
+    edit_of,
+    followup_of,
+    interaction,
+)
+from tests.fakes import FakeBackend
+
+
+def test_missing_token_says_what_to_do(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        run_discord(sync_global=False)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "DISCORD_TOKEN is not set" in err and "Reset Token" in err and ".env.example" in err
+
+
+async def test_rejected_token_fails_login(fake_discord):
+    client = make_client(FakeBackend())
+    with pytest.raises(discord.LoginFailure):
+        await serve(client, "not.the.token")
+    assert client.is_closed()
+
+
+async def test_sigterm_lets_running_jobs_finish_and_tells_queued_users(fake_discord, monkeypatch):
+    api = fake_discord.api
+    backend = FakeBackend(hold=True)
+    client = make_client(backend, max_concurrent_jobs=1)
+
+    async def gateway(*, reconnect: bool = True) -> None:  # stands in for the websocket: open until closed
+        while not client.is_closed():
+            await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(client, "connect", gateway)
+    server = asyncio.create_task(serve(client, TOKEN, grace_s=10))
+    await api.wait_for(lambda c: c.method == "PUT")  # logged in and synced
+
+    def clone(text: str) -> dict:
+        attachment = api.attachment(sine_clip(2.0))
+        payload = interaction(APPLICATION_COMMAND, clone_options(attachment, text), Invoker())
+        client._connection.parse_interaction_create(payload)
+        return payload
+
+    running = clone("running")
+    call = await backend.next_call()
+    queued = clone("queued")
+    await api.wait_for(lambda c: edit_of(queued)(c) and "queued, position 1" in c.content)
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    told = await api.wait_for(lambda c: followup_of(queued)(c))
+    assert told.flags == EPHEMERAL and "was not started: the bot is restarting" in told.content
+
+    late = clone("late")  # while draining: refused at once
+    refused = await api.wait_for(lambda c: c.path.endswith(f"/interactions/{late['id']}/{late['token']}/callback"))
+    assert refused.json["type"] == CHANNEL_MESSAGE and "restarting" in refused.content
+
+    assert not server.done()
+    call.release()  # the running job finishes within the grace period and is delivered
+    result = await api.wait_for(followup_of(running))
+    assert result.files[0].filename == "running.wav" and result.flags == 0
+    await asyncio.wait_for(server, 10)
+    assert client.is_closed() and backend.closed
+    assert len(backend.calls) == 1

@@ -1,0 +1,14 @@
+"""Slash commands: `/clone` opens the clone form, `/tts-health` answers admins with the health report."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.listeners.commands.clone import clone_command
+from bot.slack.listeners.commands.tts_health import tts_health_command
+from bot.slack.services import SlackServices
+
+
+def register(app: AsyncApp, services: SlackServices) -> None:
+    app.command("/clone")(clone_command(services))
+    app.command("/tts-health")(tts_health_command(services))

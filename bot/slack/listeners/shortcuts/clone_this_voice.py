@@ -1,0 +1,38 @@
+"""Message shortcut "Clone this voice": the message's audio file is the reference clip; the form asks for the
+text, and the result is posted in that message's thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncRespond
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.files import find_audio
+from bot.slack.messages import NO_AUDIO_IN_MESSAGE
+from bot.slack.modals import Origin, clone_view, slim_file
+from bot.slack.services import SlackServices
+from bot.slack.slack_errors import explain
+
+CALLBACK_ID = "clone_this_voice"  # as in manifest.yaml
+
+
+def clone_this_voice(services: SlackServices):
+    async def open_clone_form_for_message(ack: AsyncAck, shortcut: dict[str, Any], client: AsyncWebClient,
+                                          respond: AsyncRespond) -> None:
+        await ack()
+        message = shortcut.get("message") or {}
+        audio = await find_audio(client, message.get("files"))
+        if audio is None:
+            await respond(text=f":x: {NO_AUDIO_IN_MESSAGE}", response_type="ephemeral")
+            return
+        origin = Origin(channel_id=shortcut["channel"]["id"], thread_ts=message.get("thread_ts") or message["ts"],
+                        response_url=shortcut.get("response_url"), file=slim_file(audio))
+        try:
+            await client.views_open(trigger_id=shortcut["trigger_id"],
+                                    view=clone_view(origin, services.settings, services.clone.variant_names))
+        except SlackClientError as exc:
+            await respond(text=f":x: {explain(exc, 'open the clone form').message}", response_type="ephemeral")
+
+    return open_clone_form_for_message

@@ -1,0 +1,150 @@
+"""The clone form: the modal `/clone` and the "Clone this voice" shortcut open, and reading it back.
+
+`/clone` asks for the reference clip (a `file_input`); the shortcut already has it (the message's audio file,
+kept in `private_metadata` with the channel and thread to answer in), so its form asks only for the text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from backend.errors import InvalidInput
+from backend.languages import AUTO, normalize_language
+from backend.validation import check_text
+from bot.slack.files import AUDIO_FILETYPES
+from commands.settings import CommandSettings
+from commands.voices import language_choices
+
+CLONE_VIEW = "clone_modal"  # callback_id of the view
+REFERENCE, TEXT, REF_TEXT, LANGUAGE, VARIANT = "reference", "text", "ref_text", "language", "variant"  # block ids
+FILE_ACTION, VALUE_ACTION = "file", "value"
+SLACK_INPUT_CHARS = 3000  # plain_text_input's max_length ceiling
+# The file fields the shortcut keeps in private_metadata (limited to 3000 characters).
+FILE_KEYS = ("id", "name", "mimetype", "filetype", "size", "url_private", "url_private_download")
+
+
+@dataclass
+class Origin:
+    """Where the form came from and where to answer: travels in the modal's `private_metadata`."""
+
+    channel_id: str
+    thread_ts: str | None = None  # answer in this thread (shortcut); None: a new message in the channel (/clone)
+    response_url: str | None = None  # for ephemeral errors once the modal is closed
+    file: dict[str, Any] | None = None  # the shortcut's clip
+
+    def dump(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, metadata: str | None) -> Origin:
+        data = json.loads(metadata or "{}")
+        return cls(channel_id=data.get("channel_id", ""), thread_ts=data.get("thread_ts"),
+                   response_url=data.get("response_url"), file=data.get("file"))
+
+
+def slim_file(file: dict[str, Any]) -> dict[str, Any]:
+    return {key: file[key] for key in FILE_KEYS if key in file}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def _option(name: str, value: str | None = None) -> dict[str, Any]:
+    return {"text": _plain(name[:75]), "value": value or name}
+
+
+def clone_view(origin: Origin, settings: CommandSettings, variants: list[str] | None = None) -> dict[str, Any]:
+    """The modal; a variant picker appears only when more than one backend variant is configured."""
+    max_chars = min(settings.max_text_chars, SLACK_INPUT_CHARS)
+    blocks: list[dict[str, Any]] = []
+    if origin.file is None:
+        blocks.append({
+            "type": "input", "block_id": REFERENCE, "label": _plain("Reference clip"),
+            "hint": _plain(f"{settings.min_ref_seconds:g}-{settings.max_ref_seconds:g} s of clean speech, "
+                           f"up to {settings.max_ref_mib:g} MiB. Only clone voices you have permission to use."),
+            "element": {"type": "file_input", "action_id": FILE_ACTION, "filetypes": AUDIO_FILETYPES,
+                        "max_files": 1},
+        })
+    else:
+        name = str(origin.file.get("name") or "the message's audio file")
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"Reference clip: *{name.replace('*', '')}*. "
+                                       "Only clone voices you have permission to use."}]})
+    blocks += [
+        {"type": "input", "block_id": TEXT, "label": _plain("Text to speak"),
+         "element": {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": True,
+                     "max_length": max_chars, "placeholder": _plain("What the cloned voice should say")}},
+        {"type": "input", "block_id": REF_TEXT, "optional": True,
+         "label": _plain("Transcript of the reference clip"),
+         "hint": _plain("Optional: what the clip says, word for word. It makes the clone closer."),
+         "element": {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": True,
+                     "max_length": max_chars}},
+        {"type": "input", "block_id": LANGUAGE, "label": _plain("Language"),
+         "element": {"type": "static_select", "action_id": VALUE_ACTION, "initial_option": _option(AUTO),
+                     "options": [_option(name) for name in language_choices()]}},
+    ]
+    if variants and len(variants) > 1:
+        blocks.append({"type": "input", "block_id": VARIANT, "label": _plain("Model variant"),
+                       "element": {"type": "static_select", "action_id": VALUE_ACTION,
+                                   "initial_option": _option(variants[0]),
+                                   "options": [_option(name) for name in variants]}})
+    return {
+        "type": "modal", "callback_id": CLONE_VIEW, "private_metadata": origin.dump(),
+        "title": _plain("Clone a voice"), "submit": _plain("Generate"), "close": _plain("Cancel"), "blocks": blocks,
+    }
+
+
+@dataclass
+class CloneForm:
+    """A submitted clone form."""
+
+    origin: Origin
+    text: str
+    ref_text: str | None
+    language: str | None
+    variant: str | None
+    file: dict[str, Any] | None  # the uploaded clip, or the shortcut's
+    has_file_input: bool = field(default=False)
+
+    @property
+    def clip_block(self) -> str:
+        """The block an error about the clip is shown on (the shortcut's form has no file picker)."""
+        return REFERENCE if self.has_file_input else TEXT
+
+
+def read_form(view: dict[str, Any]) -> CloneForm:
+    values: dict[str, Any] = view.get("state", {}).get("values", {})
+    origin = Origin.load(view.get("private_metadata"))
+
+    def value(block: str) -> str | None:
+        return (values.get(block, {}).get(VALUE_ACTION) or {}).get("value")
+
+    def selected(block: str) -> str | None:
+        option = (values.get(block, {}).get(VALUE_ACTION) or {}).get("selected_option") or {}
+        return option.get("value")
+
+    has_input = REFERENCE in values
+    files = (values.get(REFERENCE, {}).get(FILE_ACTION) or {}).get("files") or []
+    return CloneForm(origin=origin, text=value(TEXT) or "", ref_text=value(REF_TEXT), language=selected(LANGUAGE),
+                     variant=selected(VARIANT), file=files[0] if files else origin.file, has_file_input=has_input)
+
+
+def form_errors(form: CloneForm, settings: CommandSettings) -> dict[str, str]:
+    """Errors per block for what can be checked without the clip, using the same checks as
+    `CloneService.submit` (which runs them again): every field's problem is shown at once."""
+    errors: dict[str, str] = {}
+    if form.file is None:
+        errors[form.clip_block] = "Attach a reference clip: a recording of the voice to clone."
+    checks = [(TEXT, lambda: check_text(form.text, settings.max_text_chars)),
+              (LANGUAGE, lambda: normalize_language(form.language))]
+    if form.ref_text and form.ref_text.strip():
+        checks.append((REF_TEXT, lambda: check_text(form.ref_text or "", settings.max_text_chars, field="transcript")))
+    for block, check in checks:
+        try:
+            check()
+        except InvalidInput as exc:
+            errors.setdefault(block, exc.message)
+    return errors

@@ -1,0 +1,187 @@
+"""The Slack harness: the real `AsyncApp` (signature check, authorization via `auth.test`, listener matching,
+ack/respond) with an `AsyncWebClient` pointed at `FakeSlack`, over a `CloneService`.
+
+    async def test_x(slack):
+        h = await slack(FakeBackend())
+        response = await h.dispatch(h.slash("/clone"))        # a signed HTTP request, as Slack sends it
+        opened = await h.fake.wait_for("views.open")
+
+Every test fails if anything logs an ERROR (Bolt logs listener exceptions; a test that provokes one clears
+`logged_errors`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from backend.clients.base import BackendClient
+from bot.logging_setup import setup_logging
+from bot.slack.app import build_app
+from bot.slack.modals import FILE_ACTION, LANGUAGE, REF_TEXT, REFERENCE, TEXT, VALUE_ACTION, VARIANT
+from bot.slack.services import SlackServices
+from commands.clone import CloneService
+from commands.settings import CommandSettings
+from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID, FakeSlack
+
+
+class ErrorRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def describe(self) -> list[str]:
+        return [f"{r.name}: {r.getMessage()}" for r in self.records]
+
+
+@pytest.fixture(autouse=True)
+def logged_errors() -> Iterator[ErrorRecords]:
+    """structlog routed through stdlib logging (as `voicebot slack` runs it), restored afterwards; the test
+    fails if anything logged an ERROR (a test that provokes one clears `records`)."""
+    root = logging.getLogger()
+    handlers, level, config = list(root.handlers), root.level, structlog.get_config()
+    setup_logging("DEBUG")
+    errors = ErrorRecords()
+    root.addHandler(errors)
+    yield errors
+    root.handlers, root.level = handlers, level
+    structlog.configure(**config)
+    assert not errors.records, errors.describe()
+
+
+def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's v0 request signature: hex HMAC-SHA256 of "v0:{timestamp}:{body}" with the signing secret."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"x-slack-request-timestamp": ts, "x-slack-signature": f"v0={digest}"}
+
+
+def signed(body: str, content_type: str, **sign_args: Any) -> AsyncBoltRequest:
+    headers = {"content-type": [content_type], **{k: [v] for k, v in sign(body, **sign_args).items()}}
+    return AsyncBoltRequest(body=body, headers=headers)
+
+
+def form_request(fields: dict[str, Any], **sign_args: Any) -> AsyncBoltRequest:
+    return signed(urllib.parse.urlencode(fields), "application/x-www-form-urlencoded", **sign_args)
+
+
+def interactive_request(payload: dict[str, Any]) -> AsyncBoltRequest:
+    """Shortcuts and view submissions arrive form-encoded as `payload=<json>`."""
+    return form_request({"payload": json.dumps(payload)})
+
+
+def event_request(event: dict[str, Any], event_id: str = "Ev1") -> AsyncBoltRequest:
+    body = {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id, "event_time": int(time.time()), "event": event,
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
+                                "is_enterprise_install": False, "enterprise_id": None}]}
+    return signed(json.dumps(body), "application/json")
+
+
+def form_values(text: str | None = "Hello from Slack", *, files: list[dict[str, Any]] | None = None,
+                language: str | None = "Japanese", ref_text: str | None = None,
+                variant: str | None = None) -> dict[str, Any]:
+    """`view.state.values` of a submitted clone form; `files=None` leaves out the file picker (shortcut form)."""
+    values: dict[str, Any] = {
+        TEXT: {VALUE_ACTION: {"type": "plain_text_input", "value": text}},
+        REF_TEXT: {VALUE_ACTION: {"type": "plain_text_input", "value": ref_text}},
+        LANGUAGE: {VALUE_ACTION: {"type": "static_select", "selected_option": None if language is None else {
+            "text": {"type": "plain_text", "text": language}, "value": language}}},
+    }
+    if files is not None:
+        values[REFERENCE] = {FILE_ACTION: {"type": "file_input", "files": files}}
+    if variant is not None:
+        values[VARIANT] = {VALUE_ACTION: {"type": "static_select", "selected_option": {
+            "text": {"type": "plain_text", "text": variant}, "value": variant}}}
+    return values
+
+
+@dataclass
+class SlackHarness:
+    fake: FakeSlack
+    app: AsyncApp
+    services: SlackServices
+    logged_errors: ErrorRecords
+    trigger_ids: int = field(default=0)
+
+    async def dispatch(self, request: AsyncBoltRequest) -> BoltResponse:
+        return await self.app.async_dispatch(request)
+
+    def slash_fields(self, command: str, user: str = "U1", text: str = "", channel: str = "C1") -> dict[str, Any]:
+        self.trigger_ids += 1
+        return {"token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
+                "channel_name": "general", "user_id": user, "user_name": user.lower(), "command": command,
+                "text": text, "api_app_id": "A1", "is_enterprise_install": "false",
+                "response_url": f"{self.fake.base}/response_url/{TEAM_ID}/{self.trigger_ids}/x",
+                "trigger_id": f"13345224609.738474920.{self.trigger_ids:08d}"}
+
+    def slash(self, command: str, **kwargs: Any) -> AsyncBoltRequest:
+        return form_request(self.slash_fields(command, **kwargs))
+
+    def submission(self, view: dict[str, Any], values: dict[str, Any], user: str = "U1") -> AsyncBoltRequest:
+        payload = {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
+                   "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID}, "api_app_id": "A1",
+                   "token": "legacy", "trigger_id": "1.2.3",
+                   "view": {**view, "id": "V1", "team_id": TEAM_ID, "app_id": "A1", "bot_id": "B1", "hash": "h1",
+                            "state": {"values": values}}}
+        return interactive_request(payload)
+
+    async def open_form(self, user: str = "U1") -> dict[str, Any]:
+        """`/clone`, and the modal it opened."""
+        before = len(self.fake.of("views.open"))
+        response = await self.dispatch(self.slash("/clone", user=user))
+        assert response.status == 200, response.body
+        await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
+        return self.fake.of("views.open")[-1].args["view"]
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every clone flow and progress edit has ended."""
+        assert await self.services.idle(timeout=timeout), "clone flows still running"
+
+    def responses(self) -> list[dict[str, Any]]:
+        """What was posted to response_urls (ephemeral answers to slash commands and shortcuts)."""
+        return [c.args for c in self.fake.calls if c.path.startswith("/response_url/")]
+
+
+SlackFactory = Callable[..., Awaitable[SlackHarness]]
+
+
+@pytest.fixture
+async def slack(logged_errors: ErrorRecords) -> AsyncIterator[SlackFactory]:
+    fake = await FakeSlack().start()
+    harnesses: list[SlackHarness] = []
+
+    async def make(backend: BackendClient | dict[str, BackendClient], settings: CommandSettings | None = None,
+                   *, bot_token: str = BOT_TOKEN, ack_budget_s: float = 5.0) -> SlackHarness:
+        settings = settings or CommandSettings(cooldown_s=0, _env_file=None)
+        services = SlackServices(CloneService(backend, settings), bot_token=bot_token, ack_budget_s=ack_budget_s)
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url)
+        harness = SlackHarness(fake, build_app(services, client, signing_secret=SIGNING_SECRET), services,
+                               logged_errors)
+        harnesses.append(harness)
+        return harness
+
+    yield make
+    try:
+        for harness in harnesses:
+            await harness.services.idle(timeout=10)
+            await harness.services.clone.queue.drain(timeout=1)
+    finally:
+        await fake.close()

@@ -97,10 +97,17 @@ def first_audio(fast: FastTTS, prompt, repeats: int, **gen) -> dict:
         if attempt:  # the first pass is the warm-up
             firsts.append(first)
             totals.append(time.perf_counter() - started)
+    inputs_s = statistics.median(timed(lambda: fast.talker_inputs(TEXT, "english", [prompt], **gen))
+                                 for _ in range(repeats))
+    window = torch.zeros(25 + 2, 16, dtype=torch.long, device=fast.decoder.device)
+    decode_s = statistics.median(timed(lambda: fast.tts.model.speech_tokenizer.decode([{"audio_codes": window}]))
+                                 for _ in range(repeats))
     row = dict(variant="fast stream", streams=1, first_audio_ms=statistics.median(firsts) * 1000,
                first_audio_all_ms=[f * 1000 for f in firsts], stream_total_s=statistics.median(totals),
-               audio_s=samples / 24000)
-    log(f"fast stream: first audio {row['first_audio_ms']:.1f} ms ({row['first_audio_all_ms']}), total {row['stream_total_s']:.2f} s")
+               audio_s=samples / 24000, prompt_build_ms=inputs_s * 1000, first_chunk_decode_ms=decode_s * 1000)
+    log(f"fast stream: first audio {row['first_audio_ms']:.1f} ms ({row['first_audio_all_ms']}), total "
+        f"{row['stream_total_s']:.2f} s; of it prompt build {row['prompt_build_ms']:.1f} ms, decode of the first "
+        f"27-frame window {row['first_chunk_decode_ms']:.1f} ms")
     return row
 
 
@@ -125,6 +132,32 @@ def parity(tts, fast: FastTTS, prompt, frames: int) -> dict:
 
     row = dict(variant="parity", graphs_vs_eager=agree(graphs, eager), fast_vs_stock=agree(graphs, stock))
     log(f"parity: {row}")
+    return row
+
+
+def profile(fast: FastTTS, prompt, frames: int = 50) -> dict:
+    """Kernels per frame and the GPU's busy time per frame (sum of kernel durations) over a batch-1 decode:
+    busy time near the wall time means the GPU, not the host, bounds the loop."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as run_profiler
+
+    if not torch.cuda.is_available():
+        return dict(variant="profile b1", skipped="no GPU")
+    gen = dict(max_new_tokens=frames + 1)
+    inputs, settings = fast.talker_inputs(TEXT, "english", [prompt], **gen)
+    list(fast.decoder.frames(inputs, settings))
+    with run_profiler(activities=[ProfilerActivity.CUDA]) as prof:
+        wall = timed(lambda: list(fast.decoder.frames(inputs, settings)))
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    busy_us = sum(e.device_time for e in kernels)
+    top: dict[str, float] = {}
+    for event in kernels:
+        top[event.name] = top.get(event.name, 0.0) + event.device_time
+    row = dict(variant="profile b1", frames=frames, wall_ms_per_frame=wall / frames * 1000,
+               kernels_per_frame=len(kernels) / frames, gpu_busy_ms_per_frame=busy_us / frames / 1000,
+               top_kernels_ms_per_frame={k[:80]: v / frames / 1000 for k, v in
+                                         sorted(top.items(), key=lambda kv: -kv[1])[:12]})
+    log(f"profile: {row}")
     return row
 
 
@@ -156,6 +189,9 @@ def main() -> None:
     parser.add_argument("--parity-frames", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--no-compile", action="store_true", help="graphs of the eager loop, no torch.compile")
+    parser.add_argument("--dtype", default="bfloat16", help="model dtype on the GPU (float32 for a parity run)")
+    parser.add_argument("--profile", action="store_true", help="kernel count and GPU-busy time per frame, batch 1")
     args = parser.parse_args()
 
     from qwen_tts import Qwen3TTSModel
@@ -166,7 +202,7 @@ def main() -> None:
         log(f"building the {args.preset} checkpoint on {device}")
         build_random_checkpoint(args.preset, path, device=device.split(":")[0])
     log("loading")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = getattr(torch, args.dtype) if device.startswith("cuda") else torch.float32
     tts = Qwen3TTSModel.from_pretrained(str(path), device_map=device, dtype=dtype,
                                         attn_implementation="sdpa")
     tts.model.config.talker_config.codec_eos_token_id = 10**6
@@ -176,21 +212,25 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",") if b]
     result = dict(card=torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(), date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   python=platform.python_version(), versions=versions(), command=" ".join(sys.argv),
-                  preset=args.preset, frames=args.frames, repeats=args.repeats, rows=[])
+                  preset=args.preset, dtype=str(dtype).removeprefix("torch."), frames=args.frames, repeats=args.repeats, rows=[])
     rows = result["rows"]
 
     def save() -> None:
         args.out.write_text(json.dumps(result, indent=2))
 
-    fast = FastTTS(tts, max_batch=max(batches, default=1), max_len=512)
+    fast = FastTTS(tts, max_batch=max(batches, default=1), max_len=512, compile=False if args.no_compile else None)
+    result["compiled"] = fast.decoder.layer_step.compiled
     started = time.perf_counter()
-    fast.decoder.warmup(tuple(batches))
+    fast.decoder.warmup(tuple(batches) or (1,))
     result["graph_capture_s"] = time.perf_counter() - started
     log(f"captured graphs for {batches} in {result['graph_capture_s']:.1f} s")
     if args.parity_frames:
         rows.append(parity(tts, fast, prompt, args.parity_frames))
         save()
     gen = dict(max_new_tokens=args.frames + 1)
+    if args.profile:
+        rows.append(profile(fast, prompt))
+        save()
     for batch in batches:
         texts = [TEXT] * batch
         rows.append(measure(f"fast b{batch}", lambda: fast.generate_voice_clone(texts, "english", [prompt], **gen),
@@ -207,11 +247,13 @@ def main() -> None:
     short_gen = dict(max_new_tokens=11)
     for variant in [v for v in args.stock.split(",") if v]:
         set_attention(tts.model, "eager" if variant == "eager" else "sdpa")
-        backend = (torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION)
-                   if variant == "flash" else contextlib.nullcontext())
+        # "flash": PyTorch's flash kernel wherever it can run; qwen-tts passes an explicit mask on some calls
+        # (flash alone fails: "No available kernel"), and those take the memory-efficient kernel.
+        sdpa = torch.nn.attention.SDPBackend
+        backends = [sdpa.FLASH_ATTENTION, sdpa.EFFICIENT_ATTENTION] if variant == "flash" else None
 
         def run(settings: dict = stock_gen) -> None:
-            with backend:
+            with torch.nn.attention.sdpa_kernel(backends) if backends else contextlib.nullcontext():
                 tts.generate_voice_clone(text=TEXT, language="english", voice_clone_prompt=[prompt], **settings)
 
         try:  # a 10-frame warm-up: stock is slow, and one generate warms every kernel it uses

@@ -11,14 +11,15 @@ runs eagerly, which is what the CI parity test exercises. The host looks at EOS 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
 
+from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.layers import LayerRunner
-from backend.engine.fast.sampling import SamplerSlots, SamplingConfig, choose_tokens
+from backend.engine.fast.sampling import SamplerSlots, SamplingConfig, choose_tokens, select_tokens
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
 LENGTH_BUCKET = 256  # talker attention reads this many cache slots per step, rounded up
@@ -68,7 +69,10 @@ class FastDecoder:
         self.max_len = max_len
         self.use_graphs = self.device.type == "cuda" if use_graphs is None else use_graphs
         self.eos_check_every = eos_check_every
-        self.layer_step = LayerRunner(self.use_graphs if compile is None else compile)
+        compile = self.use_graphs if compile is None else compile
+        self.layer_step = LayerRunner(compile)
+        self.select = torch.compile(select_tokens, dynamic=False) if compile else select_tokens
+        fuse_projections(model)
         self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
         self._pool = None
         with torch.inference_mode():
@@ -79,12 +83,12 @@ class FastDecoder:
         dev, dt, rows, length = self.device, self.dtype, self.max_batch, self.max_len
         hidden = config.hidden_size
 
-        def cache(module, slots: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        def cache(module, slots: int) -> list[torch.Tensor]:
+            """Per layer, keys and values stacked: (2, rows, KV heads, slots, head dim), written in one kernel."""
             cfg = module.config
-            shape = (rows, cfg.num_key_value_heads, slots, cfg.head_dim)
+            shape = (2, rows, cfg.num_key_value_heads, slots, cfg.head_dim)
             # zeros, not empty: masked slots are multiplied by 0 in attention, and 0 * NaN garbage is NaN
-            return [(torch.zeros(shape, dtype=dt, device=dev), torch.zeros(shape, dtype=dt, device=dev))
-                    for _ in range(cfg.num_hidden_layers)]
+            return [torch.zeros(shape, dtype=dt, device=dev) for _ in range(cfg.num_hidden_layers)]
 
         self.talker_cache = cache(self.talker.model, length)
         self.predictor_cache = cache(self.predictor.model, self.groups)
@@ -139,17 +143,17 @@ class FastDecoder:
         """The 15 residual codes of the current frame (stock: `code_predictor.generate`), unrolled."""
         predictor, model = self.predictor, self.predictor.model
         cos, sin = self.predictor_rope
-        caches = [(k[:rows], v[:rows]) for k, v in self.predictor_cache]
+        caches = [kv[:, :rows] for kv in self.predictor_cache]
         first = self.talker.get_input_embeddings()(self.token[:rows, None])
         hidden = predictor.small_to_mtp_projection(torch.cat((self.past_hidden[:rows], first), dim=1))
         positions, span = self.predictor_prefill_slots, slice(0, 2)
         codes = []
         for step in range(self.groups - 1):
             bias = self.predictor_bias[:, :, span]
-            for layer, (keys, values) in zip(model.layers, caches):
-                hidden = self.layer_step(layer, hidden, cos[:, span], sin[:, span], keys, values, positions, bias)
+            for layer, kv in zip(model.layers, caches):
+                hidden = self.layer_step(layer, hidden, cos[:, span], sin[:, span], kv, positions, bias)
             logits = predictor.lm_head[step](model.norm(hidden[:, -1])).float()
-            token = choose_tokens(logits, self.predictor_slots, rows)
+            token = choose_tokens(logits, self.predictor_slots, rows, select=self.select)
             codes.append(token)
             if step + 1 < self.groups - 1:
                 hidden = predictor.small_to_mtp_projection(model.codec_embedding[step](token[:, None]))
@@ -173,14 +177,13 @@ class FastDecoder:
         cos, sin = talker.model.rotary_emb(hidden, position_ids)
         self.valid[:rows].index_fill_(1, self.position, True)
         bias = torch.where(self.valid[:rows, None, None, :length], 0.0, torch.finfo(self.dtype).min).to(self.dtype)
-        for layer, (keys, values) in zip(talker.model.layers, self.talker_cache):
-            hidden = self.layer_step(layer, hidden, cos[0], sin[0], keys[:rows, :, :length], values[:rows, :, :length],
-                                self.position, bias)
+        for layer, kv in zip(talker.model.layers, self.talker_cache):
+            hidden = self.layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], self.position, bias)
         hidden = talker.model.norm(hidden)
         logits = talker.codec_head(hidden[:, -1]).float()
         early = (self.step + 1 < self.min_new_tokens).to(torch.float32)
         ban = self.suppress + self.eos_ban * early
-        chosen = choose_tokens(logits, self.talker_slots, rows, ban=ban, seen=self.seen[:rows])
+        chosen = choose_tokens(logits, self.talker_slots, rows, ban=ban, seen=self.seen[:rows], select=self.select)
         self.finished[:rows] |= chosen == self.eos
         chosen = torch.where(self.finished[:rows], self.filler, chosen)  # stock feeds finished rows EOS
         self.seen[:rows].scatter_(1, chosen[:, None], True)
@@ -239,9 +242,9 @@ class FastDecoder:
         out = self.talker(inputs_embeds=embeds, attention_mask=mask, past_key_values=cache, use_cache=True,
                           cache_position=torch.arange(length, device=embeds.device),
                           trailing_text_hidden=trailing, tts_pad_embed=inputs.tts_pad_embed)
-        for layer, (keys, values) in zip(cache.layers, self.talker_cache):
-            keys[:rows, :, :length].copy_(layer.keys)
-            values[:rows, :, :length].copy_(layer.values)
+        for layer, kv in zip(cache.layers, self.talker_cache):
+            kv[0, :rows, :, :length].copy_(layer.keys)
+            kv[1, :rows, :, :length].copy_(layer.values)
         self.valid[:rows].zero_()
         self.valid[:rows, :length].copy_(mask.bool())
         self.rope_delta[:rows, 0].copy_(-(mask == 0).sum(-1))
@@ -262,11 +265,11 @@ class FastDecoder:
         self.step.zero_()
         self.position.fill_(length)
 
-    def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *, chunk: int | None = None,
-               first_chunk: int | None = None) -> Iterator[torch.Tensor]:
-        """Decode, yielding the new frames (real rows x n x 16 codes, on the device) every `chunk` frames, the
-        first time after `first_chunk` (default: `chunk`; no chunk: once at the end). Rows that hit EOS keep running until all have, like stock generate;
-        callers cut each row at its first EOS (`trim_at_eos`)."""
+    def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *,
+               chunks: Sequence[int] = ()) -> Iterator[torch.Tensor]:
+        """Decode, yielding new frames (real rows x n x 16 codes, on the device) in chunks of the sizes in
+        `chunks` (the last size repeats; empty: one chunk at the end). Rows that hit EOS keep running until all
+        have, like stock generate; callers cut each row at its first EOS (`trim_at_eos`)."""
         real, prompt = inputs.inputs_embeds.shape[0], inputs.inputs_embeds.shape[1]
         rows = _bucket(real, self.batch_buckets)
         budget = settings.max_new_tokens - 1  # stock: the last sampled token never becomes a frame
@@ -274,25 +277,27 @@ class FastDecoder:
         if real > self.max_batch or prompt + budget > self.max_len:
             raise ValueError(f"batch {real} x {prompt + budget} tokens exceeds the fast decoder's "
                              f"{self.max_batch} x {self.max_len}")
+        sizes = list(chunks) or [budget]
         # Inference mode per segment, never across a `yield` (it is thread-local state the caller would inherit).
         with torch.inference_mode():
             advance = self._runner(rows, length)
             self._prefill(inputs, rows, settings)
         done = emitted = 0
-        first_chunk = first_chunk or chunk
         while done < budget:
             with torch.inference_mode():
                 advance()
                 done += 1
                 last = done == budget
                 stop = (last or done % self.eos_check_every == 0) and bool(self.finished[:real].all())
-                due = chunk and done - emitted >= (chunk if emitted else first_chunk)
+                due = done - emitted >= sizes[0]
                 new = self.codes[:real, emitted:done].clone() if stop or last or due else None
             if new is not None:
                 emitted = done
+                sizes = sizes[1:] or sizes
                 yield new
             if stop:
                 return
+
 
 def trim_at_eos(codes: torch.Tensor, eos: int) -> list[torch.Tensor]:
     """Each row of (B, n, 16) codes up to (not including) its first EOS in codebook 0, as stock generate cuts."""

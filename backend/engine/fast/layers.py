@@ -1,8 +1,9 @@
 """One decoder layer of the talker or the code predictor against a static KV cache, from qwen-tts's own modules.
 
 qwen-tts's layers take a transformers `Cache` and build masks on the host each call, which a CUDA graph cannot
-hold. These functions call the same submodules (norms, projections, MLP) with the same arithmetic, but write
-K/V into preallocated tensors at a device-side position and attend with grouped heads directly (no K/V
+hold. These functions call the same submodules (norms, MLP activation, output projection) with the same
+arithmetic, but project q/k/v and gate/up with the fused weights of `fusion.py`, write K/V into one
+preallocated tensor (2, B, KV, L, D) at a device-side position, and attend with grouped heads directly (no K/V
 repeat: at batch 16 that copy would cost more than the attention itself).
 
 A layer is split in two around the cache write so each half can be handed to `torch.compile` (which fuses the
@@ -15,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from qwen_tts.core.models.modeling_qwen3_tts import apply_rotary_pos_emb
 
 
-def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
-           scaling: float) -> torch.Tensor:
-    """Grouped-query attention of `query` (B, H, T, D) over a cache (B, KV, L, D) with an additive `bias`
+def attend(query: torch.Tensor, cache: torch.Tensor, bias: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Grouped-query attention of `query` (B, H, T, D) over `cache` (2, B, KV, L, D) with an additive `bias`
     (B or 1, 1, T, L); softmax in float32 like qwen-tts's eager path. Returns (B, T, H * D)."""
+    keys, values = cache[0], cache[1]
     batch, heads, steps, dim = query.shape
     groups = heads // keys.shape[1]
     grouped = query.reshape(batch, keys.shape[1], groups * steps, dim)  # head h reads kv head h // groups
@@ -33,8 +35,9 @@ def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: 
 
 
 def project(layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor,
-            sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Query, key and value (B, heads, T, D) of `hidden` (B, T, C), normed and rotated as qwen-tts does.
+            sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query (B, H, T, D) and stacked key/value (2, B, KV, T, D) of `hidden` (B, T, C), normed and rotated as
+    qwen-tts does.
 
     `cos`/`sin` are 1-D rotary tables for these positions. The talker's multimodal RoPE reduces to them: for
     speech its three position streams are equal, so the interleaved sections all read the same angle.
@@ -42,37 +45,38 @@ def project(layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor,
     attention = layer.self_attn
     batch, steps, _ = hidden.shape
     shape = (batch, steps, -1, attention.head_dim)
-    normed = layer.input_layernorm(hidden)
-    query = attention.q_norm(attention.q_proj(normed).view(shape)).transpose(1, 2)
-    key = attention.k_norm(attention.k_proj(normed).view(shape)).transpose(1, 2)
-    value = attention.v_proj(normed).view(shape).transpose(1, 2)
+    mixed = F.linear(layer.input_layernorm(hidden), attention.qkv_weight)
+    query, key, value = mixed.split([attention.q_proj.out_features, attention.k_proj.out_features,
+                                     attention.v_proj.out_features], dim=-1)
+    query = attention.q_norm(query.view(shape)).transpose(1, 2)
+    key = attention.k_norm(key.view(shape)).transpose(1, 2)
     query, key = apply_rotary_pos_emb(query, key, cos, sin)
-    return query, key, value
+    return query, torch.stack((key, value.view(shape).transpose(1, 2)))
 
 
-def finish(layer: torch.nn.Module, hidden: torch.Tensor, query: torch.Tensor, keys: torch.Tensor,
-           values: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def finish(layer: torch.nn.Module, hidden: torch.Tensor, query: torch.Tensor, cache: torch.Tensor,
+           bias: torch.Tensor) -> torch.Tensor:
     """Attention over the cache, output projection and MLP, both with their residuals."""
-    attention = layer.self_attn
-    hidden = hidden + attention.o_proj(attend(query, keys, values, bias, attention.scaling))
-    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+    attention, mlp = layer.self_attn, layer.mlp
+    hidden = hidden + attention.o_proj(attend(query, cache, bias, attention.scaling))
+    gate, up = F.linear(layer.post_attention_layernorm(hidden), mlp.gate_up_weight).chunk(2, dim=-1)
+    return hidden + mlp.down_proj(mlp.act_fn(gate) * up)
 
 
 class LayerRunner:
     """Runs a layer step, with `project`/`finish` compiled when asked (CUDA): one compiled graph per shape serves
-    every layer of a stack, since torch.compile lifts module parameters to inputs."""
+    every layer of a stack, since torch.compile lifts module parameters and buffers to inputs."""
 
     def __init__(self, compile: bool) -> None:
         if compile:  # (talker, predictor prefill, predictor step) x batch buckets x cache lengths
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        self.compiled = compile
         self.project: Callable = torch.compile(project, dynamic=False) if compile else project
         self.finish: Callable = torch.compile(finish, dynamic=False) if compile else finish
 
     def __call__(self, layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                 keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor,
-                 bias: torch.Tensor) -> torch.Tensor:
-        """`layer` on `hidden` (B, T, C) whose tokens go to cache `positions` (T,) of `keys`/`values`."""
-        query, key, value = self.project(layer, hidden, cos, sin)
-        keys.index_copy_(2, positions, key)
-        values.index_copy_(2, positions, value)
-        return self.finish(layer, hidden, query, keys, values, bias)
+                 cache: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """`layer` on `hidden` (B, T, C) whose tokens go to slots `positions` (T,) of `cache` (2, B, KV, L, D)."""
+        query, key_value = self.project(layer, hidden, cos, sin)
+        cache.index_copy_(3, positions, key_value)
+        return self.finish(layer, hidden, query, cache, bias)

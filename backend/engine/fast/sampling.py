@@ -10,6 +10,7 @@ and needs no host sync; it does not reproduce the stock path's random stream, on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,7 @@ class SamplerSlots:
     def __init__(self, rows: int, device: torch.device) -> None:
         self.do_sample = torch.zeros(rows, 1, dtype=torch.bool, device=device)
         self.temperature = torch.ones(rows, 1, dtype=torch.float32, device=device)
-        self.top_k = torch.zeros(rows, 1, dtype=torch.long, device=device)
+        self.top_k = torch.ones(rows, 1, dtype=torch.long, device=device)  # valid in graph warm-up
         self.top_p = torch.ones(rows, 1, dtype=torch.float32, device=device)
         self.penalty = torch.ones(rows, 1, dtype=torch.float32, device=device)
 
@@ -46,12 +47,20 @@ class SamplerSlots:
 
 
 def choose_tokens(logits: torch.Tensor, slots: SamplerSlots, rows: int, *, ban: torch.Tensor | None = None,
-                  seen: torch.Tensor | None = None) -> torch.Tensor:
+                  seen: torch.Tensor | None = None, select: Callable | None = None) -> torch.Tensor:
     """Pick one token per row from float32 `logits` (rows, vocab); no host sync, fixed shapes.
 
     `ban` is an additive bias (0 or -inf; suppressed ids, EOS before `min_new_tokens`); `seen` marks ids already
-    generated for the repetition penalty.
+    generated for the repetition penalty. The random draw happens here, outside `select` (`select_tokens`, or a
+    compiled copy of it), so compiling never changes which random numbers a seed produces.
     """
+    noise = torch.empty_like(logits).exponential_()
+    return (select or select_tokens)(logits, noise, slots, rows, ban, seen)
+
+
+def select_tokens(logits: torch.Tensor, noise: torch.Tensor, slots: SamplerSlots, rows: int,
+                  ban: torch.Tensor | None, seen: torch.Tensor | None) -> torch.Tensor:
+    """`choose_tokens` given its Exp(1) `noise`: pure tensor arithmetic, fit for torch.compile."""
     if seen is not None:
         penalty = slots.penalty[:rows]
         penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
@@ -71,6 +80,6 @@ def choose_tokens(logits: torch.Tensor, slots: SamplerSlots, rows: int, *, ban: 
     drop = ((probs.cumsum(dim=-1) - probs) >= top_p) & (top_p < 1.0)
     ordered = ordered.masked_fill(drop, float("-inf"))
     probs = ordered.softmax(dim=-1)
-    race = probs / torch.empty_like(probs).exponential_()
+    race = probs / noise
     sampled = order.gather(-1, race.argmax(dim=-1, keepdim=True)).squeeze(-1)
     return torch.where(slots.do_sample[:rows].squeeze(-1), sampled, greedy)

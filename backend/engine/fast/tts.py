@@ -18,6 +18,7 @@ from backend.engine.fast.decoder import DecodeSettings, FastDecoder, TalkerInput
 from backend.engine.fast.sampling import SamplingConfig
 
 SAMPLES_PER_FRAME = 1920
+STREAM_CHUNKS = (2, 4, 8, 12)  # frames; each chunk arrives before the audio of the previous one has played
 
 
 class _Captured(Exception):
@@ -45,9 +46,11 @@ def _settings(kwargs: dict[str, Any]) -> DecodeSettings:
 class FastTTS:
     """Wraps a loaded `Qwen3TTSModel`; its stock methods keep working on the same weights."""
 
-    def __init__(self, tts: Any, *, max_batch: int = 16, max_len: int = 2560, use_graphs: bool | None = None) -> None:
+    def __init__(self, tts: Any, *, max_batch: int = 16, max_len: int = 2560, use_graphs: bool | None = None,
+                 compile: bool | None = None) -> None:
         self.tts = tts
-        self.decoder = FastDecoder(tts.model, max_batch=max_batch, max_len=max_len, use_graphs=use_graphs)
+        self.decoder = FastDecoder(tts.model, max_batch=max_batch, max_len=max_len, use_graphs=use_graphs,
+                                   compile=compile)
 
     def talker_inputs(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
                       **generate_kwargs: Any) -> tuple[TalkerInputs, DecodeSettings]:
@@ -95,10 +98,13 @@ class FastTTS:
             out.append(wav)
         return out, rate
 
-    def stream_voice_clone(self, text: str, language: str | None, voice_clone_prompt: Any, *, chunk_frames: int = 12,
-                           first_chunk_frames: int = 4, left_context: int = 25,
+    def stream_voice_clone(self, text: str, language: str | None, voice_clone_prompt: Any, *,
+                           chunks: Sequence[int] = STREAM_CHUNKS, left_context: int = 25,
                            **generate_kwargs: Any) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks as frames are generated (one text, one voice prompt item).
+
+        `chunks` are the chunk sizes in frames (the last repeats): small first for a short time to first audio,
+        then larger, since every chunk pays one speech-decoder call.
 
         Each chunk decodes its new frames behind up to `left_context` earlier frames (the reference clip's last
         codes before the first chunk, as qwen-tts decodes ICL clips behind them) and keeps only the new samples.
@@ -108,7 +114,7 @@ class FastTTS:
         ref = voice_clone_prompt.ref_code
         context = ref[-left_context:].to(inputs.inputs_embeds.device) if ref is not None and left_context else None
         decode = self.tts.model.speech_tokenizer.decode
-        for chunk in self.decoder.frames(inputs, settings, chunk=chunk_frames, first_chunk=first_chunk_frames):
+        for chunk in self.decoder.frames(inputs, settings, chunks=chunks):
             new = trim_at_eos(chunk, settings.eos)[0]
             if new.shape[0]:
                 window = new if context is None else torch.cat((context, new))

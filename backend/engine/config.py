@@ -10,6 +10,7 @@ from backend.audio import AudioLimits
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
 Attention = Literal["flash_attention_2", "sdpa", "eager"]
+EngineMode = Literal["stock", "fast", "auto"]
 DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
 
 
@@ -22,6 +23,11 @@ class EngineConfig(BaseModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str = "auto"
     voice_cache_size: int = Field(default=64, ge=1)
+    # "fast": backend.engine.fast (static caches, CUDA graphs; on a CPU the same loop without graphs);
+    # "auto": fast on CUDA, stock elsewhere. Health and results report the mode that really runs.
+    engine_mode: EngineMode = "auto"
+    fast_max_batch: int = Field(default=16, ge=1, description="Largest batch one fast generation takes")
+    fast_prompt_slots: int = Field(default=512, ge=64, description="Fast KV-cache room for the prompt, in tokens")
     # Frame budget: 12.5 frames per audio second. 4 frames per character covers slow speech (Chinese runs
     # ~3 frames/char); the cap (~164 s) stops a missing EOS from generating forever.
     base_frames: int = 75

@@ -81,6 +81,12 @@ class Engine:
         self._load_s = 0.0
         self._served = 0
         self._decode_s = 0.0
+        self._fast: Any = None  # backend.engine.fast.FastTTS when the fast mode runs
+
+    @property
+    def engine_mode(self) -> str:
+        """The decode path that really runs: "fast" or "stock"."""
+        return "fast" if self._fast is not None else "stock"
 
     # -- loading -----------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -104,10 +110,29 @@ class Engine:
             )
             self.device = device
             self._time_decode()
+            self._fast = self._load_fast(device)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             self._load_s = time.perf_counter() - started
             log.info("engine.loaded", seconds=round(self._load_s, 2), attention=active_attention(self.tts.model))
+
+    def _load_fast(self, device: str) -> Any:
+        """The fast decoder for "fast", or for "auto" on CUDA; "auto" falls back to stock if it cannot start."""
+        mode = self.config.engine_mode
+        if mode == "stock" or (mode == "auto" and not device.startswith("cuda")):
+            return None
+        from backend.engine.fast import FastTTS
+
+        try:
+            fast = FastTTS(self.tts, max_batch=self.config.fast_max_batch,
+                           max_len=self.config.max_new_tokens_cap + self.config.fast_prompt_slots)
+            fast.decoder.warmup((1,))
+        except Exception as error:
+            if mode == "fast":
+                raise
+            log.warning("engine.fast_unavailable", error=repr(error))
+            return None
+        return fast
 
     def _time_decode(self) -> None:
         """Wrap the speech tokenizer's decode so the codec-to-waveform time is reported apart from generation."""
@@ -173,12 +198,18 @@ class Engine:
             torch.manual_seed(seed)
         self._decode_s = 0.0
         started = time.perf_counter()
-        wavs, sample_rate = self.tts.generate_voice_clone(
-            text=[p.text for p in prepared],
-            language=[p.language.lower() if p.language != AUTO else "auto" for p in prepared],
-            voice_clone_prompt=[p.prompt for p in prepared],
-            max_new_tokens=max(p.max_new_tokens for p in prepared),
-        )
+        wavs, sample_rate = [], SAMPLE_RATE
+        generate = self._fast.generate_voice_clone if self._fast is not None else self.tts.generate_voice_clone
+        step = self.config.fast_max_batch if self._fast is not None else len(prepared)  # fast: largest bucket
+        for start in range(0, len(prepared), step):
+            group = prepared[start:start + step]
+            group_wavs, sample_rate = generate(
+                text=[p.text for p in group],
+                language=[p.language.lower() if p.language != AUTO else "auto" for p in group],
+                voice_clone_prompt=[p.prompt for p in group],
+                max_new_tokens=max(p.max_new_tokens for p in group),
+            )
+            wavs += list(group_wavs)
         if sample_rate != SAMPLE_RATE:
             raise EngineConfigError(f"checkpoint produces {sample_rate} Hz, expected {SAMPLE_RATE} Hz.")
         return list(wavs), time.perf_counter() - started, self._decode_s
@@ -197,7 +228,7 @@ class Engine:
         return CloneResult(
             audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE, audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
             frames=frames, voice_cached=item.cached, cold_start=cold, variant=self.config.variant,
-            gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode="stock",
+            gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode=self.engine_mode,
             timings=Timings(clone_s=item.clone_s, generate_s=generate_s - decode_s, decode_s=decode_s,
                             total_s=total_s),
         )
@@ -232,7 +263,7 @@ class Engine:
         """Model, hardware, versions and counters; loads the model if it is not loaded yet."""
         self.load()
         return HealthReport(
-            model=self.config.model, variant=self.config.variant, engine_mode="stock", device=self.device,
+            model=self.config.model, variant=self.config.variant, engine_mode=self.engine_mode, device=self.device,
             gpu=self._gpu_name(), attention=active_attention(self.tts.model),
             dtype=str(self.tts.model.dtype).removeprefix("torch."), versions=_versions(), load_s=self._load_s,
             uptime_s=time.monotonic() - self._started, requests_served=self._served, warm=self._served > 0,

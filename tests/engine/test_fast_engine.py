@@ -1,0 +1,41 @@
+"""`engine_mode` selects the decode path, and health and results say which one ran."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.engine import Engine, EngineConfig
+from backend.schema import CloneRequest
+from tests.clips import sine_clip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fast_engine(tiny_checkpoint):
+    instance = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=2))
+    instance.load()
+    return instance
+
+
+def test_auto_on_the_cpu_is_stock(tiny_checkpoint):
+    instance = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="auto"))
+    instance.load()
+    assert instance.engine_mode == "stock"
+    assert instance.health().engine_mode == "stock"
+
+
+def test_fast_mode_clones_a_batch_larger_than_its_bucket(fast_engine):
+    """Three requests with a largest bucket of 2: two fast generations, three results, all marked fast."""
+    clip = sine_clip()
+    requests = [CloneRequest(reference=clip, text=text, language="English", seed=5, max_new_tokens=8)
+                for text in ("Hello there.", "A second, longer sentence to speak.", "Third.")]
+    results = fast_engine.clone_batch(requests)
+    assert [r.engine_mode for r in results] == ["fast"] * 3
+    assert all(0 < r.frames <= 7 for r in results)
+    assert fast_engine.health().engine_mode == "fast"
+
+
+def test_fast_mode_is_reproducible_with_a_seed(fast_engine):
+    request = CloneRequest(reference=sine_clip(), text="Same seed, same audio.", seed=11, max_new_tokens=10)
+    assert fast_engine.clone(request).audio == fast_engine.clone(request).audio

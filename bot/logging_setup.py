@@ -45,3 +45,6 @@ def setup_logging(level: str = "INFO", fmt: Literal["console", "json"] = "consol
     root.setLevel(level)
     # discord.py logs every HTTP request at DEBUG and gateway chatter at INFO; keep ours readable.
     logging.getLogger("discord.http").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # qwen-tts imports `sox` for its 25 Hz tokenizer only (the 12 Hz models voicebot serves never call it); the
+    # package warns at import when the sox binary is missing.
+    logging.getLogger("sox").setLevel(logging.ERROR)

@@ -13,15 +13,11 @@ import sys
 import discord
 import structlog
 
-from backend.clients.base import BackendClient
-from backend.clients.factory import create_backend
 from backend.errors import VoicebotError
-from backend.settings import BackendSettings
 from bot.discord.client import VoicebotClient
 from bot.logging_setup import setup_logging
+from bot.services import build_service
 from bot.settings import BotSettings, DiscordSettings
-from commands.clone import CloneService
-from commands.settings import CommandSettings
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -33,18 +29,6 @@ DISCORD_TOKEN is not set, so the Discord bot cannot log in.
   2. Put it in the environment or in .env next to where you run voicebot:  DISCORD_TOKEN=...
      (see .env.example; for instant command updates while developing also set DISCORD_DEV_GUILD_ID).
 """
-
-
-def build_service(backend_settings: BackendSettings | None = None,
-                  command_settings: CommandSettings | None = None) -> CloneService:
-    """The clone service over the configured backend: one client per Modal variant, else the single one."""
-    backend_settings = backend_settings or BackendSettings()
-    if backend_settings.backend == "modal":
-        clients: dict[str, BackendClient] = {
-            variant: create_backend(backend_settings, variant) for variant in backend_settings.modal_variants}
-    else:
-        clients = {backend_settings.backend: create_backend(backend_settings)}
-    return CloneService(clients, command_settings or CommandSettings())
 
 
 def run_discord(sync_global: bool = False) -> None:

@@ -23,22 +23,20 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from backend.clients.base import BackendClient
-from backend.clients.factory import create_backend
 from backend.errors import VoicebotError
 from backend.settings import BackendSettings
 from bot.logging_setup import setup_logging
+from bot.services import build_service
 from bot.settings import BotSettings
 from bot.slack.app import build_app
 from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem, explain
-from commands.clone import CloneService
 from commands.settings import CommandSettings
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-DOCS = "docs/slack.md (or the README's Slack section)"
+DOCS = "the README's Slack section"
 
 
 def missing_settings_message(missing: list[str], mode: str) -> str:
@@ -49,14 +47,8 @@ def missing_settings_message(missing: list[str], mode: str) -> str:
 
 def build_services(bot_token: str, backend_settings: BackendSettings | None = None,
                    command_settings: CommandSettings | None = None) -> SlackServices:
-    """The clone service over the configured backend (one client per Modal variant, else the single one)."""
-    backend_settings = backend_settings or BackendSettings()
-    if backend_settings.backend == "modal":
-        clients: dict[str, BackendClient] = {
-            variant: create_backend(backend_settings, variant) for variant in backend_settings.modal_variants}
-    else:
-        clients = {backend_settings.backend: create_backend(backend_settings)}
-    return SlackServices(CloneService(clients, command_settings or CommandSettings()), bot_token=bot_token)
+    """The shared clone service plus what the Slack listeners need besides it."""
+    return SlackServices(build_service(backend_settings, command_settings), bot_token=bot_token)
 
 
 @dataclass

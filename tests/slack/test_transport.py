@@ -173,7 +173,7 @@ def test_missing_tokens_in_socket_mode(no_slack_env, capsys):
     err = capsys.readouterr().err
     assert "cannot start in socket mode" in err
     assert "SLACK_BOT_TOKEN (xoxb-" in err and "SLACK_APP_TOKEN (xapp-" in err and "connections:write" in err
-    assert "SLACK_SIGNING_SECRET" not in err and "docs/slack.md" in err
+    assert "SLACK_SIGNING_SECRET" not in err and "README" in err
 
 
 def test_missing_secret_in_http_mode(no_slack_env, monkeypatch, capsys):

@@ -1,0 +1,190 @@
+"""`voicebot`: the process entry point. Sub-commands run a bot, clone from the terminal, run the offline demo,
+build random-weight checkpoints and benchmark backends.
+
+Heavy imports (discord.py, slack-bolt, torch, matplotlib) happen inside the command that needs them, so
+`voicebot --help` is instant and a bot process never imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from backend.errors import VoicebotError
+from backend.settings import DEMO_MODEL, BackendSettings
+from bot.logging_setup import setup_logging
+from bot.settings import BotSettings
+
+if TYPE_CHECKING:
+    from bot.terminal import CloneOrder
+
+app = typer.Typer(help="Voice-clone bot for Discord and Slack over a Qwen3-TTS backend.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)  # rich tracebacks print local variables, tokens included
+console = Console()
+errors = Console(stderr=True)
+
+RANDOM_WEIGHTS_NOTE = (
+    "[bold yellow]The demo model has RANDOM weights[/]: this run proves the whole pipeline (clip checks, queue, "
+    "voice prompt, generation, WAV, timings), but the audio is noise, not speech. For real voices run\n\n"
+    '  [bold]VOICEBOT_MODEL=Qwen/Qwen3-TTS-12Hz-1.7B-Base voicebot clone --ref my-voice.wav --text "..."[/]\n\n'
+    "(the model is downloaded from the Hugging Face hub on first use; a GPU is strongly recommended), or deploy "
+    "the Modal backend and set VOICEBOT_BACKEND=modal (README: \"Deploying the backend to Modal\")."
+)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO instead of WARNING")] = False
+         ) -> None:
+    """Set up structured logging once for every sub-command (the bots use VOICEBOT_LOG_LEVEL instead)."""
+    settings = BotSettings()
+    setup_logging("INFO" if verbose else "WARNING", settings.log_format)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the WAV")] = Path("voicebot-demo.wav")
+         ) -> None:
+    """One full /clone offline on the embedded defaults: a synthetic reference clip, the tiny random checkpoint
+    (built on first use) and the local engine. No account, no network."""
+    from bot.demo import DEMO_REF_TEXT, DEMO_TEXT, demo_reference
+    from bot.terminal import CloneOrder
+
+    settings = BackendSettings(backend="local", model=DEMO_MODEL)
+    ensure_demo_checkpoint(settings)
+    order = CloneOrder(demo_reference(), "demo-reference.wav", DEMO_TEXT, DEMO_REF_TEXT, "English", seed=0)
+    _clone(settings, order, out)
+    console.print(RANDOM_WEIGHTS_NOTE)
+
+
+@app.command()
+def clone(
+    ref: Annotated[Path, typer.Option("--ref", exists=True, dir_okay=False, help="Reference clip (any audio format)")],
+    text: Annotated[str, typer.Option("--text", "-t", help="What the cloned voice should say")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the WAV")] = Path("clone.wav"),
+    ref_text: Annotated[str | None, typer.Option(help="Transcript of the clip (better cloning)")] = None,
+    language: Annotated[str | None, typer.Option(help="Language of the text (default: Auto)")] = None,
+    model: Annotated[str | None, typer.Option(help="Local engine: checkpoint directory or hub id")] = None,
+    variant: Annotated[str | None, typer.Option(help="Modal backend: which deployed variant")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed, for a reproducible result")] = None,
+) -> None:
+    """Clone a voice from the terminal through the configured backend (VOICEBOT_BACKEND, local by default)."""
+    from bot.terminal import CloneOrder
+
+    settings = BackendSettings(**({"model": model} if model else {}))
+    if settings.backend == "local" and settings.uses_demo_model:
+        ensure_demo_checkpoint(settings)
+    _clone(settings, CloneOrder(ref.read_bytes(), ref.name, text, ref_text, language, variant, seed), out)
+    if settings.backend == "local" and settings.uses_demo_model:
+        console.print(RANDOM_WEIGHTS_NOTE)
+
+
+def _clone(settings: BackendSettings, order: CloneOrder, out: Path) -> None:
+    from bot.services import build_service
+    from bot.terminal import clone_to_file
+
+    try:
+        clone_to_file(build_service(settings), order, out, console)
+    except VoicebotError as exc:
+        errors.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+
+
+def ensure_demo_checkpoint(settings: BackendSettings) -> Path:
+    """Build the tiny random checkpoint the demo model points at, unless it is already there."""
+    from backend.engine.checkpoint import is_checkpoint
+
+    path = settings.demo_checkpoint
+    if not is_checkpoint(path):
+        _build_checkpoint("tiny", path, "cpu", seed=0)
+    return path
+
+
+@app.command()
+def checkpoint(
+    preset: Annotated[str, typer.Argument(help="tiny (CPU tests, demo), 0.6b or 1.7b (published shapes)")],
+    out: Annotated[Path, typer.Argument(help="Directory to write")],
+    device: Annotated[str, typer.Option(help="cuda builds the full-size presets in seconds")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
+) -> None:
+    """Write a random-weight Qwen3-TTS Base checkpoint in the real layout (offline tests and GPU benchmarks)."""
+    from backend.engine.checkpoint import PRESETS
+
+    if preset not in PRESETS:
+        errors.print(f"[red]Unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.[/]")
+        raise typer.Exit(2)
+    _build_checkpoint(preset, out, device, seed)
+    console.print(f"Random-weight {preset} checkpoint written to {out}")
+
+
+def _build_checkpoint(preset: str, out: Path, device: str, seed: int) -> None:
+    from backend.engine.checkpoint import build_random_checkpoint
+
+    with console.status(f"Building the random {preset} checkpoint in {out} ...") as status:
+        def show(part: str) -> None:
+            status.update(f"Building the random {preset} checkpoint: {part} ...")
+
+        build_random_checkpoint(preset, out, seed=seed, device=device, progress=show)
+
+
+@app.command()
+def discord(sync: Annotated[bool, typer.Option("--sync", help="Also sync the slash commands globally")] = False
+            ) -> None:
+    """Run the Discord bot (DISCORD_TOKEN; see README "Discord")."""
+    from bot.discord import run_discord
+
+    run_discord(sync_global=sync)
+
+
+@app.command()
+def slack() -> None:
+    """Run the Slack bot (Socket Mode by default; see README "Slack")."""
+    from bot.slack import run_slack
+
+    run_slack()
+
+
+@app.command()
+def bench(
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="local[:option,...] (options: sdpa, eager, flash_attention_2, stock, fast), "
+        "modal:<variant> or http:<url>; repeat to compare. Default: every configured Modal variant, else local")
+    ] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Warm calls per text length")] = 3,
+    lengths: Annotated[str, typer.Option(help="Comma-separated: tiny, short, medium, long (12/44/187/506 chars)")
+                       ] = "tiny,short,medium,long",
+    ref: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                             help="Reference clip (default: the demo's synthetic clip)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for bench.json and bench.png")
+                   ] = Path("bench-results"),
+) -> None:
+    """The deployment plan's A/B comparison: one cold call then warm repeats per text length, per backend."""
+    from rich.progress import Progress
+
+    from bot.bench import PLAN_TEXTS, BenchCall, default_targets, load_reference
+    from bot.bench import bench as run
+
+    chosen = [length.strip() for length in lengths.split(",") if length.strip()]
+    if unknown := [length for length in chosen if length not in PLAN_TEXTS]:
+        errors.print(f"[red]Unknown length(s) {', '.join(unknown)}: choose from {', '.join(PLAN_TEXTS)}.[/]")
+        raise typer.Exit(2)
+    settings = BackendSettings()
+    targets = target or default_targets(settings)
+    try:
+        reference = load_reference(ref)
+        with Progress(console=console) as progress:
+            task = progress.add_task("benchmarking", total=len(targets) * (1 + repeats * len(chosen)))
+
+            def advance(call: BenchCall) -> None:
+                progress.update(task, advance=1, description=f"{call.target} {call.length} ({call.run})")
+
+            calls, json_path, png_path = run(targets, reference, out, repeats=repeats, lengths=chosen,
+                                             base=settings, on_call=advance)
+    except (VoicebotError, ValueError) as exc:
+        errors.print(f"[red]{getattr(exc, 'message', exc)}[/]")
+        raise typer.Exit(1) from None
+    from bot.bench import summary_table
+
+    console.print(summary_table(calls))
+    console.print(f"Every call: {json_path}\nPlot: {png_path}")

@@ -6,10 +6,12 @@ clients see. Transport failures, timeouts and error answers each become their ow
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 import structlog
+from pydantic import ValidationError
 
 from backend.clients.base import StageCallback
 from backend.errors import BackendFailed, BackendNotConfigured, BackendTimeout, BackendUnavailable
@@ -18,6 +20,7 @@ from backend.settings import BackendSettings
 from backend.wire import CloneBody, error_from_body, result_from_json
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class HttpBackend:
@@ -36,7 +39,10 @@ class HttpBackend:
             follow_redirects=True,
         )
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _request(self, method: str, path: str, parse: Callable[[Any], T],
+                       body: dict[str, Any] | None = None) -> T:
+        """Send, map failures to specific errors, and `parse` the JSON answer; an answer of the wrong shape
+        (another server at that URL, an incompatible version) is a `BackendFailed`, not a crash in the bot."""
         try:
             response = await self._client.request(method, path, json=body)
         except httpx.TimeoutException as exc:
@@ -45,9 +51,16 @@ class HttpBackend:
             raise BackendUnavailable(f"The HTTP backend at {self._client.base_url} cannot be reached.") from exc
         if response.is_success:
             try:
-                return response.json()
+                data = response.json()
             except ValueError as exc:
                 raise BackendFailed("The HTTP backend answered with something other than JSON.") from exc
+            try:
+                return parse(data)
+            except (ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("http.bad_answer", path=path, error=type(exc).__name__)
+                raise BackendFailed(
+                    f"The HTTP backend's answer to {path} is not a voicebot answer: check VOICEBOT_HTTP_URL."
+                ) from exc
         log.info("http.error", path=path, status=response.status_code)
         if response.status_code in (401, 403):
             raise BackendNotConfigured("The HTTP backend rejected the token: set VOICEBOT_HTTP_TOKEN to the server's.")
@@ -62,18 +75,18 @@ class HttpBackend:
     async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
         if on_stage is not None:
             await on_stage("cloning")
-        return result_from_json(await self._request("POST", "/clone", CloneBody.from_request(request).model_dump()))
+        return await self._request("POST", "/clone", result_from_json, CloneBody.from_request(request).model_dump())
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         body = {"items": [CloneBody.from_request(request).model_dump() for request in requests]}
-        reply = await self._request("POST", "/clone-batch", body)
-        return [result_from_json(item) for item in reply["items"]]
+        return await self._request(
+            "POST", "/clone-batch", lambda reply: [result_from_json(item) for item in reply["items"]], body)
 
     async def health(self) -> HealthReport:
-        return HealthReport.model_validate(await self._request("GET", "/health"))
+        return await self._request("GET", "/health", HealthReport.model_validate)
 
     async def languages(self) -> list[str]:
-        return list((await self._request("GET", "/languages"))["languages"])
+        return await self._request("GET", "/languages", lambda reply: [str(name) for name in reply["languages"]])
 
     async def aclose(self) -> None:
         await self._client.aclose()

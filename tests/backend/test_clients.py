@@ -284,3 +284,13 @@ async def test_http_backend_maps_failures(handler, expected, code):
     with pytest.raises(expected) as raised:
         await http_backend(httpx.MockTransport(handler)).health()
     assert raised.value.code == code
+
+
+@pytest.mark.parametrize("answer", [{"status": "ok"}, [1, 2], {"languages": None}, "just a string"])
+async def test_http_backend_refuses_answers_of_the_wrong_shape(answer, clip):
+    """Another server at VOICEBOT_HTTP_URL (or an incompatible version) answers 200 with other JSON."""
+    backend = http_backend(httpx.MockTransport(answering(200, json=answer)))
+    for call in (backend.health(), backend.languages(),
+                 backend.clone(CloneRequest(reference=clip, text="Hi")), backend.clone_batch([])):
+        with pytest.raises(BackendFailed, match="not a voicebot answer"):
+            await call

@@ -10,10 +10,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
 from backend.errors import InvalidInput
 from backend.languages import AUTO, normalize_language
 from backend.validation import check_text
 from bot.slack.files import AUDIO_FILETYPES
+from bot.slack.slack_errors import explain
 from commands.settings import CommandSettings
 from commands.voices import language_choices
 
@@ -95,6 +100,15 @@ def clone_view(origin: Origin, settings: CommandSettings, variants: list[str] | 
         "type": "modal", "callback_id": CLONE_VIEW, "private_metadata": origin.dump(),
         "title": _plain("Clone a voice"), "submit": _plain("Generate"), "close": _plain("Cancel"), "blocks": blocks,
     }
+
+
+async def open_clone_form(client: AsyncWebClient, respond: AsyncRespond, trigger_id: str, origin: Origin,
+                          settings: CommandSettings, variants: list[str]) -> None:
+    """`views.open` with the clone form; a Slack failure (expired trigger, missing scope) is told to the user."""
+    try:
+        await client.views_open(trigger_id=trigger_id, view=clone_view(origin, settings, variants))
+    except SlackClientError as exc:
+        await respond(text=f":x: {explain(exc, 'open the clone form').message}", response_type="ephemeral")
 
 
 @dataclass

@@ -38,22 +38,11 @@ from tests.discord.fake_api import (
     clone_options,
     interaction,
 )
+from tests.log_records import ErrorRecords
 
 OWN_LOGGERS = ("bot", "commands", "backend")
 
 
-class ErrorRecords(logging.Handler):
-    """Collects ERROR records of one logger tree."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def describe(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()}" for r in self.records]
 
 
 @pytest.fixture(autouse=True)

@@ -36,19 +36,8 @@ from bot.slack.modals import FILE_ACTION, LANGUAGE, REF_TEXT, REFERENCE, TEXT, V
 from bot.slack.services import SlackServices
 from commands.clone import CloneService
 from commands.settings import CommandSettings
+from tests.log_records import ErrorRecords
 from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID, FakeSlack
-
-
-class ErrorRecords(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def describe(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()}" for r in self.records]
 
 
 @pytest.fixture(autouse=True)

@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
-from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
-from bot.slack.modals import Origin, clone_view
+from bot.slack.modals import Origin, open_clone_form
 from bot.slack.services import SlackServices
-from bot.slack.slack_errors import explain
 from commands.errors import Cooldown
 from commands.health import is_admin
 
 
 def clone_command(services: SlackServices):
-    async def open_clone_form(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient,
-                              respond: AsyncRespond) -> None:
+    async def answer_clone_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient,
+                                   respond: AsyncRespond) -> None:
         await ack()
         user_key = f"slack:{command['user_id']}"
         try:  # no form to fill in when the job would be refused anyway (a cooldown may be over by the submit)
@@ -29,10 +27,7 @@ def clone_command(services: SlackServices):
             await respond(text=f":x: {exc.message}", response_type="ephemeral")
             return
         origin = Origin(channel_id=command["channel_id"], response_url=command.get("response_url"))
-        try:
-            await client.views_open(trigger_id=command["trigger_id"],
-                                    view=clone_view(origin, services.settings, services.clone.variant_names))
-        except SlackClientError as exc:
-            await respond(text=f":x: {explain(exc, 'open the clone form').message}", response_type="ephemeral")
+        await open_clone_form(client, respond, command["trigger_id"], origin, services.settings,
+                              services.clone.variant_names)
 
-    return open_clone_form
+    return answer_clone_command

@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
-from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.files import find_audio
 from bot.slack.messages import NO_AUDIO_IN_MESSAGE
-from bot.slack.modals import Origin, clone_view, slim_file
+from bot.slack.modals import Origin, open_clone_form, slim_file
 from bot.slack.services import SlackServices
-from bot.slack.slack_errors import explain
 
 CALLBACK_ID = "clone_this_voice"  # as in manifest.yaml
 
@@ -29,10 +27,7 @@ def clone_this_voice(services: SlackServices):
             return
         origin = Origin(channel_id=shortcut["channel"]["id"], thread_ts=message.get("thread_ts") or message["ts"],
                         response_url=shortcut.get("response_url"), file=slim_file(audio))
-        try:
-            await client.views_open(trigger_id=shortcut["trigger_id"],
-                                    view=clone_view(origin, services.settings, services.clone.variant_names))
-        except SlackClientError as exc:
-            await respond(text=f":x: {explain(exc, 'open the clone form').message}", response_type="ephemeral")
+        await open_clone_form(client, respond, shortcut["trigger_id"], origin, services.settings,
+                              services.clone.variant_names)
 
     return open_clone_form_for_message

@@ -3,6 +3,9 @@
     modal run -m backend.modal_app::download    # once: fetch both checkpoints into the volume
     modal deploy -m backend.modal_app           # the three variant classes (methods + web endpoints)
 
+Each container batches: concurrent `clone` inputs (method or web endpoint) join one engine generation through
+a `CloneBatcher`, and the engine runs its fast mode when it starts on the GPU (stock otherwise; health says why).
+
 Importing this module locally loads no model and makes no network call: the engine (torch, qwen-tts) is
 imported inside the container's `@modal.enter`, and images, volumes and classes are lazy Modal definitions.
 """
@@ -16,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import modal
 
+from backend.batcher import DEFAULT_WINDOW_S, CloneBatcher
 from backend.errors import EngineConfigError, VoicebotError
-from backend.schema import CloneRequest
+from backend.schema import CloneRequest, CloneResult, HealthReport
 from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, Variant
 from backend.wire import reply_error, reply_ok
 
 if TYPE_CHECKING:
-    from backend.engine import EngineConfig
+    from backend.engine import Engine, EngineConfig
 
 # -- images ----------------------------------------------------------------------------------------------
 HF_CACHE_DIR = f"{MODELS_DIR}/hf-cache"  # anything fetched from the hub at runtime lands in the volume too
@@ -32,7 +36,9 @@ HF_ENV = {
     "HF_HUB_CACHE": HF_CACHE_DIR,
     "TOKENIZERS_PARALLELISM": "false",
 }
-SYSTEM_PACKAGES = ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg")
+# gcc: the fast engine's torch.compile kernels go through Triton, which builds its CUDA launcher with the
+# system C compiler at runtime; without one the engine falls back to stock.
+SYSTEM_PACKAGES = ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")
 # qwen-tts plus what `backend/` imports in the container (the web API, structured logs, the voice cache).
 # numpy<2.0 is the deployment plan's proven pin.
 SERVICE_PACKAGES = (
@@ -104,14 +110,15 @@ HTTP_SECRETS = [modal.Secret.from_local_environ([HTTP_TOKEN_ENV])] if os.environ
 # Cold start is 70-85 s (the plan's benchmark); an idle A10G costs about 9 cents per 5 minutes, so a container
 # stays up 5 minutes after its last request and a conversation's follow-ups find it warm.
 SCALEDOWN_S = 300
-# Per input, including time queued behind the engine lock: a max-length text (2048 frames) or a batch takes
-# minutes on an A10G; past this the input fails instead of holding the GPU.
+# Per input, including time queued for a batch: a max-length text (2048 frames) or a batch takes minutes on an
+# A10G; past this the input fails instead of holding the GPU.
 TIMEOUT_S = 600
-# The engine serialises generation with a lock, so concurrent inputs take turns. Accepting a few per container
-# lets a burst queue on a warm model instead of cold-starting a GPU container per request, and bad requests
-# are rejected at once (the engine validates before taking the lock). 4 bounds the queue at ~3 generations;
-# beyond that Modal starts another container. In-container batching will draw its batches from these inputs.
-MAX_INPUTS = 4
+# Concurrent inputs per container. The batcher groups those waiting into one generation of up to the engine's
+# fast_max_batch (16), which costs little more than one request; a burst of 16 therefore shares a warm model
+# instead of cold-starting GPU containers, and bad requests are rejected at once (validated before queueing).
+# Beyond 16, Modal starts another container.
+MAX_INPUTS = 16
+BATCH_WINDOW_S = DEFAULT_WINDOW_S  # how long a clone waits for others to join its batch
 
 
 def engine_config(variant: Variant) -> "EngineConfig":
@@ -127,6 +134,26 @@ def _answer(call: Callable[[], Any]) -> dict[str, Any]:
         return reply_ok(call())
     except VoicebotError as exc:
         return reply_error(exc)
+
+
+class _BatchedEngine:
+    """What the web API serves: the engine, with single clones joining the container's batches."""
+
+    def __init__(self, engine: "Engine", batcher: CloneBatcher) -> None:
+        self.engine = engine
+        self.batcher = batcher
+
+    def clone(self, request: CloneRequest) -> CloneResult:
+        return self.batcher.clone_blocking(request)  # the web handlers run in FastAPI's threadpool
+
+    def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
+        return self.engine.clone_batch(requests)
+
+    def health(self) -> HealthReport:
+        return self.engine.health()
+
+    def languages(self) -> list[str]:
+        return self.engine.languages()
 
 
 class _Service:
@@ -151,10 +178,18 @@ class _Service:
                 f"{exc.message} Fill the '{MODELS_VOLUME}' volume with `modal run -m backend.modal_app::download`.",
                 code=exc.code,
             ) from exc
+        # Its worker thread starts with the first clone, after the snapshot.
+        self.batcher = CloneBatcher(self.engine.clone_batch, max_batch=self.engine.config.fast_max_batch,
+                                    validate=self.engine.validate, window_s=BATCH_WINDOW_S)
 
     @modal.method()
-    def clone(self, request: dict) -> dict:
-        return _answer(lambda: self.engine.clone(CloneRequest.model_validate(request)).model_dump())
+    async def clone(self, request: dict) -> dict:
+        """Async, so concurrent inputs wait on the container's event loop while the batcher groups them."""
+        try:
+            result = await self.batcher.clone(CloneRequest.model_validate(request))
+        except VoicebotError as exc:
+            return reply_error(exc)
+        return reply_ok(result.model_dump())
 
     @modal.method()
     def clone_batch(self, requests: list) -> dict:
@@ -173,7 +208,8 @@ class _Service:
     def web(self):
         from backend.web import create_web_app
 
-        return create_web_app(self.engine, token=os.environ.get(HTTP_TOKEN_ENV) or None)
+        token = os.environ.get(HTTP_TOKEN_ENV) or None
+        return create_web_app(_BatchedEngine(self.engine, self.batcher), token=token)
 
 
 for _variant in VARIANTS.values():

@@ -26,12 +26,15 @@ class CloneRequest(BaseModel):
 
 
 class Timings(BaseModel):
-    """Where the backend's time went, in seconds. `decode_s` is part of `generate_s`'s wall time split out."""
+    """Where the backend's time went, in seconds. `decode_s` is part of `generate_s`'s wall time split out;
+    `queue_s` (waiting for a batch to start: the batcher's window and any generation ahead) comes before
+    `total_s` and is not part of it."""
 
     clone_s: float = 0.0
     generate_s: float = 0.0
     decode_s: float = 0.0
     total_s: float = 0.0
+    queue_s: float = 0.0
 
 
 class CloneResult(BaseModel):
@@ -50,6 +53,7 @@ class CloneResult(BaseModel):
     gpu: str | None = None
     attention: str = ""
     engine_mode: str = "stock"
+    batch_size: int = Field(default=1, description="Requests generated together with this one, itself included")
 
     @property
     def real_time_factor(self) -> float:
@@ -78,6 +82,8 @@ class HealthReport(BaseModel):
     model: str
     variant: str
     engine_mode: str = "stock"
+    fallback_reason: str | None = Field(
+        default=None, description="Why the fast engine was asked for (auto on CUDA) but stock runs; None otherwise")
     device: str
     gpu: str | None = None
     attention: str

@@ -1,19 +1,21 @@
 """The engine in the bot's own process: no GPU service needed, the default for development and the demo.
 
 Engine calls block for seconds, so each runs in a worker thread (`asyncio.to_thread`) and the bot's event loop
-keeps serving other users. Several threads may call at once: the engine validates input before taking its
-model lock, so a bad request is rejected without waiting behind a running generation.
+keeps serving other users. Single clones go through a `CloneBatcher`, so users who ask at the same time share
+one batched generation; it validates input before queueing, so a bad request is rejected at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
+from backend.batcher import CloneBatcher
 from backend.clients.base import StageCallback
 from backend.errors import BackendFailed, VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport
@@ -44,7 +46,19 @@ def engine_config(settings: BackendSettings) -> EngineConfig:
             build_random_checkpoint("tiny", settings.demo_checkpoint)
         model = str(settings.demo_checkpoint)
     return EngineConfig(model=model, variant="local", attention=settings.attention, dtype=settings.dtype,
-                        device=settings.device)
+                        device=settings.device, engine_mode=settings.engine_mode)
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Domain errors pass through; anything else is logged and becomes a `BackendFailed` the bots can show."""
+    try:
+        yield
+    except VoicebotError:
+        raise
+    except Exception as exc:
+        log.exception("local.failed")
+        raise BackendFailed(f"The local engine failed: {type(exc).__name__}.") from exc
 
 
 class LocalBackend:
@@ -55,6 +69,7 @@ class LocalBackend:
     def __init__(self, settings: BackendSettings, engine: Engine | None = None) -> None:
         self._settings = settings
         self._engine = engine
+        self._batcher: CloneBatcher | None = None
         self._create_lock = threading.Lock()  # first calls may arrive together: build one engine only
 
     def _get_engine(self) -> Engine:
@@ -65,19 +80,25 @@ class LocalBackend:
                 self._engine = Engine(engine_config(self._settings))
             return self._engine
 
+    def _get_batcher(self) -> CloneBatcher:
+        engine = self._get_engine()
+        with self._create_lock:
+            if self._batcher is None:
+                self._batcher = CloneBatcher(engine.clone_batch, max_batch=engine.config.fast_max_batch,
+                                             validate=engine.validate, window_s=self._settings.batch_window_s)
+            return self._batcher
+
     async def _run(self, call: Callable[[Engine], T]) -> T:
-        try:
+        with _engine_errors():
             return await asyncio.to_thread(lambda: call(self._get_engine()))
-        except VoicebotError:
-            raise
-        except Exception as exc:
-            log.exception("local.failed")
-            raise BackendFailed(f"The local engine failed: {type(exc).__name__}.") from exc
 
     async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
         if on_stage is not None:
             await on_stage("cloning")
-        return await self._run(lambda engine: engine.clone(request))
+        with _engine_errors():
+            # The first call may build the demo checkpoint: off the event loop.
+            batcher = self._batcher or await asyncio.to_thread(self._get_batcher)
+            return await batcher.clone(request)
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         return await self._run(lambda engine: engine.clone_batch(requests))
@@ -89,5 +110,8 @@ class LocalBackend:
         return await self._run(lambda engine: engine.languages())
 
     async def aclose(self) -> None:
-        """Drop the engine so its model can be freed; a later call would load a new one."""
-        self._engine = None
+        """Finish the clone jobs already accepted (clones asked for meanwhile are refused), then drop the engine
+        so its model can be freed; a later call would load a new one."""
+        if self._batcher is not None:
+            await self._batcher.aclose()
+        self._batcher = self._engine = None

@@ -82,6 +82,7 @@ class Engine:
         self._served = 0
         self._decode_s = 0.0
         self._fast: Any = None  # backend.engine.fast.FastTTS when the fast mode runs
+        self._fallback_reason: str | None = None  # why "auto" on CUDA serves with stock
 
     @property
     def engine_mode(self) -> str:
@@ -117,7 +118,8 @@ class Engine:
             log.info("engine.loaded", seconds=round(self._load_s, 2), attention=active_attention(self.tts.model))
 
     def _load_fast(self, device: str) -> Any:
-        """The fast decoder for "fast", or for "auto" on CUDA; "auto" falls back to stock if it cannot start."""
+        """The fast decoder for "fast", or for "auto" on CUDA; "auto" falls back to stock if it cannot start
+        (e.g. no C compiler for Triton, a failed graph capture) and keeps the reason for health."""
         mode = self.config.engine_mode
         if mode == "stock" or (mode == "auto" and not device.startswith("cuda")):
             return None
@@ -130,7 +132,8 @@ class Engine:
         except Exception as error:
             if mode == "fast":
                 raise
-            log.warning("engine.fast_unavailable", error=repr(error))
+            self._fallback_reason = f"fast engine failed to start: {type(error).__name__}: {error}"[:300]
+            log.warning("engine.fast_unavailable", error=repr(error), serving="stock")
             return None
         return fast
 
@@ -154,7 +157,8 @@ class Engine:
         return self.clone_batch([request])[0]
 
     def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]:
-        """Generate several texts (one voice or several) in one batched `generate`."""
+        """Generate several texts (one voice or several) in one batched `generate`. Rows share one frame budget
+        (the largest), so each row is cut to its own request's budget afterwards."""
         if not requests:
             return []
         checked = [self._check(request) for request in requests]
@@ -163,11 +167,17 @@ class Engine:
             started = time.perf_counter()
             cold = self._served == 0
             prepared = [self._prepare(*item) for item in checked]
-            wavs, generate_s, decode_s = self._generate(prepared, seed=next(
+            wavs, sizes, generate_s, decode_s = self._generate(prepared, seed=next(
                 (r.seed for r in requests if r.seed is not None), None))
             self._served += len(requests)
         total_s = time.perf_counter() - started
-        return [self._result(item, wav, generate_s, decode_s, total_s, cold) for item, wav in zip(prepared, wavs)]
+        return [self._result(item, wav, size, generate_s, decode_s, total_s, cold)
+                for item, wav, size in zip(prepared, wavs, sizes, strict=True)]
+
+    def validate(self, request: CloneRequest) -> None:
+        """Raise the `InvalidInput` that `clone_batch` would, without the model: a batcher calls it so bad input
+        is answered at once and never fails a batch of good requests."""
+        self._check(request)
 
     def _check(self, request: CloneRequest) -> tuple[np.ndarray, int, str | None, str, str, int]:
         """Validate before taking the model lock, so bad input never waits behind a generation."""
@@ -191,14 +201,16 @@ class Engine:
             self._cache.put(key, prompt)
         return _Prepared(text, language, prompt, cached, time.perf_counter() - started, budget)
 
-    def _generate(self, prepared: list[_Prepared], seed: int | None) -> tuple[list[np.ndarray], float, float]:
+    def _generate(self, prepared: list[_Prepared],
+                  seed: int | None) -> tuple[list[np.ndarray], list[int], float, float]:
+        """Waveforms, and per item the size of the generation it ran in; generate and decode seconds."""
         import torch
 
         if seed is not None:
             torch.manual_seed(seed)
         self._decode_s = 0.0
         started = time.perf_counter()
-        wavs, sample_rate = [], SAMPLE_RATE
+        wavs, sizes, sample_rate = [], [], SAMPLE_RATE
         generate = self._fast.generate_voice_clone if self._fast is not None else self.tts.generate_voice_clone
         step = self.config.fast_max_batch if self._fast is not None else len(prepared)  # fast: largest bucket
         for start in range(0, len(prepared), step):
@@ -210,25 +222,28 @@ class Engine:
                 max_new_tokens=max(p.max_new_tokens for p in group),
             )
             wavs += list(group_wavs)
+            sizes += [len(group)] * len(group)
         if sample_rate != SAMPLE_RATE:
             raise EngineConfigError(f"checkpoint produces {sample_rate} Hz, expected {SAMPLE_RATE} Hz.")
-        return list(wavs), time.perf_counter() - started, self._decode_s
+        return wavs, sizes, time.perf_counter() - started, self._decode_s
 
     @staticmethod
-    def _whole_frames(wav: np.ndarray) -> tuple[np.ndarray, int]:
-        """Trim the ICL cut's rounding so the clip is exactly frames x 80 ms."""
-        frames = int(round(wav.shape[0] / SAMPLES_PER_FRAME))
+    def _whole_frames(wav: np.ndarray, max_new_tokens: int) -> tuple[np.ndarray, int]:
+        """Trim the ICL cut's rounding so the clip is exactly frames x 80 ms, and cut a batch row to the frames
+        its request would get alone (qwen-tts: the last of `max_new_tokens` sampled tokens is never a frame)."""
+        frames = min(int(round(wav.shape[0] / SAMPLES_PER_FRAME)), max_new_tokens - 1)
         exact = np.zeros(frames * SAMPLES_PER_FRAME, dtype=np.float32)
         exact[: min(wav.shape[0], exact.shape[0])] = wav[: exact.shape[0]]
         return exact, frames
 
-    def _result(self, item: _Prepared, wav: np.ndarray, generate_s: float, decode_s: float,
+    def _result(self, item: _Prepared, wav: np.ndarray, batch_size: int, generate_s: float, decode_s: float,
                 total_s: float, cold: bool) -> CloneResult:
-        audio, frames = self._whole_frames(np.asarray(wav, dtype=np.float32))
+        audio, frames = self._whole_frames(np.asarray(wav, dtype=np.float32), item.max_new_tokens)
         return CloneResult(
             audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE, audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
             frames=frames, voice_cached=item.cached, cold_start=cold, variant=self.config.variant,
             gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode=self.engine_mode,
+            batch_size=batch_size,
             timings=Timings(clone_s=item.clone_s, generate_s=generate_s - decode_s, decode_s=decode_s,
                             total_s=total_s),
         )
@@ -263,7 +278,8 @@ class Engine:
         """Model, hardware, versions and counters; loads the model if it is not loaded yet."""
         self.load()
         return HealthReport(
-            model=self.config.model, variant=self.config.variant, engine_mode=self.engine_mode, device=self.device,
+            model=self.config.model, variant=self.config.variant, engine_mode=self.engine_mode,
+            fallback_reason=self._fallback_reason, device=self.device,
             gpu=self._gpu_name(), attention=active_attention(self.tts.model),
             dtype=str(self.tts.model.dtype).removeprefix("torch."), versions=_versions(), load_s=self._load_s,
             uptime_s=time.monotonic() - self._started, requests_served=self._served, warm=self._served > 0,

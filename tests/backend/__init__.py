@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from backend import modal_app
+from backend.schema import CloneRequest
 
 REAL_ENGINE_CONFIG = modal_app.engine_config  # captured before any test patches it
 
@@ -15,3 +16,19 @@ def load_tiny_checkpoint(patch: pytest.MonkeyPatch, checkpoint: Path, *, on_cpu:
     """Point the Modal classes' engine at the tiny checkpoint; `on_cpu` also swaps FA2/cuda:0 for SDPA/CPU."""
     overrides = {"model": str(checkpoint)} | ({"attention": "sdpa", "device": "cpu"} if on_cpu else {})
     patch.setattr(modal_app, "engine_config", lambda variant: REAL_ENGINE_CONFIG(variant).model_copy(update=overrides))
+
+
+def record_batches(patch: pytest.MonkeyPatch) -> list[list[CloneRequest]]:
+    """The requests of every `Engine.clone_batch` call from now on, in order; the real method still runs (a spy,
+    not a fake). Batchers bind the method when they are built, so build them after this."""
+    from backend.engine import Engine
+
+    calls: list[list[CloneRequest]] = []
+    original = Engine.clone_batch
+
+    def recording(self, requests):
+        calls.append(list(requests))
+        return original(self, requests)
+
+    patch.setattr(Engine, "clone_batch", recording)
+    return calls

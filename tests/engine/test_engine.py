@@ -68,7 +68,16 @@ def test_batch_returns_one_result_per_text_across_voices(engine):
     assert len(results) == 3
     assert all(r.frames > 0 and decode(r.audio)[1].samplerate == SAMPLE_RATE for r in results)
     assert results[1].voice_cached  # the batch encoded the first voice once
+    assert [r.batch_size for r in results] == [3, 3, 3]
     assert engine.clone_batch([]) == []
+
+
+def test_batch_rows_keep_their_own_frame_budget(engine):
+    """The batch generates up to its largest budget; each row is cut to what its request would get alone."""
+    budgets = [4, 9, 14]
+    results = engine.clone_batch([CloneRequest(reference=sine_clip(), text="Budget " * n, max_new_tokens=n)
+                                  for n in budgets])
+    assert all(0 < r.frames <= n - 1 for r, n in zip(results, budgets, strict=True))
 
 
 def test_frame_budget_grows_with_text_and_is_capped():

@@ -22,7 +22,26 @@ def test_auto_on_the_cpu_is_stock(tiny_checkpoint):
     instance = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="auto"))
     instance.load()
     assert instance.engine_mode == "stock"
-    assert instance.health().engine_mode == "stock"
+    assert instance.health().engine_mode == "stock" and instance.health().fallback_reason is None  # by design
+
+
+def test_auto_serves_stock_and_says_why_when_the_fast_engine_cannot_start(tiny_checkpoint, monkeypatch):
+    """On a GPU, "auto" builds the fast engine while loading; here its builder fails as it does on a machine
+    without a C compiler for Triton. "fast" asked for explicitly fails instead."""
+    from backend.engine import fast
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Failed to find C compiler.")
+
+    monkeypatch.setattr(fast, "FastTTS", broken)
+    instance = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="auto"))
+    instance.load()
+    assert instance._load_fast("cuda:0") is None  # the step `load` runs on a CUDA device
+    health = instance.health()
+    assert health.engine_mode == "stock"
+    assert health.fallback_reason == "fast engine failed to start: RuntimeError: Failed to find C compiler."
+    with pytest.raises(RuntimeError, match="C compiler"):
+        Engine(EngineConfig(model=str(tiny_checkpoint), engine_mode="fast")).load()
 
 
 def test_fast_mode_clones_a_batch_larger_than_its_bucket(fast_engine):

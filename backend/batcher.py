@@ -1,0 +1,151 @@
+"""Concurrent clone requests to one engine become one batched generation.
+
+A generation reads the model's weights once per step for every row of its batch, so a batch of 16 takes little
+longer than one request (performance notes: throughput grows almost linearly with the batch). Requests arrive
+one at a time, though: `CloneBatcher` queues them, waits a few milliseconds for others to join, and hands up
+to `max_batch` of them to the engine's `clone_batch` in one call. Whatever arrives while a batch generates
+forms the next one, so under load batches fill without any waiting.
+
+The batches run on one worker thread rather than an asyncio task: callers come from several event loops (the
+Modal container's, each test's) and from FastAPI's threadpool (`clone_blocking`), and a thread serves them all.
+Callers wait on futures, not threads, so a full batch of waiters costs no thread each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import structlog
+
+from backend.errors import BackendFailed
+from backend.schema import CloneRequest, CloneResult
+
+log = structlog.get_logger(__name__)
+DEFAULT_WINDOW_S = 0.005  # next to seconds of generation, waiting this long for company costs nothing
+
+RunBatch = Callable[[list[CloneRequest]], list[CloneResult]]
+
+
+@dataclass
+class _Job:
+    request: CloneRequest
+    future: Future[CloneResult] = field(default_factory=Future)
+    queued: float = field(default_factory=time.perf_counter)
+
+
+class CloneBatcher:
+    """Groups concurrent `clone` calls into `run_batch` calls of at most `max_batch` requests.
+
+    `run_batch` is blocking (the engine's `clone_batch`) and returns one result per request, in order.
+    `validate` (the engine's `validate`) runs in the caller's turn, before queueing: bad input is answered at
+    once and never fails a batch. Should a batch fail anyway, its requests are retried one by one, so each
+    gets its own result or its own error.
+
+    A request with a seed runs alone: the engine seeds one random stream per generation, so a seeded result is
+    reproducible only with the same batch, and alone it is the same audio as an unbatched clone.
+    """
+
+    def __init__(self, run_batch: RunBatch, *, max_batch: int,
+                 validate: Callable[[CloneRequest], object] | None = None,
+                 window_s: float = DEFAULT_WINDOW_S) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._validate = validate
+        self._window_s = window_s
+        self._jobs: deque[_Job] = deque()
+        self._wakeup = threading.Condition()
+        self._worker: threading.Thread | None = None  # started by the first request, not at construction
+        self._closed = False
+
+    async def clone(self, request: CloneRequest) -> CloneResult:
+        """Queue `request` and wait for its result without blocking the event loop."""
+        if self._validate is not None:
+            await asyncio.to_thread(self._validate, request)
+        # Cancelling the caller cancels the job if it has not started (its batch slot goes to another request).
+        return await asyncio.wrap_future(self._submit(request))
+
+    def clone_blocking(self, request: CloneRequest) -> CloneResult:
+        """`clone` for threads (the web API's handlers run in a threadpool)."""
+        if self._validate is not None:
+            self._validate(request)
+        return self._submit(request).result()
+
+    async def aclose(self) -> None:
+        """Refuse new requests, let the worker finish every accepted one, then return."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+            worker = self._worker
+        if worker is not None:
+            await asyncio.to_thread(worker.join)
+
+    # -- the worker ----------------------------------------------------------------------------------------
+    def _submit(self, request: CloneRequest) -> Future[CloneResult]:
+        job = _Job(request)
+        with self._wakeup:
+            if self._closed:
+                raise BackendFailed("The voice backend is shutting down; try again in a moment.",
+                                    code="shutting_down")
+            self._jobs.append(job)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="clone-batcher", daemon=True)
+                self._worker.start()
+            self._wakeup.notify()
+        return job.future
+
+    def _work(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._jobs and not self._closed:
+                    self._wakeup.wait()
+                if not self._jobs:
+                    return  # closed and drained
+                deadline = self._jobs[0].queued + self._window_s
+                while len(self._jobs) < self._max_batch and not self._closed:
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        break
+                    self._wakeup.wait(left)
+                batch = self._take()
+            if batch:
+                self._run(batch)
+
+    def _take(self) -> list[_Job]:
+        """The oldest job alone if it is seeded, else it and the next unseeded ones up to `max_batch` (seeded
+        jobs passed over stay first in line); jobs cancelled while queued are dropped."""
+        batch: list[_Job] = []
+        passed_over: list[_Job] = []
+        while self._jobs and len(batch) < self._max_batch:
+            job = self._jobs.popleft()
+            if batch and job.request.seed is not None:
+                passed_over.append(job)
+            elif job.future.set_running_or_notify_cancel():
+                batch.append(job)
+                if job.request.seed is not None:
+                    break
+        self._jobs.extendleft(reversed(passed_over))
+        return batch
+
+    def _run(self, batch: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            results = self._run_batch([job.request for job in batch])
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].future.set_exception(error)
+                return
+            log.warning("batcher.batch_failed", size=len(batch), error=repr(error), retry="one by one")
+            for job in batch:
+                self._run([job])
+            return
+        log.info("batcher.batch", size=len(batch), seconds=round(time.perf_counter() - started, 3),
+                 longest_queue_s=round(started - batch[0].queued, 4))
+        for job, result in zip(batch, results, strict=True):
+            timings = result.timings.model_copy(update={"queue_s": started - job.queued})
+            job.future.set_result(result.model_copy(update={"timings": timings}))

@@ -15,6 +15,7 @@ import contextlib
 import importlib.metadata
 import json
 import platform
+import socket
 import statistics
 import sys
 import time
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="graphs of the eager loop, no torch.compile")
     parser.add_argument("--dtype", default="bfloat16", help="model dtype on the GPU (float32 for a parity run)")
     parser.add_argument("--profile", action="store_true", help="kernel count and GPU-busy time per frame, batch 1")
+    parser.add_argument("--call", default="", help="a label shared with the bench_peer.py run of the same call")
     args = parser.parse_args()
 
     from qwen_tts import Qwen3TTSModel
@@ -210,9 +212,11 @@ def main() -> None:
     reference = (0.1 * rng.standard_normal(24000 * 3).astype(np.float32), 24000)
     prompt = tts.create_voice_clone_prompt(ref_audio=reference, ref_text=REF_TEXT)[0]
     batches = [int(b) for b in args.batches.split(",") if b]
-    result = dict(card=torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(), date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result = dict(card=torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(),
+                  host=socket.gethostname(), call=args.call, date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   python=platform.python_version(), versions=versions(), command=" ".join(sys.argv),
-                  preset=args.preset, dtype=str(dtype).removeprefix("torch."), frames=args.frames, repeats=args.repeats, rows=[])
+                  preset=args.preset, dtype=str(dtype).removeprefix("torch."), frames=args.frames, repeats=args.repeats,
+                  rows=[])
     rows = result["rows"]
 
     def save() -> None:

@@ -1,7 +1,8 @@
-"""Turn the JSON files of `bench_gpu.py` runs (benchmarks/runs/) into benchmarks/RESULTS.md's table and a plot.
+"""Turn the JSON files of `bench_gpu.py` and `bench_peer.py` runs (benchmarks/runs/) into benchmarks/RESULTS.md's
+table, a same-call comparison with the peer, and a plot.
 
 Runs on any machine (no GPU): python benchmarks/report.py. The prose of RESULTS.md lives in its header and
-footer templates below; the numbers come only from the JSON files.
+footer templates (RESULTS.head.md, RESULTS.foot.md); the numbers come only from the JSON files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PEER = "faster-qwen3-tts"
 
 
 def load_runs(folder: Path) -> list[tuple[str, dict]]:
@@ -37,27 +39,96 @@ def table(runs: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def same_call(runs: list[tuple[str, dict]]) -> str:
+    """Ours vs the peer for every `call` label that both bench_gpu.py and bench_peer.py runs carry."""
+    calls: dict[str, list[tuple[str, dict]]] = {}
+    for name, run in runs:
+        if run.get("call"):
+            calls.setdefault(run["call"], []).append((name, run))
+    sections = []
+    for call, members in calls.items():
+        rows = {row["variant"]: (name, run, row) for name, run in members for row in run["rows"] if "error" not in row}
+        peer = [(v, r) for v, r in rows.items() if v.startswith(PEER)]
+        if "fast b1" not in rows or not peer:
+            continue
+        ours_file, ours_run, fast = rows["fast b1"]
+        peer_file, peer_run, timed = rows.get(f"{PEER} b1", (None, None, None))
+        stream = rows.get("fast stream", (None, None, None))[2]
+        streams = sorted((row for _, (_, _, row) in peer if "first_audio_ms" in row),
+                         key=lambda row: -row.get("chunk_frames", 0))
+        if peer_file is None:
+            peer_file, peer_run = rows[peer[0][0]][:2]
+        version = peer_run["versions"].get("faster-qwen3-tts", "?")
+        lines = [f"## Same call: fast engine vs {PEER} {version} (call `{call}`)", "",
+                 f"{ours_run['card']}; ours: `{ours_file}` "
+                 f"(transformers {ours_run['versions'].get('transformers')}, qwen-tts "
+                 f"{ours_run['versions'].get('qwen-tts')}), peer: `{peer_file}` (transformers "
+                 f"{peer_run['versions'].get('transformers')}, qwen-tts-hf {peer_run['versions'].get('qwen-tts-hf')}), "
+                 f"two processes one after the other on the same machine, same checkpoint, voice prompt, text and "
+                 f"{fast['frames']} frames.", "",
+                 f"| batch 1, bf16 | fast engine | {PEER} | fast vs peer |", "|---|---|---|---|"]
+        if timed:
+            lines += [f"| ms/frame (end to end) | {fast['ms_per_frame']:.2f} | {timed['ms_per_frame']:.2f} "
+                      f"| {timed['ms_per_frame'] / fast['ms_per_frame']:.2f}x faster |",
+                      f"| xRT | {fast['xrt_per_stream']:.2f} | {timed['xrt_per_stream']:.2f} | |",
+                      f"| peak GB | {fast['peak_gb']:.2f} | {timed['peak_gb']:.2f} | |"]
+        else:
+            lines.append(f"| ms/frame (end to end) | {fast['ms_per_frame']:.2f} | failed | |")
+        if stream:
+            totals = ", ".join(f"{row['stream_total_s']:.2f} (chunk {row.get('chunk_frames')})" for row in streams)
+            lines.append(f"| streaming, whole {fast['frames']}-frame stream, s | {stream['stream_total_s']:.2f} "
+                         f"| {totals} | |")
+        for row in streams:
+            if stream:
+                lines.append(f"| first audio ms, streaming (peer chunk {row.get('chunk_frames')} frames; ours "
+                             f"2 frames) | {stream['first_audio_ms']:.1f} | {row['first_audio_ms']:.1f} "
+                             f"| {row['first_audio_ms'] / stream['first_audio_ms']:.2f}x sooner |")
+        sections.append("\n".join(lines))
+    failed = [(name, row) for name, run in runs for row in run["rows"]
+              if row.get("variant", "").startswith(PEER) and "error" in row]
+    for name, row in failed:
+        sections.append(f"{row['variant']} in `{name}` failed: `{row['error']}`")
+    return "\n\n".join(sections)
+
+
 def plot(runs: list[tuple[str, dict]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    timed = [(row["variant"], row) for _, run in runs for row in run["rows"] if "ms_per_frame" in row]
-    fast = sorted((row["streams"], row["aggregate_audio_s_per_s"]) for name, row in timed if name.startswith("fast b"))
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    names = [f"{name}\n({row['ms_per_frame']:.1f} ms/frame)" for name, row in timed]
-    left.barh(names, [row["xrt_per_stream"] for _, row in timed], color=["tab:green" if n.startswith("fast") else
-                                                                       "tab:gray" for n, _ in timed])
+    timed = [(row["variant"], Path(name).stem, row) for name, run in runs for row in run["rows"]
+             if "ms_per_frame" in row]
+    counts: dict[str, int] = {}
+    for variant, _, _ in timed:
+        counts[variant] = counts.get(variant, 0) + 1
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 0.6 + 0.42 * max(len(timed), 6)))
+    names = [f"{variant}{f' [{stem}]' if counts[variant] > 1 else ''}\n({row['ms_per_frame']:.1f} ms/frame)"
+             for variant, stem, row in timed]
+    colours = ["tab:blue" if v.startswith(PEER) else "tab:green" if v.startswith("fast") else "tab:gray"
+               for v, _, _ in timed]
+    left.barh(names, [row["xrt_per_stream"] for _, _, row in timed], color=colours)
     left.axvline(10, color="tab:red", linestyle="--", label="goal: 10x")
     left.set_xscale("log")
     left.set_xlabel("real-time factor per stream (x, log)")
+    left.tick_params(axis="y", labelsize=7)
+    left.invert_yaxis()
     left.legend()
-    right.plot([b for b, _ in fast], [a for _, a in fast], marker="o", color="tab:green", label="fast engine")
+    by_run: dict[str, list[tuple[int, float]]] = {}
+    for variant, stem, row in timed:
+        if variant.startswith("fast b"):
+            by_run.setdefault(stem, []).append((row["streams"], row["aggregate_audio_s_per_s"]))
+    for stem, points in by_run.items():
+        points.sort()
+        right.plot([b for b, _ in points], [a for _, a in points], marker="o", label=f"fast engine [{stem}]")
+    for variant, stem, row in timed:
+        if variant.startswith(PEER):
+            right.plot([row["streams"]], [row["aggregate_audio_s_per_s"]], marker="s", color="tab:blue",
+                       linestyle="none", label=f"{PEER} (batch 1 only) [{stem}]")
     right.axhline(100, color="tab:red", linestyle="--", label="goal at 16 streams: 100")
     right.set_xlabel("concurrent streams (one batch)")
     right.set_ylabel("aggregate audio-seconds per second")
-    right.legend()
+    right.legend(fontsize=7)
     figure.suptitle("Qwen3-TTS 1.7B shapes, bf16, 250 frames, H100 80GB HBM3")
     figure.tight_layout()
     figure.savefig(out, dpi=110)
@@ -67,7 +138,9 @@ def main() -> None:
     runs = load_runs(HERE / "runs")
     header = (HERE / "RESULTS.head.md").read_text()
     footer = (HERE / "RESULTS.foot.md").read_text()
-    (HERE / "RESULTS.md").write_text(header + "\n" + table(runs) + "\n\n" + footer)
+    comparison = same_call(runs)
+    (HERE / "RESULTS.md").write_text(header + "\n" + table(runs) + "\n\n" + (comparison + "\n\n" if comparison else "")
+                                     + footer)
     plot(runs, HERE / "results.png")
     print("wrote RESULTS.md and results.png", file=sys.stderr)
 

@@ -28,6 +28,9 @@ from backend.schema import CloneRequest, CloneResult
 
 log = structlog.get_logger(__name__)
 DEFAULT_WINDOW_S = 0.005  # next to seconds of generation, waiting this long for company costs nothing
+# Requests still being validated (clip decoding, a few ms to tens of ms each) are about to join: a burst of 16
+# arrives spread over more than the window, so the batch also waits for them, but never longer than this.
+DEFAULT_MAX_WAIT_S = 0.1
 
 RunBatch = Callable[[list[CloneRequest]], list[CloneResult]]
 
@@ -53,11 +56,13 @@ class CloneBatcher:
 
     def __init__(self, run_batch: RunBatch, *, max_batch: int,
                  validate: Callable[[CloneRequest], object] | None = None,
-                 window_s: float = DEFAULT_WINDOW_S) -> None:
+                 window_s: float = DEFAULT_WINDOW_S, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._validate = validate
         self._window_s = window_s
+        self._max_wait_s = max(max_wait_s, window_s)
+        self._arriving = 0  # requests between `clone` and the queue (being validated)
         self._jobs: deque[_Job] = deque()
         self._wakeup = threading.Condition()
         self._worker: threading.Thread | None = None  # started by the first request, not at construction
@@ -65,15 +70,25 @@ class CloneBatcher:
 
     async def clone(self, request: CloneRequest) -> CloneResult:
         """Queue `request` and wait for its result without blocking the event loop."""
-        if self._validate is not None:
-            await asyncio.to_thread(self._validate, request)
+        self._arrive()
+        try:
+            if self._validate is not None:
+                await asyncio.to_thread(self._validate, request)
+        except BaseException:
+            self._leave()
+            raise
         # Cancelling the caller cancels the job if it has not started (its batch slot goes to another request).
         return await asyncio.wrap_future(self._submit(request))
 
     def clone_blocking(self, request: CloneRequest) -> CloneResult:
         """`clone` for threads (the web API's handlers run in a threadpool)."""
-        if self._validate is not None:
-            self._validate(request)
+        self._arrive()
+        try:
+            if self._validate is not None:
+                self._validate(request)
+        except BaseException:
+            self._leave()
+            raise
         return self._submit(request).result()
 
     async def aclose(self) -> None:
@@ -86,9 +101,21 @@ class CloneBatcher:
             await asyncio.to_thread(worker.join)
 
     # -- the worker ----------------------------------------------------------------------------------------
+    def _arrive(self) -> None:
+        with self._wakeup:
+            self._arriving += 1
+
+    def _leave(self) -> None:
+        with self._wakeup:
+            self._arriving -= 1
+            self._wakeup.notify()
+
     def _submit(self, request: CloneRequest) -> Future[CloneResult]:
+        """Queue a validated request (it stops counting as arriving in the same step, so the worker never sees
+        it in neither place)."""
         job = _Job(request)
         with self._wakeup:
+            self._arriving -= 1
             if self._closed:
                 raise BackendFailed("The voice backend is shutting down; try again in a moment.",
                                     code="shutting_down")
@@ -106,8 +133,10 @@ class CloneBatcher:
                     self._wakeup.wait()
                 if not self._jobs:
                     return  # closed and drained
-                deadline = self._jobs[0].queued + self._window_s
+                first = self._jobs[0].queued
                 while len(self._jobs) < self._max_batch and not self._closed:
+                    # the window, extended up to max_wait while requests are still on their way in
+                    deadline = first + (self._max_wait_s if self._arriving else self._window_s)
                     left = deadline - time.perf_counter()
                     if left <= 0:
                         break

@@ -125,7 +125,8 @@ def engine_config(variant: Variant) -> "EngineConfig":
     """The engine a variant's container loads. The one seam tests patch (to the tiny checkpoint on CPU)."""
     from backend.engine import EngineConfig
 
-    return EngineConfig(model=variant.model_dir, attention=variant.attention, variant=variant.name, device="cuda:0")
+    return EngineConfig(model=variant.model_dir, attention=variant.attention, variant=variant.name, device="cuda:0",
+                        fast_warmup_all=True)
 
 
 def _answer(call: Callable[[], Any]) -> dict[str, Any]:

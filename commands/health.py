@@ -96,6 +96,8 @@ def _variant_fields(variant: VariantHealth) -> list[Field]:
         ("Backend", f"{report.status}, {warmth}"),
         ("Model", report.model),
         ("Variant", f"{report.variant or variant.name} ({report.engine_mode})"),
+        *([("Fast engine", f"off, running stock qwen-tts: {report.fallback_reason}")] if report.fallback_reason
+          else []),
         ("GPU", report.gpu or report.device),
         ("Attention", f"{report.attention}, {report.dtype}"),
     ]

@@ -75,6 +75,7 @@ class FakeBackend:
         self.hold = hold
         self.error = error
         self.health_error = health_error
+        self.health_report = fake_health(name)
         self.audio_seconds = audio_seconds
         self.total_s = total_s
         self.gpu = gpu
@@ -113,7 +114,7 @@ class FakeBackend:
         self.health_calls += 1
         if self.health_error is not None:
             raise self.health_error
-        return fake_health(self.name)
+        return self.health_report
 
     async def languages(self) -> list[str]:
         return list(LANGUAGES)

@@ -27,6 +27,7 @@ class EngineConfig(BaseModel):
     # "auto": fast on CUDA, stock elsewhere. Health and results report the mode that really runs.
     engine_mode: EngineMode = "auto"
     fast_max_batch: int = Field(default=16, ge=1, description="Largest batch one fast generation takes")
+    fast_warmup_all: bool = Field(default=False, description="Capture every batch bucket's graphs at load")
     fast_prompt_slots: int = Field(default=512, ge=64, description="Fast KV-cache room for the prompt, in tokens")
     # Frame budget: 12.5 frames per audio second. 4 frames per character covers slow speech (Chinese runs
     # ~3 frames/char); the cap (~164 s) stops a missing EOS from generating forever.

@@ -82,6 +82,7 @@ class Engine:
         self._served = 0
         self._decode_s = 0.0
         self._fast: Any = None  # backend.engine.fast.FastTTS when the fast mode runs
+        self._loaded = False  # set last, after the fast decoder: `tts` alone does not mean ready
         self._fallback_reason: str | None = None  # why "auto" on CUDA serves with stock
 
     @property
@@ -92,8 +93,10 @@ class Engine:
     # -- loading -----------------------------------------------------------------------------------------
     def load(self) -> None:
         """Load the model once (idempotent). Raises `EngineConfigError` for impossible configurations."""
+        if self._loaded:  # no lock once loaded, so health() never waits behind a running generation
+            return
         with self._lock:
-            if self.tts is not None:
+            if self._loaded:
                 return
             import torch
             from qwen_tts import Qwen3TTSModel
@@ -115,6 +118,7 @@ class Engine:
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             self._load_s = time.perf_counter() - started
+            self._loaded = True
             log.info("engine.loaded", seconds=round(self._load_s, 2), attention=active_attention(self.tts.model))
 
     def _load_fast(self, device: str) -> Any:
@@ -128,7 +132,9 @@ class Engine:
         try:
             fast = FastTTS(self.tts, max_batch=self.config.fast_max_batch,
                            max_len=self.config.max_new_tokens_cap + self.config.fast_prompt_slots)
-            fast.decoder.warmup((1,))
+            # Capturing a bucket's graphs takes seconds to a minute: a serving container pays it at start-up
+            # for every bucket, so no user's batch waits for it; elsewhere only batch 1 is warmed.
+            fast.decoder.warmup(None if self.config.fast_warmup_all else (1,))
         except Exception as error:
             if mode == "fast":
                 raise

@@ -61,6 +61,27 @@ async def test_concurrent_local_clones_share_one_generation(engine, clip, monkey
         assert result.batch_size == 4 and result.timings.queue_s > 0
 
 
+async def test_a_burst_still_being_validated_joins_one_batch(engine, clip, monkeypatch):
+    """Clip checks spread a burst's arrivals over more than the window: the batch waits for those on their way
+    in (the H100 serving run split 16 concurrent requests into batches of 6 and 10 before this)."""
+    import time
+
+    batches = record_batches(monkeypatch)
+    delays = {"A.": 0.0, "B.": 0.1, "C.": 0.2, "D.": 0.3}  # seconds of validation, each far over the window
+
+    def slow_validate(item: CloneRequest) -> None:
+        time.sleep(delays[item.text])
+        engine.validate(item)
+
+    batcher = CloneBatcher(engine.clone_batch, max_batch=16, validate=slow_validate, window_s=0.001,
+                           max_wait_s=60.0)
+    results = await asyncio.gather(*(batcher.clone(request(clip, text)) for text in delays))
+
+    assert texts(batches) == [sorted(delays)]
+    assert [r.batch_size for r in results] == [4] * 4
+    await batcher.aclose()
+
+
 async def test_a_seeded_clone_runs_alone_and_sounds_as_unbatched(engine, clip, monkeypatch):
     batches = record_batches(monkeypatch)
     backend = local_backend(engine)

@@ -194,3 +194,11 @@ def test_missing_checkpoint_says_how_to_download(monkeypatch):
     with pytest.raises(EngineConfigError, match=r"modal run -m backend\.modal_app::download") as raised:
         modal_app.TTSSdpa().health.local()  # the volume's path does not exist here
     assert raised.value.code == "model_missing"
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_variant_engines_run_fast_on_the_gpu_with_every_batch_bucket_warmed_at_start(name):
+    """A serving container captures all batch sizes while loading, so no user's batch waits for a capture."""
+    config = REAL_ENGINE_CONFIG(VARIANTS[name])
+    assert (config.engine_mode, config.fast_warmup_all, config.device) == ("auto", True, "cuda:0")
+    assert (config.model, config.attention) == (VARIANTS[name].model_dir, VARIANTS[name].attention)

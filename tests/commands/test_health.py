@@ -35,6 +35,16 @@ async def test_healthy_backend_and_an_idle_queue():
     assert values["Total time"] == values["Real-time factor"] == "no jobs yet"
 
 
+async def test_a_stock_fallback_is_reported_with_its_reason():
+    backend = FakeBackend()
+    fallen_back = backend.health_report.model_copy(
+        update={"engine_mode": "stock", "fallback_reason": "RuntimeError('Failed to find C compiler')"})
+    backend.health_report = fallen_back
+    values = dict(health_fields(await check_health(backend, JobQueue(2, max_queue=50))))
+    assert values["Fast engine"] == "off, running stock qwen-tts: RuntimeError('Failed to find C compiler')"
+    assert values["Variant"].endswith("(stock)")
+
+
 async def test_unreachable_backend_is_reported_not_raised():
     down = FakeBackend(health_error=BackendUnavailable("The Modal app 'voicebot-tts' is not deployed."))
     health = await check_health(down)

@@ -128,6 +128,16 @@ def test_health_reports_model_and_counters(engine, tiny_checkpoint):
     assert report.languages[0] == "Auto" and "English" in report.languages and len(report.languages) == 11
 
 
+def test_health_answers_while_a_generation_holds_the_model(engine):
+    """/tts-health must not wait minutes behind a long clone: health never takes the model lock once loaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.load()
+    with engine._lock, ThreadPoolExecutor(1) as pool:  # what a running generation holds
+        report = pool.submit(engine.health).result(timeout=30)
+    assert report.status == "ok"
+
+
 def test_languages_come_from_the_model(engine):
     assert engine.languages() == ["Auto", "Chinese", "English", "French", "German", "Italian", "Japanese",
                                   "Korean", "Portuguese", "Russian", "Spanish"]

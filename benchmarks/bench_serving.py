@@ -70,7 +70,8 @@ async def run(args: argparse.Namespace) -> dict:
     log(f"loaded in {health.load_s:.1f} s, engine_mode={health.engine_mode}, fallback={health.fallback_reason}")
     engine.tts.model.config.talker_config.codec_eos_token_id = 10**6  # fixed length: EOS never sampled
     backend = LocalBackend(BackendSettings(model=str(path)), engine=engine)
-    result = dict(card=torch.cuda.get_device_name() if cuda else "cpu", date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result = dict(card=torch.cuda.get_device_name() if cuda else "cpu",
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   command=" ".join(sys.argv), frames=args.frames, repeats=args.repeats, load_s=health.load_s,
                   engine_mode=health.engine_mode, fallback_reason=health.fallback_reason,
                   versions=health.versions, rows=[])

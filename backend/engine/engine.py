@@ -246,7 +246,8 @@ class Engine:
                 total_s: float, cold: bool) -> CloneResult:
         audio, frames = self._whole_frames(np.asarray(wav, dtype=np.float32), item.max_new_tokens)
         return CloneResult(
-            audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE, audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
+            audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE,
+            audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
             frames=frames, voice_cached=item.cached, cold_start=cold, variant=self.config.variant,
             gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode=self.engine_mode,
             batch_size=batch_size,

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from commands.jobs import JobQueue
 from commands.timing import (
-    CONSENT_LINE, excerpt, format_rtf, format_seconds, job_timing_fields, result_filename, timing_fields,
+    CONSENT_LINE,
+    excerpt,
+    format_rtf,
+    format_seconds,
+    job_timing_fields,
+    result_filename,
+    timing_fields,
     timing_summary,
 )
 from tests.fakes import FakeBackend, fake_result

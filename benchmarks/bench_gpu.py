@@ -31,25 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from backend.engine.checkpoint import build_random_checkpoint, is_checkpoint  # noqa: E402
 from backend.engine.fast import FastTTS  # noqa: E402
+from bench_common import FRAME_S, REF_TEXT, TEXT, log, peak_gb, sync  # noqa: E402
 
-FRAME_S = 0.08
-TEXT = ("The quick brown fox jumps over the lazy dog while the band plays on, and everyone in the square "
-        "stops to listen to the music drifting through the warm evening air.")
-REF_TEXT = "This is the reference clip, read slowly and clearly."
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def sync() -> None:
-    """Wait for the GPU (the script also runs on the CPU with the tiny preset, to check it before a lease)."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def peak_gb() -> float:
-    return torch.cuda.max_memory_allocated() / 1024**3 if torch.cuda.is_available() else 0.0
 
 
 def timed(fn: Callable[[], object]) -> float:

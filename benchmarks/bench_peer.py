@@ -33,26 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FRAME_S = 0.08
+from bench_common import FRAME_S, REF_TEXT, TEXT, log, peak_gb, sync
+
 SAMPLES_PER_FRAME = 1920
-# Kept equal to bench_gpu.py's (not imported: that module imports the stock package at import time).
-TEXT = ("The quick brown fox jumps over the lazy dog while the band plays on, and everyone in the square "
-        "stops to listen to the music drifting through the warm evening air.")
-REF_TEXT = "This is the reference clip, read slowly and clearly."
 PEER = "faster-qwen3-tts"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def peak_gb() -> float:
-    return torch.cuda.max_memory_allocated() / 1024**3 if torch.cuda.is_available() else 0.0
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:

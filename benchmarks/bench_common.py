@@ -5,7 +5,11 @@ Imports only torch, so bench_peer.py (its own Python path, without the stock qwe
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib.metadata
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,3 +31,22 @@ def sync() -> None:
 
 def peak_gb() -> float:
     return torch.cuda.max_memory_allocated() / 1024**3 if torch.cuda.is_available() else 0.0
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """Installed versions of `packages` (those missing are left out), for the run's JSON."""
+    found = {}
+    for name in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every GPU script takes: which checkpoint, how many frames, how many repeats."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--preset", default="1.7b")
+    parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/voicebot-ckpt"))
+    parser.add_argument("--frames", type=int, default=250)
+    parser.add_argument("--repeats", type=int, default=3)
+    return parser

@@ -10,9 +10,7 @@ RESULTS.md and a plot.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib.metadata
 import json
 import platform
 import socket
@@ -31,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.engine.checkpoint import build_random_checkpoint, is_checkpoint  # noqa: E402
 from backend.engine.fast import FastTTS  # noqa: E402
-from bench_common import FRAME_S, REF_TEXT, TEXT, log, peak_gb, sync  # noqa: E402
+from bench_common import FRAME_S, REF_TEXT, TEXT, base_parser, log, peak_gb, sync, versions  # noqa: E402
 
 
 
@@ -153,20 +151,8 @@ def stock_generate_args(tts, prompt, gen: dict) -> dict:
                 non_streaming_mode=False, **tts._merge_generate_kwargs(**gen))
 
 
-def versions() -> dict:
-    found = {}
-    for name in ("torch", "transformers", "qwen-tts", "tokenizers", "triton"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[name] = importlib.metadata.version(name)
-    return found
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="1.7b")
-    parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/voicebot-ckpt"))
-    parser.add_argument("--frames", type=int, default=250)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,4,16")
     parser.add_argument("--stock", default="sdpa,eager,flash", help="stock variants to time ('' for none)")
     parser.add_argument("--stock-frames", type=int, default=None, help="frames for stock runs (default --frames)")
@@ -196,8 +182,10 @@ def main() -> None:
     prompt = tts.create_voice_clone_prompt(ref_audio=reference, ref_text=REF_TEXT)[0]
     batches = [int(b) for b in args.batches.split(",") if b]
     result = dict(card=torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(),
-                  host=socket.gethostname(), call=args.call, date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  python=platform.python_version(), versions=versions(), command=" ".join(sys.argv),
+                  host=socket.gethostname(), call=args.call,
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"), python=platform.python_version(),
+                  versions=versions("torch", "transformers", "qwen-tts", "tokenizers", "triton"),
+                  command=" ".join(sys.argv),
                   preset=args.preset, dtype=str(dtype).removeprefix("torch."), frames=args.frames, repeats=args.repeats,
                   rows=[])
     rows = result["rows"]
@@ -220,7 +208,8 @@ def main() -> None:
         save()
     for batch in batches:
         texts = [TEXT] * batch
-        rows.append(measure(f"fast b{batch}", lambda: fast.generate_voice_clone(texts, "english", [prompt], **gen),
+        rows.append(measure(f"fast b{batch}", lambda fast=fast, texts=texts: fast.generate_voice_clone(
+                                texts, "english", [prompt], **gen),
                             frames=args.frames, streams=batch, repeats=args.repeats))
         save()
     rows.append(first_audio(fast, prompt, args.repeats, **gen))

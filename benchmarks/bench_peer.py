@@ -17,9 +17,6 @@ each chunk size asked for. Writes a JSON of the shape bench_gpu.py writes, which
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib.metadata
 import json
 import platform
 import socket
@@ -33,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_common import FRAME_S, REF_TEXT, TEXT, log, peak_gb, sync
+from bench_common import FRAME_S, REF_TEXT, TEXT, base_parser, log, peak_gb, sync, versions
 
 SAMPLES_PER_FRAME = 1920
 PEER = "faster-qwen3-tts"
@@ -161,21 +158,8 @@ def first_audio(peer, prompt, *, frames: int, repeats: int, chunk_size: int) -> 
     return row
 
 
-def versions() -> dict:
-    found = {}
-    for name in ("torch", "transformers", "faster-qwen3-tts", "qwen-tts-hf", "tokenizers", "huggingface-hub",
-                 "accelerate", "triton"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[name] = importlib.metadata.version(name)
-    return found
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="1.7b")
-    parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/voicebot-ckpt"))
-    parser.add_argument("--frames", type=int, default=250)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--stream-chunks", default="12,2",
                         help="chunk sizes (frames) to time first audio for; 12 is the peer's default ('' for none)")
     parser.add_argument("--max-seq-len", type=int, default=2048, help="the peer's static cache length (its default)")
@@ -197,7 +181,9 @@ def main() -> None:
     result = dict(card=torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor(),
                   host=socket.gethostname(), call=args.call,
                   date=datetime.now(UTC).isoformat(timespec="seconds"), python=platform.python_version(),
-                  versions=versions(), command=" ".join(sys.argv), preset=args.preset, dtype=args.dtype,
+                  versions=versions("torch", "transformers", "faster-qwen3-tts", "qwen-tts-hf", "tokenizers",
+                                    "huggingface-hub", "accelerate", "triton"),
+                  command=" ".join(sys.argv), preset=args.preset, dtype=args.dtype,
                   frames=args.frames, repeats=args.repeats, runtime_patches=[patch], rows=[])
     rows = result["rows"]
 

@@ -56,7 +56,7 @@ async def _run(service: CloneService, order: CloneOrder, out: Path, status: Stat
         )
         await service.wait(job)
         async with job.delivering() as result:
-            out.write_bytes(result.audio)
+            await asyncio.to_thread(out.write_bytes, result.audio)
         return job
     finally:
         await service.aclose()

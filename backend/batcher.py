@@ -20,11 +20,15 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from backend.errors import BackendFailed
 from backend.schema import CloneRequest, CloneResult
+
+if TYPE_CHECKING:
+    from backend.engine import Engine
 
 log = structlog.get_logger(__name__)
 DEFAULT_WINDOW_S = 0.005  # next to seconds of generation, waiting this long for company costs nothing
@@ -67,6 +71,13 @@ class CloneBatcher:
         self._wakeup = threading.Condition()
         self._worker: threading.Thread | None = None  # started by the first request, not at construction
         self._closed = False
+
+    @classmethod
+    def for_engine(cls, engine: Engine, *, window_s: float = DEFAULT_WINDOW_S) -> CloneBatcher:
+        """The batcher every serving process puts in front of its engine: batches up to the fast decoder's
+        largest bucket, input validated by the engine before queueing."""
+        return cls(engine.clone_batch, max_batch=engine.config.fast_max_batch, validate=engine.validate,
+                   window_s=window_s)
 
     async def clone(self, request: CloneRequest) -> CloneResult:
         """Queue `request` and wait for its result without blocking the event loop."""

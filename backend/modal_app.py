@@ -180,8 +180,7 @@ class _Service:
                 code=exc.code,
             ) from exc
         # Its worker thread starts with the first clone, after the snapshot.
-        self.batcher = CloneBatcher(self.engine.clone_batch, max_batch=self.engine.config.fast_max_batch,
-                                    validate=self.engine.validate, window_s=BATCH_WINDOW_S)
+        self.batcher = CloneBatcher.for_engine(self.engine, window_s=BATCH_WINDOW_S)
 
     @modal.method()
     async def clone(self, request: dict) -> dict:

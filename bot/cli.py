@@ -51,11 +51,8 @@ def demo(out: Annotated[Path, typer.Option("--out", "-o", help="Where to write t
     from bot.demo import DEMO_REF_TEXT, DEMO_TEXT, demo_reference
     from bot.terminal import CloneOrder
 
-    settings = BackendSettings(backend="local", model=DEMO_MODEL)
-    ensure_demo_checkpoint(settings)
     order = CloneOrder(demo_reference(), "demo-reference.wav", DEMO_TEXT, DEMO_REF_TEXT, "English", seed=0)
-    _clone(settings, order, out)
-    console.print(RANDOM_WEIGHTS_NOTE)
+    _clone(BackendSettings(backend="local", model=DEMO_MODEL), order, out)
 
 
 @app.command()
@@ -73,22 +70,25 @@ def clone(
     from bot.terminal import CloneOrder
 
     settings = BackendSettings(**({"model": model} if model else {}))
-    if settings.backend == "local" and settings.uses_demo_model:
-        ensure_demo_checkpoint(settings)
     _clone(settings, CloneOrder(ref.read_bytes(), ref.name, text, ref_text, language, variant, seed), out)
-    if settings.backend == "local" and settings.uses_demo_model:
-        console.print(RANDOM_WEIGHTS_NOTE)
 
 
 def _clone(settings: BackendSettings, order: CloneOrder, out: Path) -> None:
+    """One clone job; on the demo model the checkpoint is built first (with progress) and the output is
+    labelled as random-weight noise."""
     from bot.services import build_service
     from bot.terminal import clone_to_file
 
+    on_demo_model = settings.backend == "local" and settings.uses_demo_model
+    if on_demo_model:
+        ensure_demo_checkpoint(settings)
     try:
         clone_to_file(build_service(settings), order, out, console)
     except VoicebotError as exc:
         errors.print(f"[red]{exc.message}[/]")
         raise typer.Exit(1) from None
+    if on_demo_model:
+        console.print(RANDOM_WEIGHTS_NOTE)
 
 
 def ensure_demo_checkpoint(settings: BackendSettings) -> Path:

@@ -84,8 +84,7 @@ class LocalBackend:
         engine = self._get_engine()
         with self._create_lock:
             if self._batcher is None:
-                self._batcher = CloneBatcher(engine.clone_batch, max_batch=engine.config.fast_max_batch,
-                                             validate=engine.validate, window_s=self._settings.batch_window_s)
+                self._batcher = CloneBatcher.for_engine(engine, window_s=self._settings.batch_window_s)
             return self._batcher
 
     async def _run(self, call: Callable[[Engine], T]) -> T:

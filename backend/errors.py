@@ -1,7 +1,9 @@
 """One error hierarchy for the whole stack, so every layer can turn a failure into a specific message.
 
-Each error carries a stable `code` (used by tests, logs and the HTTP API) and a `message` written for the
-end user: the bots show it as is, so it must never contain secrets or stack traces.
+Each error carries a stable `code` (used by tests, logs and the HTTP API), a `message` written for the
+end user and an optional `detail` for operators. The bots show `message` as is, so it says what happened and
+what the user can do, never a host, URL, variable name, secret or operator instruction; `detail` holds those
+(which setting to check, which host failed) and reaches only admins (`/tts-health`) and the logs, redacted.
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ class VoicebotError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
         if code is not None:
             self.code = code
+
+    @property
+    def operator_text(self) -> str:
+        """What admins and logs see: the user's message plus the operator detail, secrets masked."""
+        from backend.redaction import redact
+
+        return redact(f"{self.message} ({self.detail})" if self.detail else self.message)
 
 
 class InvalidInput(VoicebotError):

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from backend.errors import VoicebotError
 from backend.settings import DEMO_MODEL, BackendSettings
-from bot.logging_setup import setup_logging
+from backend.log_setup import setup_logging
 from bot.settings import BotSettings
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import structlog
 
 from backend.errors import VoicebotError
 from bot.discord.client import VoicebotClient
-from bot.logging_setup import setup_logging
+from backend.log_setup import setup_logging
 from bot.services import build_service
 from bot.settings import BotSettings, DiscordSettings
 

@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
 from backend.settings import BackendSettings
-from bot.logging_setup import setup_logging
+from backend.log_setup import setup_logging
 from bot.services import build_service
 from bot.settings import BotSettings
 from bot.slack.app import build_app

@@ -23,7 +23,7 @@ from discord.http import Route
 
 from backend.clients.base import BackendClient
 from bot.discord.client import VoicebotClient
-from bot.logging_setup import setup_logging
+from backend.log_setup import setup_logging
 from bot.settings import DiscordSettings
 from commands.clone import CloneService
 from commands.settings import CommandSettings

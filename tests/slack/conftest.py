@@ -30,7 +30,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.clients.base import BackendClient
-from bot.logging_setup import setup_logging
+from backend.log_setup import setup_logging
 from bot.slack.app import build_app
 from bot.slack.modals import FILE_ACTION, LANGUAGE, REF_TEXT, REFERENCE, TEXT, VALUE_ACTION, VARIANT
 from bot.slack.services import SlackServices

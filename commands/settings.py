@@ -5,8 +5,10 @@ Example: VOICEBOT_MAX_CONCURRENT_JOBS=1 VOICEBOT_ADMIN_USER_IDS=discord:1234,sla
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
+import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -30,6 +32,8 @@ class CommandSettings(BaseSettings):
     max_ref_mib: float = Field(10.0, gt=0, description="Largest reference clip upload")
     min_ref_seconds: float = Field(1.0, ge=0)
     max_ref_seconds: float = Field(30.0, gt=0)
+    # where the bot keeps what must outlive a process: results no route could deliver (and, later, its database)
+    data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("voicebot"))
     # who may use admin commands besides those the platform calls admins ("discord:1234", "slack:U0ABC" or a bare id)
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -45,6 +49,10 @@ class CommandSettings(BaseSettings):
                 return [str(item) for item in json.loads(text)]
             return [part for part in text.replace(",", " ").split() if part]
         return value
+
+    @property
+    def undelivered_dir(self) -> Path:
+        return self.data_dir / "undelivered"
 
     @property
     def audio_limits(self) -> AudioLimits:

@@ -38,7 +38,7 @@ def test_missing_token_says_what_to_do(monkeypatch, tmp_path, capsys):
 
 
 async def test_rejected_token_fails_login(fake_discord):
-    client = make_client(FakeBackend())
+    client = make_client(FakeBackend(), fake_discord.api)
     with pytest.raises(discord.LoginFailure):
         await serve(client, "not.the.token")
     assert client.is_closed()
@@ -47,7 +47,7 @@ async def test_rejected_token_fails_login(fake_discord):
 async def test_sigterm_lets_running_jobs_finish_and_tells_queued_users(fake_discord, monkeypatch):
     api = fake_discord.api
     backend = FakeBackend(hold=True)
-    client = make_client(backend, max_concurrent_jobs=1)
+    client = make_client(backend, api, max_concurrent_jobs=1)
 
     async def gateway(*, reconnect: bool = True) -> None:  # stands in for the websocket: open until closed
         while not client.is_closed():

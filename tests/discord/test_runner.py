@@ -8,7 +8,9 @@ import signal
 
 import discord
 import pytest
+import structlog
 
+from backend import redaction
 from bot.discord import run_discord
 from bot.discord.runner import serve
 from tests.clips import sine_clip
@@ -35,6 +37,23 @@ def test_missing_token_says_what_to_do(monkeypatch, tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "DISCORD_TOKEN is not set" in err and "Reset Token" in err and ".env.example" in err
+
+
+def test_the_token_is_masked_in_every_log_line(monkeypatch, tmp_path, capsys):
+    """Whatever logs the token (here: a library quoting it in a gateway error), the line shows it masked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(redaction, "_secrets", set())
+    token = "plain-discord-token-9f8e7d"  # not shaped like a Discord token: only registration can mask it
+    monkeypatch.setenv("DISCORD_TOKEN", token)
+    monkeypatch.setenv("VOICEBOT_BACKEND", "local")
+
+    async def serve(client, token_, *, grace_s):
+        structlog.get_logger("discord.gateway").warning("gateway.closed", reason=f"session {token_} invalidated")
+
+    monkeypatch.setattr("bot.discord.runner.serve", serve)
+    run_discord(sync_global=False)
+    err = capsys.readouterr().err
+    assert "gateway.closed" in err and "session [redacted] invalidated" in err and token not in err
 
 
 async def test_rejected_token_fails_login(fake_discord):

@@ -85,7 +85,7 @@ def _clone(settings: BackendSettings, order: CloneOrder, out: Path) -> None:
     try:
         clone_to_file(build_service(settings), order, out, console)
     except VoicebotError as exc:
-        errors.print(f"[red]{exc.message}[/]")
+        errors.print(f"[red]{exc.operator_text}[/]")  # the terminal's user is the operator
         raise typer.Exit(1) from None
     if on_demo_model:
         console.print(RANDOM_WEIGHTS_NOTE)
@@ -182,7 +182,7 @@ def bench(
             calls, json_path, png_path = run(targets, reference, out, repeats=repeats, lengths=chosen,
                                              base=settings, on_call=advance)
     except (VoicebotError, ValueError) as exc:
-        errors.print(f"[red]{getattr(exc, 'message', exc)}[/]")
+        errors.print(f"[red]{getattr(exc, 'operator_text', exc)}[/]")
         raise typer.Exit(1) from None
     from bot.bench import summary_table
 

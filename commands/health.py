@@ -1,6 +1,8 @@
 """`/tts-health`: each backend variant's own report plus this process's queue, and who counts as an admin.
 
-`check_health` never raises: an unreachable backend is part of the report, with the specific message.
+`check_health` never raises: an unreachable backend is part of the report, with the specific message and the
+operator detail (which setting, which host), redacted: the report goes to admins only, but it is still shown in a
+chat, so it never holds a credential or a URL's query.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import structlog
 
 from backend.clients.base import BackendClient
 from backend.errors import VoicebotError
+from backend.redaction import redact
 from backend.schema import HealthReport
 from commands.errors import PermissionDenied
 from commands.jobs import JobQueue, QueueStats
@@ -30,6 +33,14 @@ class VariantHealth:
     report: HealthReport | None = None
     error: str | None = None
     error_code: str | None = None
+    detail: str | None = None  # for admins: what to fix, redacted
+
+    @property
+    def problem(self) -> str | None:
+        """The error as admins read it: the user's message, then the operator detail."""
+        if self.error is None:
+            return None
+        return f"{self.error} ({self.detail})" if self.detail else self.error
 
     @property
     def ok(self) -> bool:
@@ -65,7 +76,8 @@ async def _variant_health(name: str, client: BackendClient, timeout_s: float) ->
             error_code="backend_timeout",
         )
     except VoicebotError as exc:
-        return VariantHealth(name, error=exc.message, error_code=exc.code)
+        return VariantHealth(name, error=redact(exc.message), error_code=exc.code,
+                             detail=redact(exc.detail) if exc.detail else None)
     except Exception:
         log.exception("health.check_failed", variant=name)
         return VariantHealth(
@@ -76,12 +88,13 @@ async def _variant_health(name: str, client: BackendClient, timeout_s: float) ->
 
 def health_fields(health: BotHealth) -> list[Field]:
     """Ordered (label, value) pairs: per variant (label suffixed with the name when there are several),
-    then the bot's own uptime, queue and job statistics."""
+    then the bot's own uptime, queue and job statistics. Every backend value is redacted: a report's model path
+    or fallback reason comes from the backend and may hold a URL."""
     several = len(health.variants) > 1
     fields: list[Field] = []
     for variant in health.variants:
         suffix = f" ({variant.name})" if several else ""
-        fields += [(label + suffix, value) for label, value in _variant_fields(variant)]
+        fields += [(label + suffix, redact(value)) for label, value in _variant_fields(variant)]
     if health.queue is not None:
         fields += _queue_fields(health.queue)
     return fields
@@ -90,7 +103,7 @@ def health_fields(health: BotHealth) -> list[Field]:
 def _variant_fields(variant: VariantHealth) -> list[Field]:
     report = variant.report
     if report is None:
-        return [("Backend", f"unreachable: {variant.error}")]
+        return [("Backend", f"unreachable: {variant.problem}")]
     warmth = "warm" if report.warm else "cold (the first request loads the model and is slower)"
     fields: list[Field] = [
         ("Backend", f"{report.status}, {warmth}"),

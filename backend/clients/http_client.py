@@ -1,7 +1,9 @@
 """Calls the HTTP API of `backend.web` (a deployed variant's web endpoint, or any server running it).
 
 Useful where the Modal client cannot be used (no Modal token on the bot host) and to measure what plain HTTP
-clients see. Transport failures, timeouts and error answers each become their own `VoicebotError`.
+clients see. Transport failures, timeouts and error answers each become their own `VoicebotError`, worded for
+users by `backend.clients.failures`; the URL (redacted: no credentials, no query) and the setting to check go
+into the error's operator `detail` and the log line, never into the user's message.
 """
 
 from __future__ import annotations
@@ -14,13 +16,33 @@ import structlog
 from pydantic import ValidationError
 
 from backend.clients.base import StageCallback
-from backend.errors import BackendFailed, BackendNotConfigured, BackendTimeout, BackendUnavailable
+from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE, from_service
+from backend.errors import (
+    BackendFailed,
+    BackendNotConfigured,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidInput,
+    VoicebotError,
+)
+from backend.redaction import redact_url
 from backend.schema import CloneRequest, CloneResult, HealthReport
 from backend.settings import BackendSettings
 from backend.wire import CloneBody, error_from_body, result_from_json
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+
+def _base_url(setting: str) -> httpx.URL:
+    """VOICEBOT_HTTP_URL as a base URL; a query in it (`?api_key=...`) is sent with every request."""
+    try:
+        url = httpx.URL(setting)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise BackendNotConfigured(NOT_SET_UP, detail=f"VOICEBOT_HTTP_URL is not an http(s) URL: {redact_url(setting)}")
+    return url
 
 
 class HttpBackend:
@@ -30,47 +52,58 @@ class HttpBackend:
 
     def __init__(self, settings: BackendSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         if not settings.http_url:
-            raise BackendNotConfigured("The HTTP backend needs a URL: set VOICEBOT_HTTP_URL.")
+            raise BackendNotConfigured(NOT_SET_UP, detail="the HTTP backend needs a URL: set VOICEBOT_HTTP_URL")
+        url = _base_url(settings.http_url)
+        self._where = redact_url(settings.http_url).rstrip("/")  # what logs and admins see of the URL
         self._timeout_s = settings.timeout_s
         headers = {"Authorization": f"Bearer {settings.http_token.get_secret_value()}"} if settings.http_token else {}
         self._client = httpx.AsyncClient(
-            base_url=settings.http_url, headers=headers, timeout=settings.timeout_s, transport=transport,
-            # Modal web endpoints answer a request running past 150 s with a 303 to a URL that waits for the result.
+            base_url=url.copy_with(query=None, fragment=None), params=url.params, headers=headers,
+            timeout=settings.timeout_s, transport=transport,
+            # Modal web endpoints answer a request running past 150 s with a 303 to a URL that waits for the result
+            # (httpx drops the Authorization header when a redirect leaves the origin).
             follow_redirects=True,
         )
 
     async def _request(self, method: str, path: str, parse: Callable[[Any], T],
                        body: dict[str, Any] | None = None) -> T:
+        """`_send`, with every failure logged once for operators (redacted URL, code, detail)."""
+        try:
+            return await self._send(method, path, parse, body)
+        except VoicebotError as exc:
+            (log.info if isinstance(exc, InvalidInput) else log.warning)(
+                "http.failed", method=method, url=self._where + path, code=exc.code, detail=exc.detail)
+            raise
+
+    async def _send(self, method: str, path: str, parse: Callable[[Any], T], body: dict[str, Any] | None) -> T:
         """Send, map failures to specific errors, and `parse` the JSON answer; an answer of the wrong shape
         (another server at that URL, an incompatible version) is a `BackendFailed`, not a crash in the bot."""
+        where = self._where + path
         try:
             response = await self._client.request(method, path, json=body)
         except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"The HTTP backend did not answer within {self._timeout_s:g} s.") from exc
+            raise BackendTimeout(TIMED_OUT, detail=f"{where} did not answer within {self._timeout_s:g} s "
+                                                   "(VOICEBOT_TIMEOUT_S)") from exc
         except httpx.TransportError as exc:
-            raise BackendUnavailable(f"The HTTP backend at {self._client.base_url} cannot be reached.") from exc
+            raise BackendUnavailable(UNREACHABLE, detail=f"{where} cannot be reached ({type(exc).__name__}): "
+                                                         "check VOICEBOT_HTTP_URL and that the service runs") from exc
         if response.is_success:
             try:
-                data = response.json()
-            except ValueError as exc:
-                raise BackendFailed("The HTTP backend answered with something other than JSON.") from exc
-            try:
-                return parse(data)
+                return parse(response.json())
             except (ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                log.warning("http.bad_answer", path=path, error=type(exc).__name__)
-                raise BackendFailed(
-                    f"The HTTP backend's answer to {path} is not a voicebot answer: check VOICEBOT_HTTP_URL."
-                ) from exc
-        log.info("http.error", path=path, status=response.status_code)
-        if response.status_code in (401, 403):
-            raise BackendNotConfigured("The HTTP backend rejected the token: set VOICEBOT_HTTP_TOKEN to the server's.")
-        if response.status_code == 404:
-            raise BackendUnavailable(f"{response.url} does not exist: check VOICEBOT_HTTP_URL.")
+                raise BackendFailed(FAILED, detail=f"{where} answered HTTP {response.status_code} with something "
+                                                   "other than a voicebot answer: check VOICEBOT_HTTP_URL") from exc
+        status = response.status_code
+        if status in (401, 403):
+            raise BackendNotConfigured(NOT_SET_UP, detail=f"{where} rejected the token (HTTP {status}): set "
+                                                          "VOICEBOT_HTTP_TOKEN to the server's")
+        if status == 404:
+            raise BackendUnavailable(NOT_SET_UP, detail=f"{where} does not exist (HTTP 404): check VOICEBOT_HTTP_URL")
         try:
-            body_json = response.json()
+            answer = response.json()
         except ValueError:
-            body_json = None  # e.g. a proxy's HTML error page
-        raise error_from_body(response.status_code, body_json)
+            answer = None  # e.g. a proxy's HTML error page
+        raise from_service(error_from_body(status, answer), f"{where} (HTTP {status})")
 
     async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
         if on_stage is not None:

@@ -17,6 +17,7 @@ import structlog
 
 from backend.batcher import CloneBatcher
 from backend.clients.base import StageCallback
+from backend.clients.failures import FAILED, from_service
 from backend.errors import BackendFailed, VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport
 from backend.settings import BackendSettings
@@ -51,14 +52,20 @@ def engine_config(settings: BackendSettings) -> EngineConfig:
 
 @contextmanager
 def _engine_errors() -> Iterator[None]:
-    """Domain errors pass through; anything else is logged and becomes a `BackendFailed` the bots can show."""
+    """Bad input passes through; the engine's own failures (a missing model directory, flash-attn not installed)
+    keep their words for operators only (`from_service`); anything else is logged with its traceback and
+    becomes a `BackendFailed` the bots can show."""
     try:
         yield
-    except VoicebotError:
-        raise
+    except VoicebotError as exc:
+        error = from_service(exc, "the local engine")
+        if error is not exc:
+            log.warning("local.failed", code=error.code, detail=error.detail)
+        raise error
     except Exception as exc:
-        log.exception("local.failed")
-        raise BackendFailed(f"The local engine failed: {type(exc).__name__}.") from exc
+        log.exception("local.crashed")
+        raise BackendFailed(FAILED, detail=f"the local engine raised {type(exc).__name__}; the traceback is logged") \
+            from exc
 
 
 class LocalBackend:

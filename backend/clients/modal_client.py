@@ -1,8 +1,9 @@
 """Calls a deployed variant class of `backend.modal_app` through Modal's client (`.remote.aio`).
 
 The class is looked up by name (`modal.Cls.from_name`), so the bot never imports the Modal app or its images;
-the variant table in `backend.variants` supplies the class names. Each failure mode becomes its own error with
-the fix in the message: missing token, app not deployed, timeout, remote failure.
+the variant table in `backend.variants` supplies the class names. Each failure mode becomes its own error:
+users read what happened (`backend.clients.failures`), operators the fix in its `detail` (missing token: run
+`modal token new`; app not deployed: `modal deploy`; timeout; the remote failure).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import modal.exception
 import structlog
 
 from backend.clients.base import StageCallback
+from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE, from_service
 from backend.errors import (
     BackendFailed,
     BackendNotConfigured,
     BackendTimeout,
     BackendUnavailable,
+    InvalidInput,
     VoicebotError,
 )
 from backend.schema import CloneRequest, CloneResult, HealthReport
@@ -37,7 +40,8 @@ class ModalBackend:
         variant = variant or next(iter(settings.modal_variants), DEFAULT_VARIANT)
         if variant not in VARIANTS:
             raise BackendNotConfigured(
-                f"Unknown Modal variant {variant!r}; choose one of: {', '.join(VARIANTS)}.", code="unknown_variant"
+                NOT_SET_UP, code="unknown_variant",
+                detail=f"unknown Modal variant {variant!r} in VOICEBOT_MODAL_VARIANTS; choose from: {', '.join(VARIANTS)}",
             )
         self.name = f"modal:{variant}"
         self._app_name = settings.modal_app
@@ -52,28 +56,40 @@ class ModalBackend:
         return self._service
 
     async def _call(self, method: str, *args: Any) -> Any:
-        where = f"{self._app_name}/{self._class_name}"
+        """`_remote_call`, with every failure logged once for operators (target, code, detail)."""
+        try:
+            return await self._remote_call(method, *args)
+        except VoicebotError as exc:
+            (log.info if isinstance(exc, InvalidInput) else log.warning)(
+                "modal.failed", target=f"{self._app_name}/{self._class_name}", method=method, code=exc.code,
+                detail=exc.detail)
+            raise
+
+    async def _remote_call(self, method: str, *args: Any) -> Any:
+        where = f"Modal {self._app_name}/{self._class_name}.{method}"
         try:
             reply = await asyncio.wait_for(getattr(self._remote(), method).remote.aio(*args), self._timeout_s)
         except (TimeoutError, modal.exception.TimeoutError) as exc:
-            raise BackendTimeout(f"The Modal backend ({where}) did not answer within {self._timeout_s:g} s.") from exc
-        except modal.exception.AuthError as exc:
-            raise BackendNotConfigured(
-                "Modal credentials are missing or invalid. Set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, "
-                "or run `modal token new`."
-            ) from exc
+            raise BackendTimeout(TIMED_OUT, detail=f"{where} did not answer within {self._timeout_s:g} s "
+                                                   "(VOICEBOT_TIMEOUT_S)") from exc
+        except (modal.exception.AuthError, modal.exception.PermissionDeniedError) as exc:
+            raise BackendNotConfigured(NOT_SET_UP, detail=(
+                f"{where}: Modal credentials are missing or invalid ({type(exc).__name__}): set MODAL_TOKEN_ID and "
+                "MODAL_TOKEN_SECRET, or run `modal token new`")) from exc
         except modal.exception.NotFoundError as exc:
-            raise BackendUnavailable(
-                f"The Modal app {where} is not deployed. Deploy it with `modal deploy -m backend.modal_app`."
-            ) from exc
+            raise BackendUnavailable(NOT_SET_UP, detail=(
+                f"{where}: the app is not deployed: run `modal deploy -m backend.modal_app`")) from exc
         except modal.exception.ConnectionError as exc:
-            raise BackendUnavailable("Modal cannot be reached; check the network.") from exc
+            raise BackendUnavailable(UNREACHABLE, detail=f"{where}: Modal cannot be reached: check the network") from exc
         except VoicebotError as exc:  # raised outside the reply envelope, e.g. by the container's model load
-            raise BackendFailed(f"The Modal backend ({where}) failed: {exc.message}", code=exc.code) from exc
+            raise from_service(exc, where)  # from_service keeps the cause
         except Exception as exc:
-            log.exception("modal.failed", target=where, method=method)
-            raise BackendFailed(f"The Modal backend ({where}) failed: {type(exc).__name__}.") from exc
-        return unwrap_reply(reply)
+            log.exception("modal.crashed", target=where)
+            raise BackendFailed(FAILED, detail=f"{where} raised {type(exc).__name__}; the traceback is logged") from exc
+        try:
+            return unwrap_reply(reply)
+        except VoicebotError as exc:
+            raise from_service(exc, where)  # from_service keeps the cause
 
     async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
         if on_stage is not None:
@@ -92,4 +108,3 @@ class ModalBackend:
 
     async def aclose(self) -> None:
         """Nothing to release: Modal's client is shared by the process and closes with it."""
-

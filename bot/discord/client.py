@@ -12,6 +12,7 @@ import discord
 import structlog
 from discord import app_commands
 
+from bot.discord.attachments import DiscordCdn
 from bot.discord.clone import clone_command, clone_menu
 from bot.discord.errors import on_app_command_error
 from bot.discord.health import health_command
@@ -24,11 +25,14 @@ log = structlog.get_logger(__name__)
 
 class VoicebotClient(discord.Client):
     def __init__(self, service: CloneService, settings: DiscordSettings | None = None, *,
-                 sync_global: bool = False, **options: object) -> None:
+                 sync_global: bool = False, cdn: DiscordCdn | None = None, **options: object) -> None:
+        """`cdn` says where reference clips may be downloaded from: Discord's CDN hosts over HTTPS unless a
+        test points it at its fake."""
         super().__init__(intents=discord.Intents.none(), **options)  # type: ignore[arg-type]
         self.service = service
         self.settings = settings or DiscordSettings()
         self.sync_global = sync_global
+        self.cdn = cdn or DiscordCdn()
         self.tree = app_commands.CommandTree(self)
         self.tree.error(on_app_command_error)
         for command in (clone_command(service), clone_menu(service), health_command(service)):

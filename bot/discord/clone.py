@@ -2,9 +2,10 @@
 
 Both entry points end in `run_clone`:
 
-1. checks that need no audio (text, transcript, language, variant, reference size, cooldown, jobs in flight)
-   answer at once, ephemerally, before anything is downloaded;
-2. defer ("thinking") inside Discord's 3 s window, download the reference clip, submit the clone job;
+1. checks that need no audio (text, transcript, language, variant, reference size, cooldown, jobs in flight,
+   an attachment URL on Discord's CDN) answer at once, ephemerally, before anything is downloaded;
+2. defer ("thinking") inside Discord's 3 s window, download the reference clip from Discord's CDN only
+   (`bot.discord.attachments`: size cap, deadline, no redirect off the CDN), submit the clone job;
 3. the progress message follows the job (queued #n -> cloning the voice -> generating -> uploading);
 4. the WAV (OGG/Opus when over the upload limit) is posted with the timing embed and the consent line.
 
@@ -38,17 +39,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 CLONE_MENU = "Clone this voice"
-DOWNLOAD_TIMEOUT_S = 60.0
 # Discord's own caps: string options 6000 characters, modal text inputs 4000, embed field values 1024.
 OPTION_MAX_CHARS, MODAL_MAX_CHARS, FIELD_MAX_CHARS = 6000, 4000, 1024
 # What a message attachment must look like to be offered to the commands layer (which sniffs the bytes).
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".mp4", ".amr")
-
-
-class DownloadFailed(VoicebotError):
-    """Discord's CDN did not hand over the reference clip."""
-
-    code = "download_failed"
 
 
 class UploadFailed(VoicebotError):
@@ -92,18 +86,6 @@ def first_audio(message: discord.Message) -> discord.Attachment | None:
     return next((a for a in message.attachments if is_audio_attachment(a)), None)
 
 
-async def download(attachment: discord.Attachment) -> bytes:
-    try:
-        async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
-            return await attachment.read()
-    except TimeoutError:
-        raise DownloadFailed(f"Downloading the reference clip from Discord took over {DOWNLOAD_TIMEOUT_S:g} s; "
-                             "please try again.") from None
-    except discord.HTTPException as exc:
-        raise DownloadFailed(f"Discord did not hand over the reference clip (HTTP {exc.status}); "
-                             "upload it again and retry.") from exc
-
-
 def result_embed(job: Job) -> discord.Embed:
     embed = discord.Embed(title="Voice clone", colour=discord.Colour.blurple())
     for name, value in job_timing_fields(job):
@@ -121,6 +103,7 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
     try:
         service.check_request(user_id, ask.text, ask.ref_text, ask.language, ask.variant,
                               reference_size=ask.reference.size, is_admin=admin)
+        client.cdn.check(ask.reference.url)
     except VoicebotError as exc:
         await send_ephemeral(interaction, exc.message)
         return
@@ -133,7 +116,7 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
         return
     job: Job | None = None
     try:
-        reference = await download(ask.reference)
+        reference = await client.cdn.download(ask.reference.url, service.settings.audio_limits.max_bytes)
         job = await service.submit(user_id, place_of(interaction), reference, ask.reference.filename, ask.text,
                                    ask.ref_text, ask.language, ask.variant, is_admin=admin,
                                    on_progress=progress.on_job)
@@ -147,7 +130,9 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
             try:
                 await progress.post(content=content, embed=result_embed(job), file=upload.to_discord())
             except discord.HTTPException as exc:
-                raise UploadFailed(f"Discord refused the audio upload (HTTP {exc.status}); please try again.") from exc
+                log.warning("discord.upload_refused", job_id=job.id, status=exc.status, code=exc.code)
+                raise UploadFailed("Discord refused the audio upload; please try again.",
+                                   detail=f"HTTP {exc.status}, Discord error code {exc.code}") from exc
         await progress.finish(job.describe())
     except VoicebotError as exc:
         # A job's own failures carry its id ("Job J7K2QX failed: ..."); refusals before queueing do not need one.
@@ -241,6 +226,7 @@ def clone_menu(service: CloneService) -> app_commands.ContextMenu:
             return
         try:  # refuse before the user types a text that could not be used anyway
             service.queue.check_admission(user_key(interaction.user), is_admin=caller_is_admin(interaction, service))
+            interaction.client.cdn.check(reference.url)  # type: ignore[attr-defined]
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)
             return

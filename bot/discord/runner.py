@@ -14,8 +14,9 @@ import discord
 import structlog
 
 from backend.errors import VoicebotError
-from bot.discord.client import VoicebotClient
 from backend.log_setup import setup_logging
+from backend.redaction import register_secret
+from bot.discord.client import VoicebotClient
 from bot.services import build_service
 from bot.settings import BotSettings, DiscordSettings
 
@@ -40,6 +41,7 @@ def run_discord(sync_global: bool = False) -> None:
         print(MISSING_TOKEN, file=sys.stderr)
         raise SystemExit(2)
     token = settings.token.get_secret_value().strip()
+    register_secret(token)  # masked in every log line from here on, whatever logs it (discord.py included)
 
     async def main() -> None:
         client = VoicebotClient(build_service(), settings, sync_global=sync_global)
@@ -51,8 +53,8 @@ def run_discord(sync_global: bool = False) -> None:
         print("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again from the Developer "
               "Portal (Bot -> Reset Token).", file=sys.stderr)
         raise SystemExit(2) from None
-    except VoicebotError as exc:  # backend misconfiguration found at startup
-        print(exc.message, file=sys.stderr)
+    except VoicebotError as exc:  # backend misconfiguration found at startup: the operator reads the detail
+        print(exc.operator_text, file=sys.stderr)
         raise SystemExit(1) from None
 
 

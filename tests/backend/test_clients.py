@@ -24,6 +24,7 @@ from backend import modal_app
 from backend.clients import local
 from backend.clients.base import BackendClient
 from backend.clients.factory import create_backend
+from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE
 from backend.clients.http_client import HttpBackend
 from backend.clients.local import LocalBackend
 from backend.clients.modal_client import ModalBackend
@@ -85,10 +86,13 @@ def test_factory_picks_the_configured_backend():
     assert create_backend(settings(backend="modal", modal_variants=["sdpa"])).name == "modal:sdpa"
     http = create_backend(settings(backend="http", http_url="http://tts.invalid"))
     assert isinstance(http, HttpBackend) and isinstance(http, BackendClient)
-    with pytest.raises(BackendNotConfigured, match="VOICEBOT_HTTP_URL"):
-        create_backend(settings(backend="http"))
-    with pytest.raises(BackendNotConfigured, match="fa2, sdpa, 06b"):
+    for unusable in ("", "not a url", "ftp://tts.invalid/"):
+        with pytest.raises(BackendNotConfigured) as raised:
+            create_backend(settings(backend="http", http_url=unusable))
+        assert raised.value.message == NOT_SET_UP and "VOICEBOT_HTTP_URL" in raised.value.detail
+    with pytest.raises(BackendNotConfigured) as raised:
         create_backend(settings(backend="modal"), "a100")
+    assert raised.value.code == "unknown_variant" and "fa2, sdpa, 06b" in raised.value.detail
 
 
 def test_client_modules_and_modal_app_do_not_import_torch():
@@ -141,13 +145,19 @@ def test_demo_model_builds_the_random_checkpoint_loudly(tmp_path, monkeypatch):
     assert any(log["log_level"] == "warning" and "RANDOM WEIGHTS" in log["message"] for log in logs)
 
 
-async def test_local_backend_wraps_unexpected_failures():
+@pytest.mark.parametrize(("failure", "code", "detail"), [
+    (RuntimeError("CUDA out of memory"), "backend_failed", "RuntimeError"),
+    (EngineConfigError("model directory '/srv/models/x' does not exist.", code="model_missing"), "model_missing",
+     "/srv/models/x"),
+])
+async def test_local_backend_keeps_engine_failures_for_operators(failure, code, detail):
     class Crashing:
         def languages(self):
-            raise RuntimeError("CUDA out of memory")
+            raise failure
 
-    with pytest.raises(BackendFailed, match="RuntimeError"):
+    with pytest.raises(BackendFailed) as raised:
         await LocalBackend(settings(), engine=Crashing()).languages()
+    assert raised.value.message == FAILED and raised.value.code == code and detail in raised.value.detail
 
 
 # -- modal -----------------------------------------------------------------------------------------------
@@ -164,11 +174,12 @@ def test_modal_backend_without_token_says_how_to_log_in(tmp_path):
         try:
             asyncio.run(ModalBackend(BackendSettings(_env_file=None, backend="modal")).health())
         except BackendNotConfigured as exc:
-            print(exc.message)
+            print(exc.operator_text)
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
-    assert "MODAL_TOKEN_ID" in out.stdout and "modal token new" in out.stdout, out.stderr
+    told = out.stdout.splitlines()[-1]  # after the client's own (unconfigured structlog) warning line
+    assert told.startswith(NOT_SET_UP) and "MODAL_TOKEN_ID" in told and "modal token new" in told, out.stderr
 
 
 def fake_lookup(monkeypatch, aio) -> list:
@@ -195,24 +206,46 @@ def raising(exc: Exception):
 
 
 @pytest.mark.parametrize(
-    ("remote_error", "expected", "hint"),
+    ("remote_error", "expected", "told", "hint"),
     [
-        (modal.exception.NotFoundError("App 'voicebot-tts' not found"), BackendUnavailable,
+        (modal.exception.NotFoundError("App 'voicebot-tts' not found"), BackendUnavailable, NOT_SET_UP,
          "modal deploy -m backend.modal_app"),
-        (modal.exception.AuthError("Token missing"), BackendNotConfigured, "modal token new"),
-        (modal.exception.FunctionTimeoutError("timed out"), BackendTimeout, "did not answer"),
-        (EngineConfigError("flash-attn is not importable.", code="flash_attn_missing"), BackendFailed,
+        (modal.exception.AuthError("Token missing"), BackendNotConfigured, NOT_SET_UP, "modal token new"),
+        (modal.exception.ConnectionError("no route"), BackendUnavailable, UNREACHABLE, "check the network"),
+        (modal.exception.FunctionTimeoutError("timed out"), BackendTimeout, TIMED_OUT, "did not answer"),
+        (EngineConfigError("flash-attn is not importable.", code="flash_attn_missing"), BackendFailed, FAILED,
          "flash-attn is not importable"),
-        (RuntimeError("CUDA error"), BackendFailed, "RuntimeError"),
+        (RuntimeError("CUDA error"), BackendFailed, FAILED, "RuntimeError"),
     ],
 )
-async def test_modal_backend_maps_failures(monkeypatch, remote_error, expected, hint):
+async def test_modal_backend_maps_failures(monkeypatch, remote_error, expected, told, hint):
+    """Users are told what happened; the fix (a command to run, the missing package) is the operators' detail."""
     looked_up = fake_lookup(monkeypatch, raising(remote_error))
-    with pytest.raises(expected, match=hint) as raised:
+    with pytest.raises(expected) as raised:
         await ModalBackend(settings(backend="modal"), "sdpa").languages()
     assert looked_up == [("voicebot-tts", "TTSSdpa")]
+    assert raised.value.message == told and hint in raised.value.detail
     if isinstance(remote_error, EngineConfigError):
         assert raised.value.code == "flash_attn_missing"
+
+
+async def test_modal_backend_passes_bad_input_through_and_hides_other_remote_errors(monkeypatch):
+    """A reply envelope's `InvalidInput` is the user's to fix; any other remote error is the operators'."""
+    replies = {"languages": {"status": 422, "error": "audio_too_short", "message": "The clip is too short."},
+               "health": {"status": 503, "error": "model_missing", "message": "model directory '/srv/x' is gone."}}
+
+    async def reply(method, *args):
+        return replies[method]
+
+    fake_lookup(monkeypatch, reply)
+    backend = ModalBackend(settings(backend="modal"))
+    with pytest.raises(InvalidInput, match="The clip is too short.") as bad_input:
+        await backend.languages()
+    assert bad_input.value.code == "audio_too_short"
+    with pytest.raises(BackendFailed) as failed:
+        await backend.health()
+    assert failed.value.message == FAILED and failed.value.code == "model_missing"
+    assert "/srv/x" in failed.value.detail and "voicebot-tts/TTSFa2" in failed.value.detail
 
 
 async def test_modal_backend_gives_up_after_timeout_s(monkeypatch):
@@ -220,8 +253,9 @@ async def test_modal_backend_gives_up_after_timeout_s(monkeypatch):
         await asyncio.sleep(30)
 
     fake_lookup(monkeypatch, hang)
-    with pytest.raises(BackendTimeout, match="0.05 s"):
+    with pytest.raises(BackendTimeout) as raised:
         await ModalBackend(settings(backend="modal", timeout_s=0.05)).health()
+    assert raised.value.message == TIMED_OUT and "0.05 s" in raised.value.detail
 
 
 @pytest.mark.slow
@@ -256,8 +290,9 @@ async def test_http_backend_against_the_web_app(engine, clip):
 async def test_http_backend_sends_the_token(engine):
     transport = httpx.ASGITransport(app=create_web_app(engine, token="s3cret"))
     assert "English" in await http_backend(transport, http_token="s3cret").languages()
-    with pytest.raises(BackendNotConfigured, match="VOICEBOT_HTTP_TOKEN"):
+    with pytest.raises(BackendNotConfigured) as raised:
         await http_backend(transport, http_token="wrong").languages()
+    assert raised.value.message == NOT_SET_UP and "VOICEBOT_HTTP_TOKEN" in raised.value.detail
 
 
 def answering(status: int, **kwargs):
@@ -272,22 +307,45 @@ def failing(exc_type: type[httpx.TransportError]):
 
 
 @pytest.mark.parametrize(
-    ("handler", "expected", "code"),
+    ("handler", "expected", "code", "told", "detail"),
     [
-        (answering(422, json={"error": "audio_too_short", "message": "Too short."}), InvalidInput, "audio_too_short"),
+        (answering(422, json={"error": "audio_too_short", "message": "Too short."}), InvalidInput, "audio_too_short",
+         "Too short.", None),
         (answering(503, json={"error": "flash_attn_missing", "message": "No FA2."}), BackendFailed,
-         "flash_attn_missing"),
-        (answering(502, text="<html>Bad gateway</html>"), BackendFailed, "backend_failed"),
+         "flash_attn_missing", FAILED, "(HTTP 503) reported flash_attn_missing: No FA2."),
+        (answering(502, text="<html>Bad gateway</html>"), BackendFailed, "backend_failed", FAILED, "HTTP 502"),
         (answering(404, json={"error": "not_found", "message": "Not Found"}), BackendUnavailable,
-         "backend_unavailable"),
-        (failing(httpx.ConnectError), BackendUnavailable, "backend_unavailable"),
-        (failing(httpx.ReadTimeout), BackendTimeout, "backend_timeout"),
+         "backend_unavailable", NOT_SET_UP, "http://tts.test/health does not exist (HTTP 404)"),
+        (failing(httpx.ConnectError), BackendUnavailable, "backend_unavailable", UNREACHABLE,
+         "http://tts.test/health cannot be reached (ConnectError): check VOICEBOT_HTTP_URL"),
+        (failing(httpx.ReadTimeout), BackendTimeout, "backend_timeout", TIMED_OUT, "did not answer within 300 s"),
     ],
 )
-async def test_http_backend_maps_failures(handler, expected, code):
+async def test_http_backend_maps_failures(handler, expected, code, told, detail):
+    """Users read what happened; the URL, the status and the setting to check are the operators' detail."""
     with pytest.raises(expected) as raised:
         await http_backend(httpx.MockTransport(handler)).health()
-    assert raised.value.code == code
+    assert raised.value.code == code and raised.value.message == told
+    assert detail is None and raised.value.detail is None or detail in raised.value.detail
+
+
+async def test_http_backend_sends_the_url_query_and_logs_only_the_redacted_url():
+    """A query in VOICEBOT_HTTP_URL (an API key) goes with every request; logs and details never show it."""
+    seen = []
+
+    def handler(request):
+        seen.append(request.url)
+        return httpx.Response(503, json={"error": "busy", "message": "Overloaded."})
+
+    backend = HttpBackend(settings(backend="http", http_url="https://bot:hunter2@tts.test/v1?api_key=k3y-secret"),
+                          transport=httpx.MockTransport(handler))
+    with capture_logs() as logs, pytest.raises(BackendFailed) as raised:
+        await backend.health()
+    assert str(seen[0]) == "https://bot:hunter2@tts.test/v1/health?api_key=k3y-secret"
+    assert raised.value.detail == "https://tts.test/v1/health (HTTP 503) reported busy: Overloaded."
+    [line] = logs
+    assert line["event"] == "http.failed" and line["url"] == "https://tts.test/v1/health"
+    assert "hunter2" not in repr(logs) and "k3y-secret" not in repr(logs)
 
 
 @pytest.mark.parametrize("answer", [{"status": "ok"}, [1, 2], {"languages": None}, "just a string"])
@@ -296,5 +354,6 @@ async def test_http_backend_refuses_answers_of_the_wrong_shape(answer, clip):
     backend = http_backend(httpx.MockTransport(answering(200, json=answer)))
     for call in (backend.health(), backend.languages(),
                  backend.clone(CloneRequest(reference=clip, text="Hi")), backend.clone_batch([])):
-        with pytest.raises(BackendFailed, match="not a voicebot answer"):
+        with pytest.raises(BackendFailed) as raised:
             await call
+        assert raised.value.message == FAILED and "other than a voicebot answer" in raised.value.detail

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from backend.clients.failures import NOT_SET_UP, UNREACHABLE
+from backend.clients.http_client import HttpBackend
 from backend.errors import BackendNotConfigured, BackendUnavailable
+from backend.settings import BackendSettings
 from commands.errors import PermissionDenied
 from commands.health import check_health, health_fields, is_admin, require_admin
 from commands.jobs import JobQueue
@@ -51,6 +55,41 @@ async def test_unreachable_backend_is_reported_not_raised():
     assert not health.ok and health.queue is None
     assert health.variants[0].error_code == "backend_unavailable"
     assert health_fields(health) == [("Backend", "unreachable: The Modal app 'voicebot-tts' is not deployed.")]
+
+
+SECRET_URL = "http://voicebot:hunter2@tts.example:8000/v1?api_key=k3y"
+
+
+def refusing(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("Connection refused", request=request)
+
+
+@pytest.mark.parametrize(("transport", "told", "detail"), [
+    (httpx.MockTransport(refusing), UNREACHABLE,
+     "http://tts.example:8000/v1/health cannot be reached (ConnectError): check VOICEBOT_HTTP_URL and that the "
+     "service runs"),
+    (httpx.MockTransport(lambda request: httpx.Response(404)), NOT_SET_UP,
+     "http://tts.example:8000/v1/health does not exist (HTTP 404): check VOICEBOT_HTTP_URL"),
+])
+async def test_admins_read_the_operator_detail_without_credentials(transport, told, detail):
+    """The HTTP backend down or at a wrong path: the report names the host and the setting, never the URL's
+    password or query."""
+    settings = BackendSettings(_env_file=None, backend="http", http_url=SECRET_URL)  # type: ignore[call-arg]
+    health = await check_health(HttpBackend(settings, transport=transport))
+    [variant] = health.variants
+    assert (variant.error, variant.detail) == (told, detail)
+    assert health_fields(health) == [("Backend", f"unreachable: {told} ({detail})")]
+    assert not any(secret in repr(health) for secret in ("hunter2", "k3y", "voicebot:"))
+
+
+async def test_report_values_from_the_backend_are_redacted():
+    backend = FakeBackend()
+    backend.health_report = backend.health_report.model_copy(update={
+        "model": "https://hf:hf_abcdefghijklmnopqrstuvwx@hub.example/qwen?token=t0ken",
+        "fallback_reason": "OSError('https://u:pw1234@mirror.example/x?sig=abc failed')"})
+    values = dict(health_fields(await check_health(backend)))
+    assert values["Model"] == "https://hub.example/qwen"
+    assert values["Fast engine"] == "off, running stock qwen-tts: OSError('https://mirror.example/x failed')"
 
 
 async def test_hanging_and_broken_backends_are_reported_too():

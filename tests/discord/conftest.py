@@ -128,12 +128,13 @@ async def fake_discord() -> AsyncIterator[FakeDiscordSession]:
         await api.stop()
 
 
-def make_client(backend: BackendClient | Mapping[str, BackendClient], *, sync_global: bool = False,
-                dev_guild: bool = True, **limits: Any) -> VoicebotClient:
+def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeDiscord, *,
+                sync_global: bool = False, dev_guild: bool = True, **limits: Any) -> VoicebotClient:
+    """A bot over `backend` that downloads attachments from `api`'s CDN only."""
     service = CloneService(backend, command_settings(**limits))
     settings = DiscordSettings(_env_file=None, token=TOKEN,  # type: ignore[call-arg]
                                dev_guild_id=GUILD_ID if dev_guild else None)
-    return VoicebotClient(service, settings, sync_global=sync_global)
+    return VoicebotClient(service, settings, sync_global=sync_global, cdn=api.allowed_cdn)
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ async def discord_bot(fake_discord: FakeDiscordSession) -> AsyncIterator[MakeBot
     bots: list[DiscordHarness] = []
 
     async def make(backend: BackendClient | Mapping[str, BackendClient], **options: Any) -> DiscordHarness:
-        bot = make_client(backend, **options)
+        bot = make_client(backend, fake_discord.api, **options)
         await bot.login(TOKEN)  # GET /users/@me, GET /oauth2/applications/@me, then setup_hook (sync)
         harness = DiscordHarness(fake_discord.api, bot, bot.service, fake_discord.own_errors)
         bots.append(harness)

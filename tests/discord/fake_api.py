@@ -5,6 +5,8 @@ real `discord.Client` log in, sync its command tree, answer interactions, edit a
 and upload follow-ups, all recorded in `FakeDiscord.calls`. Attachment URLs point at the same server (`/cdn/...`),
 which serves whatever bytes the test registered. Interactions are fed through
 `client._connection.parse_interaction_create`, the parser discord.py runs for a gateway INTERACTION_CREATE.
+The bot downloads attachments only from the origins of its `DiscordCdn`: `FakeDiscord.allowed_cdn` is this server's.
+A second `FakeDiscord` makes a hostile host: its attachments are off the bot's CDN and it records any request.
 
 Gotchas the server honours (see shared/notes/offline-testing.md): JSON replies carry exactly
 `Content-Type: application/json`; the interaction callback returns `{"interaction": ...}`; webhook follow-ups
@@ -23,6 +25,8 @@ from typing import Any
 
 import discord
 from aiohttp import web
+
+from bot.discord.attachments import DiscordCdn
 
 APP_ID = 1_000_000_000_000_000_001
 BOT_ID = 1_000_000_000_000_000_002
@@ -113,6 +117,8 @@ class FakeDiscord:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.cdn: dict[str, tuple[bytes, str]] = {}
+        self.cdn_redirects: dict[str, str] = {}  # path -> Location
+        self.cdn_chunked: set[str] = set()  # paths served without Content-Length
         self._failures: list[tuple[Callable[[Call], bool], int]] = []
         self.base = ""
         self._changed = asyncio.Condition()
@@ -137,6 +143,11 @@ class FakeDiscord:
     def api_base(self) -> str:
         return f"{self.base}/api/v10"
 
+    @property
+    def allowed_cdn(self) -> DiscordCdn:
+        """What the bot under test may download from: this server only (the product allows Discord's hosts)."""
+        return DiscordCdn(origins=(self.base,))
+
     # --- recording --------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         call = Call(request.method, request.path, dict(request.query), request.headers.get("Authorization"))
@@ -152,7 +163,20 @@ class FakeDiscord:
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+        if call.path in self.cdn_chunked:
+            return await self._stream(request, *self.cdn[call.path])
         return self._respond(call)
+
+    @staticmethod
+    async def _stream(request: web.Request, data: bytes, content_type: str) -> web.StreamResponse:
+        """Chunked transfer, no Content-Length: the reader cannot know the size before reading."""
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(data), 64 * 1024):
+            await response.write(data[start:start + 64 * 1024])
+        await response.write_eof()
+        return response
 
     def fail_once(self, predicate: Callable[[Call], bool], status: int) -> None:
         """Answer the next request matching `predicate` with an HTTP error, as Discord would."""
@@ -164,6 +188,8 @@ class FakeDiscord:
             if failure[0](call):
                 self._failures.remove(failure)
                 return json_response({"message": f"HTTP {failure[1]}", "code": 0}, status=failure[1])
+        if path in self.cdn_redirects:
+            raise web.HTTPFound(self.cdn_redirects[path])
         if path.startswith("/cdn/"):
             if path not in self.cdn:
                 return web.Response(status=404, text="not found")
@@ -212,11 +238,17 @@ class FakeDiscord:
 
     # --- attachments --------------------------------------------------------------------------------------
     def attachment(self, data: bytes, filename: str = "reference.wav", content_type: str | None = "audio/wav", *,
-                   size: int | None = None, voice_message: bool = False) -> dict[str, Any]:
-        """Serve `data` from the fake CDN and return the attachment payload pointing at it."""
+                   size: int | None = None, voice_message: bool = False, chunked: bool = False,
+                   redirect_to: str | None = None) -> dict[str, Any]:
+        """Serve `data` from the fake CDN (chunked: without Content-Length; `redirect_to`: answer with a 302 there
+        instead) and return the attachment payload pointing at it."""
         attachment_id = str(snowflake())
         path = f"/cdn/attachments/{CHANNEL_ID}/{attachment_id}/{filename}"
         self.cdn[path] = (data, content_type or "application/octet-stream")
+        if chunked:
+            self.cdn_chunked.add(path)
+        if redirect_to is not None:
+            self.cdn_redirects[path] = redirect_to
         payload: dict[str, Any] = {"id": attachment_id, "filename": filename,
                                    "size": len(data) if size is None else size,
                                    "url": self.base + path, "proxy_url": self.base + path}

@@ -8,7 +8,9 @@ import signal
 
 import discord
 import pytest
+import structlog
 
+from backend import redaction
 from bot.discord import run_discord
 from bot.discord.runner import serve
 from tests.clips import sine_clip
@@ -37,8 +39,25 @@ def test_missing_token_says_what_to_do(monkeypatch, tmp_path, capsys):
     assert "DISCORD_TOKEN is not set" in err and "Reset Token" in err and ".env.example" in err
 
 
+def test_the_token_is_masked_in_every_log_line(monkeypatch, tmp_path, capsys):
+    """Whatever logs the token (here: a library quoting it in a gateway error), the line shows it masked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(redaction, "_secrets", set())
+    token = "plain-discord-token-9f8e7d"  # not shaped like a Discord token: only registration can mask it
+    monkeypatch.setenv("DISCORD_TOKEN", token)
+    monkeypatch.setenv("VOICEBOT_BACKEND", "local")
+
+    async def serve(client, token_, *, grace_s):
+        structlog.get_logger("discord.gateway").warning("gateway.closed", reason=f"session {token_} invalidated")
+
+    monkeypatch.setattr("bot.discord.runner.serve", serve)
+    run_discord(sync_global=False)
+    err = capsys.readouterr().err
+    assert "gateway.closed" in err and "session [redacted] invalidated" in err and token not in err
+
+
 async def test_rejected_token_fails_login(fake_discord):
-    client = make_client(FakeBackend())
+    client = make_client(FakeBackend(), fake_discord.api)
     with pytest.raises(discord.LoginFailure):
         await serve(client, "not.the.token")
     assert client.is_closed()
@@ -47,7 +66,7 @@ async def test_rejected_token_fails_login(fake_discord):
 async def test_sigterm_lets_running_jobs_finish_and_tells_queued_users(fake_discord, monkeypatch):
     api = fake_discord.api
     backend = FakeBackend(hold=True)
-    client = make_client(backend, max_concurrent_jobs=1)
+    client = make_client(backend, api, max_concurrent_jobs=1)
 
     async def gateway(*, reconnect: bool = True) -> None:  # stands in for the websocket: open until closed
         while not client.is_closed():

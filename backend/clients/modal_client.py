@@ -41,7 +41,8 @@ class ModalBackend:
         if variant not in VARIANTS:
             raise BackendNotConfigured(
                 NOT_SET_UP, code="unknown_variant",
-                detail=f"unknown Modal variant {variant!r} in VOICEBOT_MODAL_VARIANTS; choose from: {', '.join(VARIANTS)}",
+                detail=f"unknown Modal variant {variant!r} in VOICEBOT_MODAL_VARIANTS; "
+                       f"choose from: {', '.join(VARIANTS)}",
             )
         self.name = f"modal:{variant}"
         self._app_name = settings.modal_app
@@ -80,7 +81,8 @@ class ModalBackend:
             raise BackendUnavailable(NOT_SET_UP, detail=(
                 f"{where}: the app is not deployed: run `modal deploy -m backend.modal_app`")) from exc
         except modal.exception.ConnectionError as exc:
-            raise BackendUnavailable(UNREACHABLE, detail=f"{where}: Modal cannot be reached: check the network") from exc
+            raise BackendUnavailable(UNREACHABLE,
+                                     detail=f"{where}: Modal cannot be reached: check the network") from exc
         except VoicebotError as exc:  # raised outside the reply envelope, e.g. by the container's model load
             raise from_service(exc, where)  # from_service keeps the cause
         except Exception as exc:

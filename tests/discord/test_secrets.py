@@ -136,7 +136,8 @@ async def test_no_secret_in_any_log_line_or_discord_message(discord_bot, monkeyp
     down = await discord_bot(http_service(monkeypatch, secret_url(f"127.0.0.1:{closed_port()}")))
     echoing = await discord_bot(http_service(monkeypatch, secret_url(echoing_server)))
     monkeypatch.setenv("VOICEBOT_BACKEND", "modal")
-    on_modal = await discord_bot(build_service(BackendSettings(_env_file=None), command_settings()).variants)  # type: ignore[call-arg]
+    modal_settings = BackendSettings(_env_file=None)  # type: ignore[call-arg]
+    on_modal = await discord_bot(build_service(modal_settings, command_settings()).variants)
     fake_modal(monkeypatch, [
         modal.exception.AuthError(f"token {MODAL_ID}:{MODAL_SECRET} rejected"),
         modal.exception.NotFoundError("App 'voicebot-tts' not found"),

@@ -62,6 +62,8 @@ def setup_logging(level: str = "INFO", fmt: Literal["console", "json"] = "consol
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request's full URL at INFO: redacted by the handler, but noise all the same.
+    logging.getLogger("httpx").setLevel(max(logging.getLevelName(level), logging.WARNING))
     # discord.py logs every HTTP request at DEBUG and gateway chatter at INFO; keep ours readable.
     logging.getLogger("discord.http").setLevel(max(logging.getLevelName(level), logging.INFO))
     # qwen-tts imports `sox` for its 25 Hz tokenizer only (the 12 Hz models voicebot serves never call it); the

@@ -30,6 +30,8 @@ _TOKEN_SHAPES = re.compile(
         r"\bhf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
     ))
 )
+# A request line's path with a query ("GET /health?api_key=..." in an access log): the query goes.
+_PATH_QUERY = re.compile(r"(?<![\w:])(/[\w\-./%~]*)\?[^\s\"'<>]+")
 # "Bearer abc" / "Basic abc" (an Authorization header's value), then "token=abc", "api_key: abc": keep the
 # name, mask the value.
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{4,})")
@@ -76,6 +78,7 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+    text = _PATH_QUERY.sub(lambda match: match.group(1), text)
     text = _TOKEN_SHAPES.sub(MASK, text)
     for pattern in (_AUTH_SCHEME, _NAMED_SECRET):
         text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

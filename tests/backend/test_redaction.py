@@ -49,6 +49,11 @@ def test_registered_secrets_are_masked_whatever_their_shape() -> None:
     assert redact("abc") == "abc"
 
 
+def test_request_lines_lose_their_query() -> None:
+    line = '127.0.0.1:5000 - "GET /health?api_key=k3y-value&x=1 HTTP/1.1" 200'
+    assert redact(line) == '127.0.0.1:5000 - "GET /health HTTP/1.1" 200'
+
+
 def test_ordinary_text_is_left_alone() -> None:
     text = "The voice service can't be reached right now (job J7K2QX); the token is checked first."
     assert redact(text) == text

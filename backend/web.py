@@ -8,7 +8,8 @@ What the edge enforces before a request costs anything:
   is read; without a token every request is refused, unless the app is opened on purpose (`open_access`, for a
   deliberately public endpoint or one whose proxy checks callers, such as Modal's proxy auth).
 - Bodies are bounded while they are read (FastAPI's `max_body_size`, counting the bytes that arrive whatever
-  Content-Length says, chunked included): the largest valid request, derived from the clip and text limits.
+  Content-Length says, chunked included; a Content-Length already over the limit is refused before reading):
+  the limit is the largest valid request, derived from the clip and text limits.
 - No `/docs`, `/redoc` or `/openapi.json` unless asked for (`docs=True`, and then behind the token too).
 - Every failure answers `{"error": code, "message": ...}`, 4xx for the caller's mistakes.
 """
@@ -26,11 +27,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, SimpleUser
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import Headers
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.audio import MIB, AudioLimits
+from backend.audio import AudioLimits
 from backend.errors import VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
@@ -48,7 +51,7 @@ from backend.wire import (
 )
 
 log = structlog.get_logger(__name__)
-_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 
 
 class CloneService(Protocol):
@@ -87,6 +90,29 @@ def _unauthorized(conn: HTTPConnection, exc: AuthenticationError) -> JSONRespons
                         headers={"WWW-Authenticate": "Bearer"})
 
 
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(ErrorBody(error="body_too_large", message=f"The request body is over the limit of "
+                                  f"{limit:,} bytes.").model_dump(), status_code=413)
+
+
+class _DeclaredSizeGuard:
+    """FastAPI's `max_body_size` counts the bytes as they arrive, but answers a Content-Length that is already
+    over the limit in plain text; this answers that case first, in the error shape, without reading anything."""
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.limits.get(scope["path"]) if scope["type"] == "http" else None
+        declared = Headers(scope=scope).get("content-length", "") if limit is not None else ""
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            log.info("web.rejected", path=scope["path"], code="body_too_large", limit=limit)
+            await _too_large(limit)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every failure answers `{"error": code, "message": ...}`, so clients parse one shape."""
 
@@ -97,13 +123,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)  # set by the route while its body is read
+        if exc.status_code == 413 and limit is not None:
+            log.info("web.rejected", path=request.url.path, code="body_too_large", limit=limit)
+            return _too_large(limit)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        message = str(exc.detail)
-        if exc.status_code == 413:  # raised while the body is read, the route's limit still in the scope
-            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-            message = f"The request body is over the {limit / MIB:.1f} MiB limit." if limit else message
-            log.info("web.rejected", path=request.url.path, code=code, limit=limit)
-        return JSONResponse(ErrorBody(error=code, message=message).model_dump(),
+        return JSONResponse(ErrorBody(error=code, message=str(exc.detail)).model_dump(),
                             status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -133,23 +158,27 @@ def create_web_app(
     token = (token or "").strip() or None
     if token and open_access:
         raise ValueError("create_web_app: a token and open_access contradict each other; pass one.")
-    limits = audio_limits or AudioLimits()
+    clip_limits = audio_limits or AudioLimits()
+    body_limits = {"/clone": clone_body_limit(clip_limits, max_text_chars),
+                   "/clone-batch": batch_body_limit(clip_limits, max_text_chars)}
     app = FastAPI(title="voicebot TTS", docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   openapi_url="/openapi.json" if docs else None)
+    # The last middleware added runs first: the token is checked before anything else looks at the request.
+    app.add_middleware(_DeclaredSizeGuard, limits=body_limits)
     if not open_access:
         if token is None:
             log.warning("web.closed", reason="no token configured: every request is refused")
         app.add_middleware(AuthenticationMiddleware, backend=_BearerToken(token), on_error=_unauthorized)
     _install_error_handlers(app)
 
-    @app.post("/clone", max_body_size=clone_body_limit(limits, max_text_chars))
+    @app.post("/clone", max_body_size=body_limits["/clone"])
     def clone(body: CloneBody) -> dict[str, Any]:
         started = time.perf_counter()
         result = service.clone(body.to_request())
         log.info("web.clone", seconds=round(time.perf_counter() - started, 3), audio_seconds=result.audio_seconds)
         return result_to_json(result)
 
-    @app.post("/clone-batch", max_body_size=batch_body_limit(limits, max_text_chars))
+    @app.post("/clone-batch", max_body_size=body_limits["/clone-batch"])
     def clone_batch(body: CloneBatchBody) -> dict[str, Any]:
         started = time.perf_counter()
         results = service.clone_batch(checked_batch(body.items, CloneBody.to_request, service.validate))

@@ -34,9 +34,10 @@ class WebAccess(StrEnum):
     OPEN = "open"
 
 
-class ServingConfigError(ValueError):
+class ServingConfigError(Exception):
     """The serving environment is contradictory or unsafe; raised where it is read (at `modal deploy`), so the
-    operator sees it before anything is deployed. The message names the variable, never its value."""
+    operator sees it before anything is deployed. The message names the variable, never its value. Not a
+    ValueError: pydantic would wrap that in a ValidationError that prints the input, token included."""
 
 
 class ServingSettings(BaseSettings):

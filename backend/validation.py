@@ -50,14 +50,14 @@ def check_text(text: str | None, max_chars: int = DEFAULT_MAX_TEXT_CHARS, *, fie
     """The cleaned text (see `clean_text`); text with nothing visible, a lone surrogate (not encodable, it would
     fail later as a 500) or more than `max_chars` characters gets a message naming the field and the limit.
 
-    The length is checked first, on the text without surrounding whitespace (a C-speed strip), so the
-    per-character work below never runs over more than `max_chars` characters, whatever a caller sends."""
+    Text already too long without its surrounding whitespace (a C-speed strip) is refused as it is, so the
+    per-character cleaning never runs over more than `max_chars` characters, whatever a caller sends."""
     stripped = (text or "").strip()
-    if len(stripped) > max_chars:
+    cleaned = clean_text(stripped) if len(stripped) <= max_chars else stripped
+    if len(cleaned) > max_chars:  # NFC can lengthen a text a little (a few characters decompose)
         raise InvalidInput(
-            f"The {field} is {len(stripped)} characters; the limit is {max_chars}.", code="text_too_long"
+            f"The {field} is {len(cleaned)} characters; the limit is {max_chars}.", code="text_too_long"
         )
-    cleaned = clean_text(stripped)
     if not has_visible_text(cleaned):
         raise InvalidInput(f"The {field} is empty: type what the voice should say.", code="empty_text")
     if any(unicodedata.category(char) == "Cs" for char in cleaned):

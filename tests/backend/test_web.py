@@ -223,7 +223,8 @@ def test_without_a_token_the_app_is_closed(token):
 
 def test_with_a_token_every_route_requires_it():
     client = TestClient(create_web_app(NeverCalled(), token=TOKEN, docs=True))
-    for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}):
+    wrong = ["Bearer wrong", TOKEN, f"Basic {TOKEN}", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x"]
+    for header in [{}] + [{"Authorization": value} for value in wrong]:
         for method, path in ROUTES:
             response = client.request(method, path, headers=header)
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer", (header, path)

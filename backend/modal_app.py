@@ -40,9 +40,10 @@ HF_ENV = {
 # system C compiler at runtime; without one the engine falls back to stock.
 SYSTEM_PACKAGES = ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")
 # qwen-tts plus what `backend/` imports in the container (the web API, structured logs, the voice cache).
-# numpy<2.0 is the deployment plan's proven pin.
+# numpy<2.0 is the deployment plan's proven pin; fastapi 0.165 brings the per-route body limits the web API uses.
 SERVICE_PACKAGES = (
-    "qwen-tts==0.1.1", "fastapi[standard]", "soundfile", "numpy<2.0", "structlog", "cachetools", "pydantic-settings",
+    "qwen-tts==0.1.1", "fastapi[standard]>=0.165", "soundfile", "numpy<2.0", "structlog", "cachetools",
+    "pydantic-settings",
 )
 # flash-attn publishes no wheels on PyPI (building the sdist takes hours): install the release wheel built for
 # torch 2.9 / CUDA 12 / CPython 3.12. If it fails to import at runtime, the cxx11abiFALSE wheel is the fallback.

@@ -7,6 +7,7 @@ the engine cross-checks it against the loaded model's own list in `Engine.langua
 from __future__ import annotations
 
 from backend.errors import InvalidInput
+from backend.validation import shown
 
 AUTO = "Auto"
 LANGUAGES: tuple[str, ...] = (
@@ -22,12 +23,13 @@ _BY_LOWER = {name.lower(): name for name in LANGUAGES}
 
 
 def normalize_language(value: str | None) -> str:
-    """Map a user's spelling ("english", "EN", None) to the canonical name, or raise with the valid list."""
+    """Map a user's spelling ("english", "EN", None) to the canonical name, or raise with the valid list (the
+    unknown value repeated only in part: it may be any size)."""
     key = (value or "").strip().lower()
     name = _BY_LOWER.get(key) or _ALIASES.get(key)
     if name is None:
         raise InvalidInput(
-            f"Unknown language {value!r}. Choose one of: {', '.join(LANGUAGES)}.",
+            f"Unknown language {shown(value)}. Choose one of: {', '.join(LANGUAGES)}.",
             code="unknown_language",
         )
     return name

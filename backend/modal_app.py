@@ -13,7 +13,6 @@ imported inside the container's `@modal.enter`, and images, volumes and classes 
 # No `from __future__ import annotations` here: modal 1.6's @app.cls reads annotations at import and fails on
 # string annotations.
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +21,9 @@ import modal
 from backend.batcher import DEFAULT_WINDOW_S, CloneBatcher
 from backend.errors import EngineConfigError, VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.serving import TOKEN_ENV, ServingSettings, WebAccess
 from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, Variant
-from backend.wire import reply_error, reply_ok
+from backend.wire import batch_from_call, checked_batch, reply_error, reply_ok, request_from_call
 
 if TYPE_CHECKING:
     from backend.engine import Engine, EngineConfig
@@ -40,9 +40,10 @@ HF_ENV = {
 # system C compiler at runtime; without one the engine falls back to stock.
 SYSTEM_PACKAGES = ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")
 # qwen-tts plus what `backend/` imports in the container (the web API, structured logs, the voice cache).
-# numpy<2.0 is the deployment plan's proven pin.
+# numpy<2.0 is the deployment plan's proven pin; fastapi 0.165 brings the per-route body limits the web API uses.
 SERVICE_PACKAGES = (
-    "qwen-tts==0.1.1", "fastapi[standard]", "soundfile", "numpy<2.0", "structlog", "cachetools", "pydantic-settings",
+    "qwen-tts==0.1.1", "fastapi[standard]>=0.165", "soundfile", "numpy<2.0", "structlog", "cachetools",
+    "pydantic-settings",
 )
 # flash-attn publishes no wheels on PyPI (building the sdist takes hours): install the release wheel built for
 # torch 2.9 / CUDA 12 / CPython 3.12. If it fails to import at runtime, the cxx11abiFALSE wheel is the fallback.
@@ -104,9 +105,11 @@ def download() -> None:
 
 
 # -- the variant classes -----------------------------------------------------------------------------------
-HTTP_TOKEN_ENV = "VOICEBOT_HTTP_TOKEN"
-# Set VOICEBOT_HTTP_TOKEN in the deploying shell to make the web endpoints require it; unset leaves them open.
-HTTP_SECRETS = [modal.Secret.from_local_environ([HTTP_TOKEN_ENV])] if os.environ.get(HTTP_TOKEN_ENV) else []
+# Who may call the web endpoints, and how the container logs: read from the deploying shell at `modal deploy`, then
+# inside the container from what is passed to it here (the token as a Modal Secret). Closed by default: with no
+# token the endpoints take only requests with a Modal proxy auth token (see `backend.serving`).
+SERVING = ServingSettings()
+HTTP_SECRETS = [modal.Secret.from_dict({TOKEN_ENV: SERVING.token})] if SERVING.token else []
 # Cold start is 70-85 s (the plan's benchmark); an idle A10G costs about 9 cents per 5 minutes, so a container
 # stays up 5 minutes after its last request and a conversation's follow-ups find it warm.
 SCALEDOWN_S = 300
@@ -150,6 +153,9 @@ class _BatchedEngine:
     def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         return self.engine.clone_batch(requests)
 
+    def validate(self, request: CloneRequest) -> None:
+        self.engine.validate(request)
+
     def health(self) -> HealthReport:
         return self.engine.health()
 
@@ -169,6 +175,7 @@ class _Service:
     def load(self) -> None:
         from backend.engine import Engine
 
+        SERVING.start()  # first: the default structlog setup prints tracebacks with their locals (tokens, clips)
         self.engine = Engine(engine_config(self.variant))
         try:
             self.engine.load()
@@ -186,15 +193,18 @@ class _Service:
     async def clone(self, request: dict) -> dict:
         """Async, so concurrent inputs wait on the container's event loop while the batcher groups them."""
         try:
-            result = await self.batcher.clone(CloneRequest.model_validate(request))
+            result = await self.batcher.clone(request_from_call(request))
         except VoicebotError as exc:
             return reply_error(exc)
         return reply_ok(result.model_dump())
 
     @modal.method()
     def clone_batch(self, requests: list) -> dict:
-        batch = [CloneRequest.model_validate(request) for request in requests]
-        return _answer(lambda: [result.model_dump() for result in self.engine.clone_batch(batch)])
+        def run() -> list[dict]:
+            batch = checked_batch(batch_from_call(requests), lambda request: request, self.engine.validate)
+            return [result.model_dump() for result in self.engine.clone_batch(batch)]
+
+        return _answer(run)
 
     @modal.method()
     def health(self) -> dict:
@@ -204,12 +214,19 @@ class _Service:
     def languages(self) -> dict:
         return _answer(self.engine.languages)
 
-    @modal.asgi_app()
+    # Without a token, Modal's proxy checks every request before it reaches (or starts) a container; the app
+    # itself is then open, since only callers with a proxy auth token get this far.
+    @modal.asgi_app(requires_proxy_auth=SERVING.web_access is WebAccess.PROXY)
     def web(self):
         from backend.web import create_web_app
 
-        token = os.environ.get(HTTP_TOKEN_ENV) or None
-        return create_web_app(_BatchedEngine(self.engine, self.batcher), token=token)
+        SERVING.start()  # again after a snapshot restore: this runs in the restored process
+        config = self.engine.config
+        return create_web_app(
+            _BatchedEngine(self.engine, self.batcher), token=SERVING.token,
+            open_access=SERVING.web_access is not WebAccess.TOKEN,
+            audio_limits=config.audio_limits, max_text_chars=config.max_text_chars,
+        )
 
 
 for _variant in VARIANTS.values():
@@ -219,6 +236,7 @@ for _variant in VARIANTS.values():
         gpu=_variant.gpu,
         volumes={MODELS_DIR: models_volume},
         secrets=HTTP_SECRETS,
+        env=SERVING.container_env(),
         scaledown_window=SCALEDOWN_S,
         timeout=TIMEOUT_S,
         enable_memory_snapshot=True,

@@ -6,10 +6,16 @@ audio travels as raw bytes in-process and over Modal, and as base64 in JSON.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 SAMPLE_RATE = 24_000
 FRAME_SECONDS = 0.08  # Qwen3-TTS 12 Hz codec: 12.5 frames per second of audio
+# The seeds `torch.manual_seed` takes (a signed or an unsigned 64-bit integer); outside them it raises, which was
+# a 500 for what is the caller's mistake.
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+Seed = Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX, description="Random seed; the same seed repeats the audio")]
 
 
 class CloneRequest(BaseModel):
@@ -21,8 +27,8 @@ class CloneRequest(BaseModel):
     text: str
     ref_text: str | None = Field(default=None, description="Transcript of the clip; enables ICL cloning")
     language: str = "Auto"
-    seed: int | None = None
-    max_new_tokens: int | None = Field(default=None, description="Override the length-derived frame budget")
+    seed: Seed | None = None
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Override the length-derived frame budget")
 
 
 class Timings(BaseModel):

@@ -2,6 +2,16 @@
 
 Handlers are plain `def`s: FastAPI runs them in its threadpool, so a generation that holds the engine's lock
 for tens of seconds never blocks the event loop (health checks and bad requests still get answered).
+
+What the edge enforces before a request costs anything:
+- Closed by default. The bearer token is checked by a middleware, before routing and before a byte of the body
+  is read; without a token every request is refused, unless the app is opened on purpose (`open_access`, for a
+  deliberately public endpoint or one whose proxy checks callers, such as Modal's proxy auth).
+- Bodies are bounded while they are read (FastAPI's `max_body_size`, counting the bytes that arrive whatever
+  Content-Length says, chunked included; a Content-Length already over the limit is refused before reading):
+  the limit is the largest valid request, derived from the clip and text limits.
+- No `/docs`, `/redoc` or `/openapi.json` unless asked for (`docs=True`, and then behind the token too).
+- Every failure answers `{"error": code, "message": ...}`, 4xx for the caller's mistakes.
 """
 
 from __future__ import annotations
@@ -9,22 +19,39 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, SimpleUser
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import Headers
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from backend.audio import AudioLimits
 from backend.errors import VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport
-from backend.wire import CloneBatchBody, CloneBody, ErrorBody, error_body, http_status, result_to_json
+from backend.validation import DEFAULT_MAX_TEXT_CHARS
+from backend.wire import (
+    CloneBatchBody,
+    CloneBody,
+    ErrorBody,
+    batch_body_limit,
+    checked_batch,
+    clone_body_limit,
+    error_body,
+    http_status,
+    invalid_request,
+    result_to_json,
+)
 
 log = structlog.get_logger(__name__)
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
-_BEARER = HTTPBearer(auto_error=False)
 
 
 class CloneService(Protocol):
@@ -34,20 +61,56 @@ class CloneService(Protocol):
 
     def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]: ...
 
+    def validate(self, request: CloneRequest) -> None: ...
+
     def health(self) -> HealthReport: ...
 
     def languages(self) -> list[str]: ...
 
 
-def _bearer_check(token: str):
-    """A dependency that requires `Authorization: Bearer <token>`."""
+class _BearerToken(AuthenticationBackend):
+    """Requires `Authorization: Bearer <token>` on every request; with no token configured, refuses them all."""
 
-    def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token else None
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
+        if self._token is None:
+            raise AuthenticationError("This endpoint is closed: the server has no token configured.")
+        scheme, _, credentials = conn.headers.get("authorization", "").partition(" ")
         # compare_digest: the time taken must not reveal how much of a guessed token was right
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
-            raise HTTPException(401, "Missing or wrong bearer token.", headers={"WWW-Authenticate": "Bearer"})
+        if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self._token):
+            raise AuthenticationError("Missing or wrong bearer token.")
+        return AuthCredentials(["authenticated"]), SimpleUser("client")
 
-    return check
+
+def _unauthorized(conn: HTTPConnection, exc: AuthenticationError) -> JSONResponse:
+    log.info("web.rejected", path=conn.url.path, code="unauthorized")
+    return JSONResponse(ErrorBody(error="unauthorized", message=str(exc)).model_dump(), status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(ErrorBody(error="body_too_large", message=f"The request body is over the limit of "
+                                  f"{limit:,} bytes.").model_dump(), status_code=413)
+
+
+class _DeclaredSizeGuard:
+    """FastAPI's `max_body_size` counts the bytes as they arrive, but answers a Content-Length that is already
+    over the limit in plain text; this answers that case first, in the error shape, without reading anything."""
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.limits.get(scope["path"]) if scope["type"] == "http" else None
+        declared = Headers(scope=scope).get("content-length", "") if limit is not None else ""
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            log.info("web.rejected", path=scope["path"], code="body_too_large", limit=limit)
+            await _too_large(limit)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -60,18 +123,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)  # set by the route while its body is read
+        if exc.status_code == 413 and limit is not None:
+            log.info("web.rejected", path=request.url.path, code="body_too_large", limit=limit)
+            return _too_large(limit)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(ErrorBody(error=code, message=str(exc.detail)).model_dump(),
                             status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = sorted({".".join(str(part) for part in error["loc"][1:]) or "body" for error in exc.errors()})
-        log.info("web.rejected", path=request.url.path, code="invalid_request")
-        return JSONResponse(
-            ErrorBody(error="invalid_request", message=f"Invalid or missing fields: {', '.join(fields)}.").model_dump(),
-            status_code=422,
-        )
+        # "loc" starts with "body"; a JSON syntax error's continues with a character offset, not a field
+        error = invalid_request(
+            () if item["type"] == "json_invalid" else item["loc"][1:] for item in exc.errors())
+        log.info("web.rejected", path=request.url.path, code=error.code)
+        return JSONResponse(error_body(error), status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -82,22 +148,40 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def create_web_app(service: CloneService, token: str | None = None) -> FastAPI:
-    """The FastAPI app for `service`; with `token`, every route requires it as a bearer token."""
-    app = FastAPI(title="voicebot TTS", dependencies=[Depends(_bearer_check(token))] if token else [])
+def create_web_app(
+    service: CloneService, *, token: str | None = None, open_access: bool = False, docs: bool = False,
+    audio_limits: AudioLimits | None = None, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+) -> FastAPI:
+    """The FastAPI app for `service`. With `token`, every route requires it as a bearer token; without one
+    (None, empty or blank) every request is refused unless `open_access` opens the app on purpose. `docs`
+    serves the OpenAPI schema and its pages; the body limits follow `audio_limits` and `max_text_chars`."""
+    token = (token or "").strip() or None
+    if token and open_access:
+        raise ValueError("create_web_app: a token and open_access contradict each other; pass one.")
+    clip_limits = audio_limits or AudioLimits()
+    body_limits = {"/clone": clone_body_limit(clip_limits, max_text_chars),
+                   "/clone-batch": batch_body_limit(clip_limits, max_text_chars)}
+    app = FastAPI(title="voicebot TTS", docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
+    # The last middleware added runs first: the token is checked before anything else looks at the request.
+    app.add_middleware(_DeclaredSizeGuard, limits=body_limits)
+    if not open_access:
+        if token is None:
+            log.warning("web.closed", reason="no token configured: every request is refused")
+        app.add_middleware(AuthenticationMiddleware, backend=_BearerToken(token), on_error=_unauthorized)
     _install_error_handlers(app)
 
-    @app.post("/clone")
+    @app.post("/clone", max_body_size=body_limits["/clone"])
     def clone(body: CloneBody) -> dict[str, Any]:
         started = time.perf_counter()
         result = service.clone(body.to_request())
         log.info("web.clone", seconds=round(time.perf_counter() - started, 3), audio_seconds=result.audio_seconds)
         return result_to_json(result)
 
-    @app.post("/clone-batch")
+    @app.post("/clone-batch", max_body_size=body_limits["/clone-batch"])
     def clone_batch(body: CloneBatchBody) -> dict[str, Any]:
         started = time.perf_counter()
-        results = service.clone_batch([item.to_request() for item in body.items])
+        results = service.clone_batch(checked_batch(body.items, CloneBody.to_request, service.validate))
         log.info("web.clone_batch", seconds=round(time.perf_counter() - started, 3), items=len(results))
         return {"items": [result_to_json(result) for result in results]}
 

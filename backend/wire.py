@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
+from backend.audio import AudioLimits
 from backend.errors import BackendFailed, EngineConfigError, InvalidInput, VoicebotError
-from backend.schema import CloneRequest, CloneResult
+from backend.schema import CloneRequest, CloneResult, Seed
+from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
 MAX_BATCH_ITEMS = 16  # one batch holds the model lock for all its items: keep a single request bounded
+MAX_MESSAGE_CHARS = 500  # an error message is cut here, whatever value it quotes
+# JSON may escape each character of a text as a surrogate pair (`\ud83d\ude00`, 12 bytes); the rest of a body
+# (language, seed, field names) fits in the margin.
+_JSON_BYTES_PER_CHAR = 12
+_BODY_MARGIN = 4096
+T = TypeVar("T")
 
 
 class CloneBody(BaseModel):
@@ -27,7 +38,7 @@ class CloneBody(BaseModel):
     language: str = "Auto"
     ref_audio_base64: str
     ref_text: str | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     max_new_tokens: int | None = Field(default=None, ge=1)
 
     @classmethod
@@ -56,6 +67,66 @@ class CloneBatchBody(BaseModel):
     items: list[CloneBody] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
+def clone_body_limit(limits: AudioLimits, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> int:
+    """The largest `POST /clone` body a valid request can need, in bytes: the clip at its size limit as base64
+    (4 bytes per 3), the text and the transcript at their limit however JSON escapes them, and a margin."""
+    return 4 * math.ceil(limits.max_bytes / 3) + 2 * max_text_chars * _JSON_BYTES_PER_CHAR + _BODY_MARGIN
+
+
+def batch_body_limit(limits: AudioLimits, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> int:
+    """The largest `POST /clone-batch` body: `MAX_BATCH_ITEMS` items of the largest `/clone` body."""
+    return MAX_BATCH_ITEMS * (clone_body_limit(limits, max_text_chars) + 1) + _BODY_MARGIN
+
+
+# -- requests from a call (the Modal methods take plain data) ----------------------------------------------
+_BATCH = TypeAdapter(Annotated[list[CloneRequest], Field(min_length=1, max_length=MAX_BATCH_ITEMS)])
+
+
+def invalid_request(locations: Iterable[Sequence[str | int]]) -> InvalidInput:
+    """One message for a malformed request on every transport: the fields at fault, dotted (`items.3.seed`),
+    never the values sent (they may be a user's text, a clip or a megabyte of garbage)."""
+    fields = sorted({".".join(str(part) for part in location) or "body" for location in locations})
+    return InvalidInput(f"Invalid or missing fields: {', '.join(fields)}.", code="invalid_request")
+
+
+def request_from_call(data: Any) -> CloneRequest:
+    """A Modal method's request dict as a `CloneRequest`; anything malformed is `InvalidInput` (422)."""
+    try:
+        return CloneRequest.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request(error["loc"] for error in exc.errors()) from None
+
+
+def batch_from_call(data: Any) -> list[CloneRequest]:
+    """A Modal method's list of request dicts, 1 to `MAX_BATCH_ITEMS` of them; field errors name the item."""
+    try:
+        return _BATCH.validate_python(data)
+    except ValidationError as exc:
+        raise invalid_request(("items", *error["loc"]) for error in exc.errors()) from None
+
+
+@contextmanager
+def naming_item(index: int) -> Iterator[None]:
+    """An `InvalidInput` raised for one item of a batch says which (`items.3: Unknown language ...`)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise InvalidInput(f"items.{index}: {exc.message}", code=exc.code, detail=exc.detail) from exc
+
+
+def checked_batch(items: Sequence[T], to_request: Callable[[T], CloneRequest],
+                  validate: Callable[[CloneRequest], object]) -> list[CloneRequest]:
+    """Every item of a batch as a validated request, before any of them reaches the model: the first bad one
+    is refused by its index, and a batch never fails halfway through a generation."""
+    requests = []
+    for index, item in enumerate(items):
+        with naming_item(index):
+            request = to_request(item)
+            validate(request)
+        requests.append(request)
+    return requests
+
+
 def result_to_json(result: CloneResult) -> dict[str, Any]:
     """A result as JSON-ready data, the WAV under `audio_base64` (standard alphabet, as the plan's clients use)."""
     return result.model_dump(mode="json", exclude={"audio"}) | {
@@ -74,6 +145,11 @@ class ErrorBody(BaseModel):
 
     error: str
     message: str
+
+    @field_validator("message")
+    @classmethod
+    def _bounded(cls, message: str) -> str:
+        return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def http_status(exc: VoicebotError) -> int:

@@ -58,6 +58,15 @@ def _resolve_dtype(dtype: str, device: str):
     return getattr(torch, dtype)
 
 
+def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, list[int]]]:
+    """Which requests generate together, as (seed, indices): the unseeded ones in one generation, each seeded one
+    alone. One generation draws from one random stream, so a seed only repeats its audio when its request is
+    the stream's only row: then it is the audio of the same request cloned alone."""
+    unseeded = [index for index, request in enumerate(requests) if request.seed is None]
+    seeded = [(request.seed, [index]) for index, request in enumerate(requests) if request.seed is not None]
+    return ([(None, unseeded)] if unseeded else []) + seeded
+
+
 def _versions() -> dict[str, str]:
     versions = {}
     for package in ("torch", "transformers", "qwen-tts", "flash-attn"):
@@ -164,7 +173,8 @@ class Engine:
 
     def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]:
         """Generate several texts (one voice or several) in one batched `generate`. Rows share one frame budget
-        (the largest), so each row is cut to its own request's budget afterwards."""
+        (the largest), so each row is cut to its own request's budget afterwards. A seeded request generates
+        alone with its own seed (see `_generations`)."""
         if not requests:
             return []
         checked = [self._check(request) for request in requests]
@@ -173,12 +183,14 @@ class Engine:
             started = time.perf_counter()
             cold = self._served == 0
             prepared = [self._prepare(*item) for item in checked]
-            wavs, sizes, generate_s, decode_s = self._generate(prepared, seed=next(
-                (r.seed for r in requests if r.seed is not None), None))
+            outputs: dict[int, tuple[np.ndarray, int, float, float]] = {}
+            for seed, indices in _generations(requests):
+                wavs, sizes, generate_s, decode_s = self._generate([prepared[i] for i in indices], seed=seed)
+                for index, wav, size in zip(indices, wavs, sizes, strict=True):
+                    outputs[index] = (wav, size, generate_s, decode_s)
             self._served += len(requests)
         total_s = time.perf_counter() - started
-        return [self._result(item, wav, size, generate_s, decode_s, total_s, cold)
-                for item, wav, size in zip(prepared, wavs, sizes, strict=True)]
+        return [self._result(item, *outputs[index], total_s, cold) for index, item in enumerate(prepared)]
 
     def validate(self, request: CloneRequest) -> None:
         """Raise the `InvalidInput` that `clone_batch` would, without the model: a batcher calls it so bad input
@@ -190,7 +202,7 @@ class Engine:
         text = check_text(request.text, self.config.max_text_chars)
         ref_text = request.ref_text.strip() if request.ref_text and request.ref_text.strip() else None
         if ref_text is not None:
-            check_text(ref_text, self.config.max_text_chars, field="transcript")
+            ref_text = check_text(ref_text, self.config.max_text_chars, field="transcript")
         language = normalize_language(request.language)
         samples, sample_rate = load_reference(request.reference, self.config.audio_limits)
         budget = request.max_new_tokens or self.config.frame_budget(text)

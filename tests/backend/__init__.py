@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 
 from backend import modal_app
 from backend.schema import CloneRequest
@@ -32,3 +36,17 @@ def record_batches(patch: pytest.MonkeyPatch) -> list[list[CloneRequest]]:
 
     patch.setattr(Engine, "clone_batch", recording)
     return calls
+
+
+@contextmanager
+def fresh_logging() -> Iterator[None]:
+    """structlog's defaults (as in a new container) for the block, then the logging set up before it: what a
+    test's `setup_logging` installs writes to that test's captured stderr, which is gone afterwards."""
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        yield
+    finally:
+        root.handlers, root.level = handlers, level
+        structlog.configure(**config)

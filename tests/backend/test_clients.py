@@ -282,7 +282,8 @@ def http_backend(transport: httpx.AsyncBaseTransport, **overrides) -> HttpBacken
 
 @pytest.mark.slow
 async def test_http_backend_against_the_web_app(engine, clip):
-    backend = http_backend(httpx.ASGITransport(app=create_web_app(engine)))
+    transport = httpx.ASGITransport(app=create_web_app(engine, token="s3cret-0123456789"))
+    backend = http_backend(transport, http_token="s3cret-0123456789")
     await exercise(backend, clip, "test")
     await backend.aclose()
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import modal
@@ -19,9 +24,15 @@ from modal._utils.async_utils import synchronizer
 
 from backend import modal_app
 from backend.errors import EngineConfigError
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import SEED_MAX, CloneRequest, CloneResult, HealthReport
+from backend.serving import OPEN_ENV, TOKEN_ENV, ServingSettings
 from backend.variants import DEFAULT_VARIANT, MODELS_DIR, VARIANTS
-from tests.backend import REAL_ENGINE_CONFIG, load_tiny_checkpoint, record_batches
+from backend.wire import MAX_BATCH_ITEMS
+from tests.backend import REAL_ENGINE_CONFIG, fresh_logging, load_tiny_checkpoint, record_batches
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "modal-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*executing locally.*:UserWarning")  # the volume isn't mounted
 
@@ -151,6 +162,7 @@ async def test_invalid_input_comes_back_as_an_error_reply(services, clip):
 
 @pytest.mark.slow
 def test_web_endpoint_through_local(services, clip):
+    """Without a token (these tests' environment) Modal's proxy checks callers, so the app itself is open."""
     client = TestClient(services["06b"].web.local())
     assert client.get("/health").json()["variant"] == "06b"
     body = {"text": "Hi.", "language": "English", "ref_audio_base64": base64.b64encode(clip).decode(),
@@ -202,3 +214,122 @@ def test_variant_engines_run_fast_on_the_gpu_with_every_batch_bucket_warmed_at_s
     config = REAL_ENGINE_CONFIG(VARIANTS[name])
     assert (config.engine_mode, config.fast_warmup_all, config.device) == ("auto", True, "cuda:0")
     assert (config.model, config.attention) == (VARIANTS[name].model_dir, VARIANTS[name].attention)
+
+
+# -- access, logging and malformed calls -------------------------------------------------------------------
+# What `modal deploy` sees: the module imported in a fresh interpreter with the deploying shell's variables.
+DEPLOY_PROBE = """
+import json
+from modal._utils.async_utils import synchronizer
+from backend import modal_app
+for name in ("TTSFa2", "TTSSdpa", "TTS06B"):
+    cls = synchronizer._translate_in(getattr(modal_app, name))
+    print(json.dumps({
+        "proxy_auth": cls._get_partial_functions()["web"].params.webhook_config.requires_proxy_auth,
+        "passed": " ".join(repr(secret) for secret in cls._get_class_service_function()._spec.secrets),
+    }))
+"""
+
+
+def deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {name: value for name, value in os.environ.items() if not name.startswith("VOICEBOT_")}
+    return subprocess.run([sys.executable, "-c", DEPLOY_PROBE], env=base | env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("env", "proxy_auth", "passed"), [
+    ({}, True, []),
+    ({TOKEN_ENV: ""}, True, []),
+    ({TOKEN_ENV: TOKEN}, False, [TOKEN_ENV]),
+    ({OPEN_ENV: "1"}, False, [OPEN_ENV]),
+], ids=["nothing", "empty-token", "token", "open"])
+def test_deploying_without_a_token_leaves_the_endpoints_closed_behind_modal_proxy_auth(env, proxy_auth, passed):
+    """Closed by default: no token (or an empty one) means Modal's proxy refuses callers without a proxy auth
+    token; with a token the container gets it as a Secret; open only when asked for by name."""
+    deployed = deploy(env)
+    assert deployed.returncode == 0, deployed.stderr
+    for line in deployed.stdout.splitlines():
+        variant = json.loads(line)
+        assert variant["proxy_auth"] is proxy_auth
+        assert [name for name in (TOKEN_ENV, OPEN_ENV) if name in variant["passed"]] == passed
+        assert TOKEN not in variant["passed"]
+
+
+def test_deploying_with_a_guessable_token_is_refused_without_printing_it():
+    deployed = deploy({TOKEN_ENV: "hunter2-x"})
+    assert deployed.returncode != 0
+    assert "VOICEBOT_HTTP_TOKEN is shorter than 16 characters" in deployed.stderr
+    assert "hunter2-x" not in deployed.stderr + deployed.stdout
+
+
+@pytest.fixture
+def serving(monkeypatch):
+    """Set the container's serving environment for one test (and undo the logging it sets up)."""
+    with fresh_logging():
+        yield lambda **fields: monkeypatch.setattr(modal_app, "SERVING", ServingSettings(**fields))
+
+
+@pytest.mark.slow
+def test_with_a_token_the_web_endpoint_requires_it_everywhere(services, serving):
+    serving(http_token=TOKEN)
+    client = TestClient(services["06b"].web.local())
+    for path in ("/health", "/languages", "/docs", "/openapi.json"):
+        assert client.get(path).status_code == 401, path
+    assert client.get("/health", headers=AUTH).json()["variant"] == "06b"
+    assert client.get("/docs", headers=AUTH).status_code == 404  # no API pages in a deployment
+
+
+@pytest.mark.slow
+def test_a_crash_at_debug_leaves_no_token_text_or_clip_in_the_logs(on_cpu, monkeypatch, serving, capfd, clip):
+    """The container sets up logging when it starts: a 500's traceback is plain (no local variables, which held
+    the bearer token, the user's text and the base64 clip) and the token is masked wherever it appears."""
+    from backend.engine import Engine
+
+    serving(http_token=TOKEN, log_level="DEBUG")
+
+    def crash(self, requests):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(Engine, "clone_batch", crash)
+    service = entered(modal_app.TTSSdpa())  # its batcher binds the crashing method
+    client = TestClient(service.web.local(), headers=AUTH, raise_server_exceptions=False)
+    text = "My very private sentence number 4711."
+    clip_base64 = base64.b64encode(clip).decode()
+    response = client.post("/clone", json={"text": text, "ref_audio_base64": clip_base64, "max_new_tokens": 8})
+
+    assert response.status_code == 500 and response.json()["error"] == "internal"
+    logs = "".join(capfd.readouterr())
+    assert "web.failed" in logs and "RuntimeError: CUDA error" in logs  # the crash is logged, with its traceback
+    for private in (TOKEN, text, clip_base64[:40], clip_base64[len(clip_base64) // 2:][:40]):
+        assert private not in logs
+
+
+def too_many(clip: bytes) -> list[dict]:
+    return [request(clip)] * (MAX_BATCH_ITEMS + 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda clip: {"text": "Hi"}, "Invalid or missing fields: reference."),
+    (lambda clip: "not a request", "Invalid or missing fields: body."),
+    (lambda clip: request(clip) | {"seed": SEED_MAX + 1}, "Invalid or missing fields: seed."),
+    (lambda clip: request(clip) | {"max_new_tokens": 0}, "Invalid or missing fields: max_new_tokens."),
+])
+async def test_a_malformed_clone_call_gets_an_error_reply(services, clip, call, message):
+    reply = await services["sdpa"].clone.local(call(clip))
+    assert reply == {"status": 422, "error": "invalid_request", "message": message}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("call", "code", "message"), [
+    (lambda clip: "nope", "invalid_request", "Invalid or missing fields: items."),
+    (lambda clip: [], "invalid_request", "Invalid or missing fields: items."),
+    (too_many, "invalid_request", "Invalid or missing fields: items."),
+    (lambda clip: [request(clip), {"text": "Hi"}], "invalid_request", "Invalid or missing fields: items.1.reference."),
+    (lambda clip: [request(clip), request(clip) | {"seed": -(2**63) - 1}], "invalid_request",
+     "Invalid or missing fields: items.1.seed."),
+    (lambda clip: [request(clip), request(clip, language="xx")], "unknown_language", "items.1: Unknown language 'xx'"),
+])
+def test_a_malformed_batch_call_gets_an_error_reply_naming_the_item(services, clip, call, code, message):
+    reply = services["sdpa"].clone_batch.local(call(clip))
+    assert (reply["status"], reply["error"]) == (422, code) and reply["message"].startswith(message)

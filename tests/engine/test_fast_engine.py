@@ -47,10 +47,11 @@ def test_auto_serves_stock_and_says_why_when_the_fast_engine_cannot_start(tiny_c
 def test_fast_mode_clones_a_batch_larger_than_its_bucket(fast_engine):
     """Three requests with a largest bucket of 2: two fast generations, three results, all marked fast."""
     clip = sine_clip()
-    requests = [CloneRequest(reference=clip, text=text, language="English", seed=5, max_new_tokens=8)
+    requests = [CloneRequest(reference=clip, text=text, language="English", max_new_tokens=8)
                 for text in ("Hello there.", "A second, longer sentence to speak.", "Third.")]
-    results = fast_engine.clone_batch(requests)
+    results = fast_engine.clone_batch(requests)  # unseeded: a seeded request generates alone
     assert [r.engine_mode for r in results] == ["fast"] * 3
+    assert [r.batch_size for r in results] == [2, 2, 1]
     assert all(0 < r.frames <= 7 for r in results)
     assert fast_engine.health().engine_mode == "fast"
 

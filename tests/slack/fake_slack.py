@@ -104,6 +104,11 @@ class FakeSlack:
     def api_url(self) -> str:
         return f"{self.base}/api/"
 
+    @property
+    def file_origins(self) -> tuple[str, ...]:
+        """Where this fake serves private files: the bot's allowed file host in tests (Slack's is HTTPS-only)."""
+        return (self.base,)
+
     # ---------------------------------------------------------------- test helpers
     def host_file(self, name: str, data: bytes, content_type: str = "audio/wav", *, file_id: str = "F0REF",
                   mimetype: str | None = None, user: str = "U1") -> dict[str, Any]:
@@ -214,8 +219,8 @@ class FakeSlack:
         if method == "auth.test":
             return ok(url="https://t.example.slack.com/", team="Test", user="voicebot", team_id=TEAM_ID,
                       user_id=BOT_USER_ID, bot_id="B1", is_enterprise_install=False)
-        if method in ("views.open", "views.update", "views.push"):
-            return ok(view={**a["view"], "id": "V1", "hash": "h1"})
+        if method in ("views.open", "views.push"):
+            return ok(view={**a["view"], "id": f"V{next(self._ts)}", "hash": f"h{next(self._ts)}"})
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return ok(channel=a.get("channel"), ts=ts, message={"text": a.get("text"), "ts": ts})

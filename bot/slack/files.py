@@ -92,7 +92,7 @@ def _origin(url: URL | str) -> tuple[str, str, int | None] | None:
         return None
     if not parsed.is_absolute() or parsed.user is not None or parsed.password is not None or not parsed.host:
         return None
-    return parsed.scheme.lower(), parsed.host.lower().rstrip("."), parsed.port
+    return parsed.scheme.lower(), parsed.host.lower(), parsed.port
 
 
 def is_slack_file_url(url: URL | str, origins: Iterable[str] = SLACK_FILE_ORIGINS) -> bool:

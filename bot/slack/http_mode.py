@@ -28,14 +28,22 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
-def is_signed(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str]) -> bool:
-    """Slack's v0 signature over `body`, with a timestamp inside Slack's 5-minute window. Headers of the wrong
-    shape are refused here: the verifier itself raises on a non-numeric timestamp or a non-ASCII signature."""
+def is_signed(verifier: SignatureVerifier, body: str | None, headers: Mapping[str, str]) -> bool:
+    """Slack's v0 signature over `body`, with a timestamp inside Slack's 5-minute window. What the verifier
+    itself would raise on is refused here: a body that is not UTF-8 (None; Slack sends only UTF-8), a
+    non-numeric timestamp, a signature that is not v0 hex."""
     timestamp = headers.get("X-Slack-Request-Timestamp") or ""
     signature = headers.get("X-Slack-Signature") or ""
-    if not _TIMESTAMP.fullmatch(timestamp) or not _SIGNATURE.fullmatch(signature):
+    if body is None or not _TIMESTAMP.fullmatch(timestamp) or not _SIGNATURE.fullmatch(signature):
         return False
     return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+
+
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def web_app(app: AsyncApp, path: str, signing_secret: str) -> web.Application:
@@ -43,16 +51,16 @@ def web_app(app: AsyncApp, path: str, signing_secret: str) -> web.Application:
     verifier = SignatureVerifier(signing_secret)
 
     async def slack_request(request: web.Request) -> web.Response:
-        body = await request.read()
-        if not is_signed(verifier, body, request.headers):
+        text = _utf8(await request.read())
+        if not is_signed(verifier, text, request.headers):
             log.warning("slack.http_refused", reason="bad or missing signature", remote=request.remote)
             return web.Response(status=401, text="invalid request signature")
+        assert text is not None
         try:
-            text = body.decode("utf-8")
             if not isinstance(parse_body(text, request.content_type), dict):
                 raise ValueError("not an object")
             bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # UnicodeDecodeError, JSONDecodeError too
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # JSONDecodeError is a ValueError
             log.warning("slack.http_refused", reason="malformed body", error=type(exc).__name__,
                         remote=request.remote)
             return web.Response(status=400, text="malformed request body")

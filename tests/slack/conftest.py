@@ -55,10 +55,11 @@ def logged_errors() -> Iterator[ErrorRecords]:
     assert not errors.records, errors.describe()
 
 
-def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def sign(body: str | bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 request signature: hex HMAC-SHA256 of "v0:{timestamp}:{body}" with the signing secret."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body if isinstance(body, bytes) else body.encode()
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     return {"x-slack-request-timestamp": ts, "x-slack-signature": f"v0={digest}"}
 
 

@@ -170,5 +170,5 @@ async def download_private(file: dict[str, Any], token: str, max_bytes: int, *,
         raise SlackProblem("Slack did not hand over the file; attach it again.", code="slack_file_redirects",
                            detail=f"more than {MAX_REDIRECTS} redirects") from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SlackProblem(f"Could not download the file from Slack ({type(exc).__name__}); try again.",
-                           code="slack_file_download") from exc
+        raise SlackProblem("Could not download the file from Slack; try again.", code="slack_file_download",
+                           detail=f"{type(exc).__name__}: {exc}") from exc

@@ -195,10 +195,8 @@ async def test_missing_files_write_scope_is_named(slack):
     assert "Job " in answer["text"] and "could not upload the audio" in answer["text"]
     assert "missing a permission" in answer["text"] and "files:write" not in answer["text"]
     assert h.services.clone.queue.stats().failed == 1
-    assert [p.text for p in h.services.problems()] == [
-        "Voicebot could not upload the audio: the Slack app is missing a permission. An admin can see the cause "
-        "with /tts-health. (the Slack app lacks the files:write scope: add it under OAuth & Permissions (or in the "
-        "app manifest) and reinstall the app)"]
+    (problem,) = h.services.problems()  # for admins: /tts-health
+    assert "lacks the files:write scope" in problem.text and "reinstall" in problem.text
 
 
 async def test_bot_not_in_channel_is_told_how_to_fix_it(slack):

@@ -30,8 +30,8 @@ log = structlog.get_logger(__name__)
 def clone_modal_submission(services: SlackServices):
     async def submit_clone_form(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
                                 client: AsyncWebClient) -> None:
-        closed = f"view:{view.get('id')}"
-        if services.seen(closed):
+        closed = f"view:{view['id']}" if view.get("id") else None  # Slack gives every view an id
+        if closed is not None and services.seen(closed):
             log.info("slack.view_replay_ignored", view_id=view.get("id"))
             await ack()
             return
@@ -62,7 +62,8 @@ def clone_modal_submission(services: SlackServices):
             await ack(response_action="errors", errors={form.clip_block: UNEXPECTED})
             return
         await ack()  # the form closes; the flow goes on without the user watching the form
-        services.first_time(closed)
+        if closed is not None:
+            services.first_time(closed)
         services.spawn(flow.run(), name=f"slack-clone-{user}")
 
     return submit_clone_form

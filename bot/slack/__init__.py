@@ -1,13 +1,15 @@
 """The Slack adapter: slack-bolt's `AsyncApp` (asyncio, like `commands`) over the platform-neutral commands layer.
 
     runner.py       `voicebot slack`: settings, Socket Mode or HTTP transport, graceful shutdown
-    app.py          the AsyncApp with every listener registered
+    http_mode.py    HTTP mode's endpoint: the signature is checked before the body is parsed
+    app.py          the AsyncApp with every listener registered, each request handled once
     listeners/      commands (/clone, /tts-health), views (the clone form), shortcuts, events (app_mention)
     clone_flow.py   one clone job as seen from Slack: clip download, submit, progress message, WAV upload
+    files.py        finding the clip, looking it up by id, downloading it from Slack's file host only
     modals.py       the clone form and reading it back        messages.py   progress, result and health text
-    files.py        finding and downloading the clip          replies.py    private answers to one user
-    services.py     what the listeners share                  slack_errors.py  Slack failures -> user messages
-    settings.py     SLACK_* settings                          manifest.yaml    the Slack app's manifest
+    replies.py      private answers to one user               services.py   what the listeners share
+    slack_errors.py Slack failures -> user message + operator detail
+    settings.py     SLACK_* settings                          manifest.yaml the Slack app's manifest
 """
 
 from __future__ import annotations

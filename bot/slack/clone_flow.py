@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
 from bot.slack.files import download_private, resolve
-from bot.slack.messages import UNEXPECTED, escape, progress_text, result_comment
+from bot.slack.messages import UNEXPECTED, escape, progress_text, result_comment, user_text
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
 from bot.slack.slack_errors import explain
@@ -134,12 +134,13 @@ class CloneFlow:
     async def _submit(self) -> Job:
         order, settings, clone = self.order, self.services.settings, self.services.clone
         admin = is_admin(order.user_key, False, settings)
-        file = await resolve(self.client, order.file)
+        file = await resolve(self.client, order.file)  # by id: URLs in the payload are never used
         size = file.get("size")
         # Everything but the audio itself, before downloading it (Slack tells the file's size).
         clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
                             reference_size=size if isinstance(size, int) else None, is_admin=admin)
-        data = await download_private(file, self.services.bot_token, settings.audio_limits.max_bytes)
+        data = await download_private(file, self.services.bot_token, settings.audio_limits.max_bytes,
+                                      origins=self.services.file_origins)
         return await clone.submit(
             order.user_key, order.place, data, file.get("name"), order.text, order.ref_text, order.language,
             order.variant, is_admin=admin, on_progress=self.progress.on_job,
@@ -152,7 +153,8 @@ class CloneFlow:
             try:
                 job = await self.admit()
             except VoicebotError as exc:
-                await self.reply.ephemeral(f":x: {exc.message}")
+                self.note(exc)
+                await self.reply.ephemeral(f":x: {user_text(exc)}")
                 return
             await self._deliver(job)
         except Exception:
@@ -160,7 +162,7 @@ class CloneFlow:
                           channel=self.order.channel)
             if job is not None and not job.finished:
                 job.mark_failed(UnexpectedJobError("unexpected error; the admins have the log."))
-            message = job.error.message if job is not None and job.error is not None else UNEXPECTED
+            message = user_text(job.error) if job is not None and job.error is not None else UNEXPECTED
             await self.progress.fail(message, self.reply)
 
     async def _deliver(self, job: Job) -> None:
@@ -168,16 +170,22 @@ class CloneFlow:
             await self.progress.start(job)
         except VoicebotError as exc:
             job.mark_failed(exc)  # nobody could see the result: free the slot
-            await self.reply.ephemeral(f":x: {job.error.message if job.error else exc.message}")
+            self.note(exc)
+            await self.reply.ephemeral(f":x: {user_text(job.error or exc)}")
             return
         try:
             result = await job.wait()
             async with job.delivering():
                 await self._upload(job, result.audio)
         except VoicebotError as exc:
-            await self.progress.fail(job.error.message if job.error is not None else exc.message, self.reply)
+            self.note(exc)
+            await self.progress.fail(user_text(job.error or exc), self.reply)
             return
         await self.progress.finish(progress_text(job, self.order.user))
+
+    def note(self, error: VoicebotError) -> None:
+        """The operator side of a failure this user is about to be shown (see `SlackServices.note`)."""
+        self.services.note(error, user=self.order.user, channel=self.order.channel)
 
     async def _upload(self, job: Job, audio: bytes) -> None:
         thread = self.order.thread_ts or self.progress.ts

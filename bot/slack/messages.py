@@ -2,15 +2,21 @@
 
 The words come from `commands` (job descriptions, timing and health fields, the consent line); this module only
 renders them as mrkdwn. Values are escaped: user text may hold `<!channel>` or `<@U…>` and must not ping anyone.
+A failure is shown to users by its `message` only (`user_text`), never its operator `detail`; both pass
+`backend.redaction.redact` on the way out, so a secret that slipped into a message is masked here too.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from backend.errors import VoicebotError
+from backend.redaction import redact
 from commands.health import BotHealth, health_fields
 from commands.jobs import Job, JobStatus
-from commands.timing import CONSENT_LINE, Field, job_timing_fields
+from commands.timing import CONSENT_LINE, Field, format_seconds, job_timing_fields
 
 FIELDS_PER_SECTION = 10  # Slack's limit for a section block's `fields`
 FIELD_CHARS = 2000  # Slack's limit for one field's text
@@ -33,6 +39,19 @@ NO_AUDIO_IN_MESSAGE = "That message has no audio file to clone. Use the shortcut
 UNEXPECTED = "Something went wrong on our side; the admins have the log."
 
 
+class Problem(Protocol):
+    """A Slack problem kept for /tts-health (`bot.slack.services.NotedProblem`)."""
+
+    text: str
+    count: int
+    at: float
+
+
+def user_text(error: VoicebotError) -> str:
+    """What a user is shown for `error`: its message for users, never the operator detail."""
+    return redact(error.message)
+
+
 def escape(text: str) -> str:
     """Slack's three control characters, so user text renders as text (no mentions, links or broadcasts)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -40,7 +59,7 @@ def escape(text: str) -> str:
 
 def progress_text(job: Job, user_id: str) -> str:
     """"⏳ @alice Job J7K2QX: queued, position 2 of 3" and so on."""
-    return f"{STATUS_EMOJI[job.status]} <@{user_id}> {escape(job.describe())}"
+    return f"{STATUS_EMOJI[job.status]} <@{user_id}> {escape(redact(job.describe()))}"
 
 
 def fields_mrkdwn(fields: list[Field]) -> str:
@@ -60,9 +79,18 @@ def field_sections(fields: list[Field]) -> list[dict[str, Any]]:
             for i in range(0, len(items), FIELDS_PER_SECTION)]
 
 
-def health_message(health: BotHealth) -> dict[str, Any]:
-    """`text` (notification fallback) and `blocks` for /tts-health."""
-    fields = health_fields(health)
+def problem_fields(problems: Sequence[Problem], now: float | None = None) -> list[Field]:
+    """Recent Slack problems for admins, with the operator detail users were not shown."""
+    now = time.time() if now is None else now
+    if not problems:
+        return [("Slack", "no problems since the bot started")]
+    return [("Slack problem", f"{problem.text} ({problem.count}x, last {format_seconds(now - problem.at)} ago)")
+            for problem in problems]
+
+
+def health_message(health: BotHealth, problems: Sequence[Problem] = ()) -> dict[str, Any]:
+    """`text` (notification fallback) and `blocks` for /tts-health (admins only), values redacted."""
+    fields = [(label, redact(value)) for label, value in [*health_fields(health), *problem_fields(problems)]]
     title = "Voicebot health: all backends ok" if health.ok else "Voicebot health: a backend has a problem"
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title}}]
     blocks += field_sections(fields)

@@ -1,7 +1,8 @@
 """The clone form: the modal `/clone` and the "Clone this voice" shortcut open, and reading it back.
 
 `/clone` asks for the reference clip (a `file_input`); the shortcut already has it (the message's audio file,
-kept in `private_metadata` with the channel and thread to answer in), so its form asks only for the text.
+kept in `private_metadata` with the channel and thread to answer in), so its form asks only for the text. Only
+the file's id and name are kept: the file is looked up by id when the form is submitted (`bot.slack.files`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from backend.errors import InvalidInput
 from backend.languages import AUTO, normalize_language
 from backend.validation import check_text
 from bot.slack.files import AUDIO_FILETYPES
+from bot.slack.messages import user_text
+from bot.slack.services import SlackServices
 from bot.slack.slack_errors import explain
 from commands.settings import CommandSettings
 from commands.voices import language_choices
@@ -26,8 +29,8 @@ CLONE_VIEW = "clone_modal"  # callback_id of the view
 REFERENCE, TEXT, REF_TEXT, LANGUAGE, VARIANT = "reference", "text", "ref_text", "language", "variant"  # block ids
 FILE_ACTION, VALUE_ACTION = "file", "value"
 SLACK_INPUT_CHARS = 3000  # plain_text_input's max_length ceiling
-# The file fields the shortcut keeps in private_metadata (limited to 3000 characters).
-FILE_KEYS = ("id", "name", "mimetype", "filetype", "size", "url_private", "url_private_download")
+# The file fields the shortcut keeps in private_metadata (limited to 3000 characters): no URLs, see files.py.
+FILE_KEYS = ("id", "name")
 
 
 @dataclass
@@ -102,13 +105,16 @@ def clone_view(origin: Origin, settings: CommandSettings, variants: list[str] | 
     }
 
 
-async def open_clone_form(client: AsyncWebClient, respond: AsyncRespond, trigger_id: str, origin: Origin,
-                          settings: CommandSettings, variants: list[str]) -> None:
+async def open_clone_form(services: SlackServices, client: AsyncWebClient, respond: AsyncRespond, trigger_id: str,
+                          origin: Origin) -> None:
     """`views.open` with the clone form; a Slack failure (expired trigger, missing scope) is told to the user."""
+    view = clone_view(origin, services.settings, services.clone.variant_names)
     try:
-        await client.views_open(trigger_id=trigger_id, view=clone_view(origin, settings, variants))
+        await client.views_open(trigger_id=trigger_id, view=view)
     except SlackClientError as exc:
-        await respond(text=f":x: {explain(exc, 'open the clone form').message}", response_type="ephemeral")
+        problem = explain(exc, "open the clone form")
+        services.note(problem, channel=origin.channel_id)
+        await respond(text=f":x: {user_text(problem)}", response_type="ephemeral")
 
 
 @dataclass

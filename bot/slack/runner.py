@@ -3,7 +3,8 @@ shutdown.
 
 Socket Mode (the default) opens a WebSocket to Slack with the app-level token: no public URL needed. HTTP mode
 (SLACK_MODE=http) serves the Events/Interactivity endpoint on SLACK_PORT + SLACK_PATH and verifies every
-request's signature with SLACK_SIGNING_SECRET. On SIGTERM or SIGINT the bot stops taking clone jobs (users are
+request's signature with SLACK_SIGNING_SECRET before reading it (`bot.slack.http_mode`). The three Slack
+secrets are registered with `backend.redaction` first thing, so no log line or message can show them. On SIGTERM or SIGINT the bot stops taking clone jobs (users are
 told it is restarting), tells queued users to resubmit, lets running jobs finish and upload for up to
 VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects.
 """
@@ -24,11 +25,13 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
-from backend.settings import BackendSettings
 from backend.log_setup import setup_logging
+from backend.redaction import register_secrets
+from backend.settings import BackendSettings
 from bot.services import build_service
 from bot.settings import BotSettings
 from bot.slack.app import build_app
+from bot.slack.http_mode import web_app
 from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem, explain
@@ -66,7 +69,8 @@ async def start_transport(app: AsyncApp, settings: SlackSettings) -> Transport:
         handler = AsyncSocketModeHandler(app, settings.app_token.get_secret_value().strip())
         await handler.connect_async()
         return Transport("Socket Mode", handler.close_async)
-    runner = web.AppRunner(app.web_app(path=settings.path, port=settings.port))
+    assert settings.signing_secret is not None
+    runner = web.AppRunner(web_app(app, settings.path, settings.signing_secret.get_secret_value().strip()))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -88,7 +92,7 @@ async def serve(settings: SlackSettings, services: SlackServices, *, grace_s: fl
     assert settings.bot_token is not None
     client = AsyncWebClient(token=settings.bot_token.get_secret_value().strip(), base_url=settings.api_url)
     identity = await check_token(client)
-    secret = settings.signing_secret.get_secret_value() if settings.signing_secret is not None else ""
+    secret = settings.signing_secret.get_secret_value().strip() if settings.signing_secret is not None else ""
     app = build_app(services, client, signing_secret=secret)
     loop = asyncio.get_running_loop()
     own_stop = stop is None
@@ -121,6 +125,7 @@ def run_slack() -> None:
     bot_settings = BotSettings()
     setup_logging(bot_settings.log_level, bot_settings.log_format)
     settings = SlackSettings()
+    register_secrets([settings.bot_token, settings.app_token, settings.signing_secret])
     if missing := settings.missing():
         print(missing_settings_message(missing, settings.mode), file=sys.stderr)
         raise SystemExit(2)
@@ -128,9 +133,9 @@ def run_slack() -> None:
     try:
         services = build_services(settings.bot_token.get_secret_value().strip())
         asyncio.run(serve(settings, services, grace_s=bot_settings.shutdown_grace_s))
-    except SlackProblem as exc:
-        print(exc.message, file=sys.stderr)
+    except SlackProblem as exc:  # the operator reads this: the detail (which setting) included
+        print(exc.operator_text, file=sys.stderr)
         raise SystemExit(2) from None
     except VoicebotError as exc:  # backend misconfiguration found at startup
-        print(exc.message, file=sys.stderr)
+        print(exc.operator_text, file=sys.stderr)
         raise SystemExit(1) from None

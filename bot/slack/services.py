@@ -1,5 +1,6 @@
-"""What the Slack listeners share: the clone service (queue, limits, backends), the bot token and the tasks
-still delivering a result, so shutdown can wait for them.
+"""What the Slack listeners share: the clone service (queue, limits, backends), the bot token and where it may
+go, the tasks still delivering a result (so shutdown can wait for them), the requests already handled (so a
+re-delivered or replayed one runs once) and the Slack problems admins should see in /tts-health.
 
 Listeners get this object through `register(app, services)` closures, not through Bolt's `context`: Bolt
 deep-copies the context for lazy listeners, which would copy the job queue with it.
@@ -8,13 +9,17 @@ deep-copies the context for lazy listeners, which would copy the job queue with 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from cachetools import LRUCache, TTLCache
 
+from backend.errors import VoicebotError
+from bot.slack.files import SLACK_FILE_ORIGINS
+from bot.slack.slack_errors import SlackProblem
 from commands.clone import CloneService
 from commands.settings import CommandSettings
 
@@ -24,6 +29,19 @@ log = structlog.get_logger(__name__)
 # be downloaded and checked, so a bad clip is shown on the form (which stays open); past it the form closes and
 # the outcome arrives as a message.
 ACK_BUDGET_S = 2.0
+# How long a handled request is remembered: past Slack's 5-minute signature window (older replays fail the
+# signature check) and its event retries (after about 1 and 5 minutes).
+SEEN_TTL_S = 600.0
+SEEN_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class NotedProblem:
+    """The last time a Slack problem of one kind was shown to a user, with its operator detail."""
+
+    text: str
+    count: int
+    at: float  # time.time()
 
 
 @dataclass(eq=False)
@@ -31,8 +49,10 @@ class SlackServices:
     clone: CloneService
     bot_token: str
     ack_budget_s: float = ACK_BUDGET_S
+    file_origins: tuple[str, ...] = SLACK_FILE_ORIGINS  # where the bot token may fetch files (tests: a fake)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _seen: TTLCache[str, bool] = field(default_factory=lambda: TTLCache(SEEN_MAX, SEEN_TTL_S))
+    _problems: LRUCache[str, NotedProblem] = field(default_factory=lambda: LRUCache(8))
 
     @property
     def settings(self) -> CommandSettings:
@@ -59,11 +79,28 @@ class SlackServices:
             return False
         return True
 
-    def first_time(self, key: str, keep: int = 1000) -> bool:
-        """True the first time `key` is seen: Slack re-delivers an event it thinks was not acknowledged."""
+    def seen(self, key: str) -> bool:
+        return key in self._seen
+
+    def first_time(self, key: str) -> bool:
+        """True the first time `key` is seen (within `SEEN_TTL_S`): Slack re-delivers an event it thinks was not
+        acknowledged, and a signed request replayed within its signature window must not run twice."""
         if key in self._seen:
             return False
-        self._seen[key] = None
-        while len(self._seen) > keep:
-            self._seen.popitem(last=False)
+        self._seen[key] = True
         return True
+
+    def note(self, error: VoicebotError, **context: Any) -> None:
+        """A user was just shown `error.message`. Its operator detail, if any, goes to the log (redacted) and,
+        for Slack's own problems (a missing scope, a rejected token, a file off Slack), to /tts-health."""
+        if error.detail is None:
+            return
+        log.warning("slack.problem", code=error.code, detail=error.operator_text, **context)
+        if isinstance(error, SlackProblem):
+            previous = self._problems.get(error.code)
+            self._problems[error.code] = NotedProblem(error.operator_text, previous.count + 1 if previous else 1,
+                                                      time.time())
+
+    def problems(self) -> list[NotedProblem]:
+        """Recent Slack problems, newest first."""
+        return sorted(self._problems.values(), key=lambda problem: problem.at, reverse=True)

@@ -55,10 +55,11 @@ def logged_errors() -> Iterator[ErrorRecords]:
     assert not errors.records, errors.describe()
 
 
-def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def sign(body: str | bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 request signature: hex HMAC-SHA256 of "v0:{timestamp}:{body}" with the signing secret."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body if isinstance(body, bytes) else body.encode()
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     return {"x-slack-request-timestamp": ts, "x-slack-signature": f"v0={digest}"}
 
 
@@ -114,31 +115,39 @@ class SlackHarness:
         return await self.app.async_dispatch(request)
 
     def slash_fields(self, command: str, user: str = "U1", text: str = "", channel: str = "C1") -> dict[str, Any]:
-        self.trigger_ids += 1
+        trigger_id = self.next_trigger_id()
         return {"token": "legacy", "team_id": TEAM_ID, "team_domain": "test", "channel_id": channel,
                 "channel_name": "general", "user_id": user, "user_name": user.lower(), "command": command,
                 "text": text, "api_app_id": "A1", "is_enterprise_install": "false",
                 "response_url": f"{self.fake.base}/response_url/{TEAM_ID}/{self.trigger_ids}/x",
-                "trigger_id": f"13345224609.738474920.{self.trigger_ids:08d}"}
+                "trigger_id": trigger_id}
 
     def slash(self, command: str, **kwargs: Any) -> AsyncBoltRequest:
         return form_request(self.slash_fields(command, **kwargs))
 
+    def next_trigger_id(self) -> str:
+        """Slack gives every user action (a command, a shortcut, a form submission) its own trigger id."""
+        self.trigger_ids += 1
+        return f"13345224609.738474920.{self.trigger_ids:08d}"
+
+    def submission_payload(self, view: dict[str, Any], values: dict[str, Any], user: str = "U1") -> dict[str, Any]:
+        """A `view_submission` of `view` (as `views.open` answered it, with its id) and the form `values`."""
+        return {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
+                "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID}, "api_app_id": "A1",
+                "token": "legacy", "trigger_id": self.next_trigger_id(),
+                "view": {"id": "V1", "hash": "h1", **view, "team_id": TEAM_ID, "app_id": "A1", "bot_id": "B1",
+                         "state": {"values": values}}}
+
     def submission(self, view: dict[str, Any], values: dict[str, Any], user: str = "U1") -> AsyncBoltRequest:
-        payload = {"type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
-                   "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID}, "api_app_id": "A1",
-                   "token": "legacy", "trigger_id": "1.2.3",
-                   "view": {**view, "id": "V1", "team_id": TEAM_ID, "app_id": "A1", "bot_id": "B1", "hash": "h1",
-                            "state": {"values": values}}}
-        return interactive_request(payload)
+        return interactive_request(self.submission_payload(view, values, user))
 
     async def open_form(self, user: str = "U1") -> dict[str, Any]:
-        """`/clone`, and the modal it opened."""
+        """`/clone`, and the modal it opened (with the view id Slack gave it)."""
         before = len(self.fake.of("views.open"))
         response = await self.dispatch(self.slash("/clone", user=user))
         assert response.status == 200, response.body
         await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
-        return self.fake.of("views.open")[-1].args["view"]
+        return self.fake.of("views.open")[-1].reply["view"]
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every clone flow and progress edit has ended."""
@@ -160,7 +169,8 @@ async def slack(logged_errors: ErrorRecords) -> AsyncIterator[SlackFactory]:
     async def make(backend: BackendClient | dict[str, BackendClient], settings: CommandSettings | None = None,
                    *, bot_token: str = BOT_TOKEN, ack_budget_s: float = 5.0) -> SlackHarness:
         settings = settings or CommandSettings(cooldown_s=0, _env_file=None)
-        services = SlackServices(CloneService(backend, settings), bot_token=bot_token, ack_budget_s=ack_budget_s)
+        services = SlackServices(CloneService(backend, settings), bot_token=bot_token, ack_budget_s=ack_budget_s,
+                                 file_origins=fake.file_origins)
         client = AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url)
         harness = SlackHarness(fake, build_app(services, client, signing_secret=SIGNING_SECRET), services,
                                logged_errors)

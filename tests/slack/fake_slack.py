@@ -1,9 +1,13 @@
 """A local fake of the parts of Slack the bot talks to, served by aiohttp in the test's event loop.
 
-It answers the Web API methods the bot calls (`/api/<method>`), hosts private files (`/files-pri/...`, which
-answer an HTML login page to a wrong token, as Slack does), takes `files.getUploadURLExternal` uploads
+It answers the Web API methods the bot calls (`/api/<method>`, `files.info` included), hosts private files
+(`/files-pri/...`, which answer an HTML login page to a wrong token, as Slack does, and may redirect), takes `files.getUploadURLExternal` uploads
 (`/upload/...`), records `response_url` posts (`/response_url/...`) and runs a Socket Mode WebSocket (`/link`)
 that tests can push envelopes through. Every request is recorded in `calls` for assertions.
+
+The bot may fetch files only from `file_origins` (Slack's real file host is HTTPS-only; the fake's is plain
+HTTP on 127.0.0.1 and is handed to `SlackServices` by the harness). `HostileHost` is another origin on the same
+machine that serves a valid clip to anyone and records who asked: the bot must never reach it.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class FakeSlack:
     files: dict[str, HostedFile] = field(default_factory=dict)  # URL path -> content
     file_objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id -> what files.info answers
     calls: list[Call] = field(default_factory=list)
+    redirects: dict[str, str] = field(default_factory=dict)  # file path -> Location the file host answers
 
     def __post_init__(self) -> None:
         self.base = ""
@@ -103,6 +108,11 @@ class FakeSlack:
     @property
     def api_url(self) -> str:
         return f"{self.base}/api/"
+
+    @property
+    def file_origins(self) -> tuple[str, ...]:
+        """Where this fake serves private files: the bot's allowed file host in tests (Slack's is HTTPS-only)."""
+        return (self.base,)
 
     # ---------------------------------------------------------------- test helpers
     def host_file(self, name: str, data: bytes, content_type: str = "audio/wav", *, file_id: str = "F0REF",
@@ -175,6 +185,8 @@ class FakeSlack:
     def _respond(self, call: Call) -> web.Response:
         path = call.path
         if path.startswith("/files-pri/"):
+            if path in self.redirects:
+                return web.Response(status=302, headers={"Location": self.redirects[path]})
             hosted = self.files.get(path)
             if call.auth != f"Bearer {BOT_TOKEN}" or "files:read" not in self.scopes:
                 # What Slack does: a 200 with the sign-in page instead of the file.
@@ -214,8 +226,8 @@ class FakeSlack:
         if method == "auth.test":
             return ok(url="https://t.example.slack.com/", team="Test", user="voicebot", team_id=TEAM_ID,
                       user_id=BOT_USER_ID, bot_id="B1", is_enterprise_install=False)
-        if method in ("views.open", "views.update", "views.push"):
-            return ok(view={**a["view"], "id": "V1", "hash": "h1"})
+        if method in ("views.open", "views.push"):
+            return ok(view={**a["view"], "id": f"V{next(self._ts)}", "hash": f"h{next(self._ts)}"})
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return ok(channel=a.get("channel"), ts=ts, message={"text": a.get("text"), "ts": ts})
@@ -251,3 +263,33 @@ class FakeSlack:
                     self.socket_replies.append(json.loads(msg.data))
                     self._changed.notify_all()
         return ws
+
+
+@dataclass
+class HostileHost:
+    """A file host that is not Slack's: it serves `clip` to anyone and records every request (and its
+    Authorization header) in `calls`."""
+
+    clip: bytes
+    calls: list[Call] = field(default_factory=list)
+
+    async def start(self) -> HostileHost:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        return self
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+    def url(self, name: str = "voice.wav") -> str:
+        return f"{self.base}/files-pri/{TEAM_ID}-F0EVIL/{name}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.calls.append(Call(path=request.path, method="", args=dict(request.query),
+                               auth=request.headers.get("Authorization", ""), raw=await request.read()))
+        return web.Response(body=self.clip, content_type="audio/wav")

@@ -103,13 +103,17 @@ async def test_health_for_configured_admin_ids(slack):
     assert "Only the bot's admins" in (await _health(h, "U9"))["text"]
 
 
-async def test_health_without_users_read_names_the_scope(slack):
+async def test_health_without_users_read_names_the_scope_to_admins_only(slack):
     settings = CommandSettings(cooldown_s=0, admin_user_ids="slack:U7", _env_file=None)
     h = await slack(FakeBackend(), settings)
     h.fake.scopes.discard("users:read")
     answer = await _health(h, "UADMIN")
-    assert "`users:read`" in answer["text"] and "reinstall" in answer["text"]
-    assert (await _health(h, "U7"))["blocks"]  # configured admins do not depend on Slack's answer
+    assert "missing a permission" in answer["text"]
+    assert "users:read" not in answer["text"] and "OAuth" not in answer["text"]  # no operator detail for users
+    report = await _health(h, "U7")  # configured admins do not depend on Slack's answer
+    assert report["blocks"]
+    assert "*Slack problem:* " in report["text"] and "lacks the users:read scope" in report["text"]
+    assert "reinstall" in report["text"]
 
 
 async def test_health_reports_an_unreachable_backend(slack):

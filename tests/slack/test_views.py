@@ -57,15 +57,18 @@ async def test_a_bad_clip_is_shown_on_the_file_field(slack):
     assert not backend.calls and not h.fake.of("chat.postMessage")
 
 
-async def test_an_html_answer_names_the_token_and_files_read(slack):
+async def test_an_html_answer_names_the_token_and_files_read_to_admins(slack):
     h = await slack(FakeBackend(), bot_token="xoxb-revoked")
     view = await h.open_form()
     clip = h.fake.host_file("voice.m4a", sine_clip())
     body = json.loads((await h.dispatch(h.submission(view, form_values(files=[clip])))).body)
     message = body["errors"]["reference"]
-    assert "sign-in page" in message and "`files:read`" in message and "token" in message
+    assert message == "Slack would not hand the file over to Voicebot. An admin can see the cause with /tts-health."
     await h.settle()
     assert not h.services.clone.queue.stats().done
+    await h.dispatch(h.slash("/tts-health", user="UADMIN"))
+    report = (await h.fake.wait_for(lambda c: c.path.startswith("/response_url/"))).args["text"]
+    assert "sign-in page" in report and "files:read" in report and "xoxb- token" in report
 
 
 async def test_cooldown_is_shown_on_the_form(slack):
@@ -73,6 +76,7 @@ async def test_cooldown_is_shown_on_the_form(slack):
     clip = h.fake.host_file("voice.wav", sine_clip())
     view = await h.open_form()
     assert (await h.dispatch(h.submission(view, form_values(files=[clip])))).body == ""
+    view = await h.open_form()
     again = json.loads((await h.dispatch(h.submission(view, form_values(files=[clip])))).body)
     assert again["errors"]["reference"].startswith("Slow down: you can start another voice clone in ")
     await h.settle()
@@ -96,7 +100,7 @@ async def test_valid_form_downloads_with_the_token_and_uploads_the_wav_into_the_
     assert request.reference[:4] == b"RIFF"  # normalised to WAV by commands.audio
 
     flow = [c.method or c.path.split("/")[1] for c in h.fake.calls[2:]]
-    assert flow[:2] == ["files-pri", "chat.postMessage"]
+    assert flow[:3] == ["files.info", "files-pri", "chat.postMessage"]
     assert flow.index("files.getUploadURLExternal") < flow.index("upload") < flow.index(
         "files.completeUploadExternal") < len(flow) - 1
     assert flow[-1] == "chat.update"
@@ -189,8 +193,10 @@ async def test_missing_files_write_scope_is_named(slack):
     await h.settle()
     (answer,) = h.responses()
     assert "Job " in answer["text"] and "could not upload the audio" in answer["text"]
-    assert "lacks the `files:write` scope" in answer["text"]
+    assert "missing a permission" in answer["text"] and "files:write" not in answer["text"]
     assert h.services.clone.queue.stats().failed == 1
+    (problem,) = h.services.problems()  # for admins: /tts-health
+    assert "lacks the files:write scope" in problem.text and "reinstall" in problem.text
 
 
 async def test_bot_not_in_channel_is_told_how_to_fix_it(slack):
@@ -231,7 +237,7 @@ async def test_download_stops_past_the_limit_when_slack_gives_no_size(slack):
     h = await slack(FakeBackend(), CommandSettings(cooldown_s=0, max_ref_mib=1, _env_file=None))
     view = await h.open_form()
     big = h.fake.host_file("long.wav", sine_clip(seconds=25, sample_rate=48_000))
-    del big["size"]
+    del h.fake.file_objects[big["id"]]["size"]
     body = json.loads((await h.dispatch(h.submission(view, form_values(files=[big])))).body)
     assert body["errors"] == {"reference": "The reference clip is 1.0 MiB; the limit is 1 MiB."}
     assert len(downloads(h)) == 1

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
+from bot.slack.messages import user_text
 from bot.slack.modals import Origin, open_clone_form
 from bot.slack.services import SlackServices
 from commands.errors import Cooldown
@@ -24,10 +25,9 @@ def clone_command(services: SlackServices):
         except Cooldown:
             pass
         except VoicebotError as exc:
-            await respond(text=f":x: {exc.message}", response_type="ephemeral")
+            await respond(text=f":x: {user_text(exc)}", response_type="ephemeral")
             return
         origin = Origin(channel_id=command["channel_id"], response_url=command.get("response_url"))
-        await open_clone_form(client, respond, command["trigger_id"], origin, services.settings,
-                              services.clone.variant_names)
+        await open_clone_form(services, client, respond, command["trigger_id"], origin)
 
     return answer_clone_command

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.messages import health_message
+from bot.slack.messages import health_message, user_text
 from bot.slack.services import SlackServices
 from bot.slack.slack_errors import SlackProblem, explain
 from commands.errors import PermissionDenied
@@ -38,14 +38,15 @@ def tts_health_command(services: SlackServices):
         await ack()
         user_id = command["user_id"]
         platform_admin, problem = await workspace_admin(client, user_id)
+        if problem is not None:
+            services.note(problem, user=user_id)
         try:
             require_admin(f"slack:{user_id}", platform_admin, services.settings)
         except PermissionDenied as exc:
             log.info("slack.health_denied", user=user_id, problem=problem.code if problem else None)
-            message = problem.message if problem is not None else exc.message
-            await respond(text=f":no_entry: {message}", response_type="ephemeral")
+            await respond(text=f":no_entry: {user_text(problem or exc)}", response_type="ephemeral")
             return
         health = await services.clone.health()
-        await respond(response_type="ephemeral", **health_message(health))
+        await respond(response_type="ephemeral", **health_message(health, services.problems()))
 
     return tts_health

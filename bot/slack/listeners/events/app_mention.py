@@ -42,9 +42,7 @@ async def answer(services: SlackServices, client: AsyncWebClient, event: dict[st
 
 def clone_on_mention(services: SlackServices):
     async def clone_from_mention(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        channel, user, ts = event["channel"], event.get("user", ""), event["ts"]
-        if not services.first_time(body.get("event_id") or f"{channel}:{ts}"):
-            return  # Slack re-delivered an event
+        user = event.get("user", "")  # a re-delivered event never gets here (`app.once_per_request`)
         services.spawn(answer(services, client, event, body.get("team_id") or event.get("team", "")),
                        name=f"slack-mention-{user}")
 

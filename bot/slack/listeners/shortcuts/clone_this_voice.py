@@ -27,7 +27,6 @@ def clone_this_voice(services: SlackServices):
             return
         origin = Origin(channel_id=shortcut["channel"]["id"], thread_ts=message.get("thread_ts") or message["ts"],
                         response_url=shortcut.get("response_url"), file=slim_file(audio))
-        await open_clone_form(client, respond, shortcut["trigger_id"], origin, services.settings,
-                              services.clone.variant_names)
+        await open_clone_form(services, client, respond, shortcut["trigger_id"], origin)
 
     return open_clone_form_for_message

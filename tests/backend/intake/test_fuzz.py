@@ -13,9 +13,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.audio import AudioLimits
 from backend.errors import InvalidInput
-from commands.audio import read_reference
+from backend.intake import AudioLimits, read_reference
 from tests.clips import ffmpeg_encode, sine_clip
 
 LIMITS = AudioLimits()

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.slack_errors import SlackProblem, explain
 
 # What the modal's file picker offers (Slack's `file_input.filetypes` are extensions). The clip is decoded by
-# content later (`commands.audio`), so this only steers the picker; mp4/webm cover Slack's own audio clips.
+# content later (`backend.intake`), so this only steers the picker; mp4/webm cover Slack's own audio clips.
 AUDIO_FILETYPES = ["wav", "mp3", "ogg", "oga", "opus", "m4a", "flac", "webm", "mp4", "aac"]
 
 

@@ -56,7 +56,7 @@ def measure_one(path: Path, entry: str) -> dict:
     load = getattr(importlib.import_module(module), function)
     data = path.read_bytes()
     limits = _default_limits(module)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = _reset_peak_rss()
     started = time.perf_counter()
     try:
         load(data, limits)
@@ -64,10 +64,28 @@ def measure_one(path: Path, entry: str) -> dict:
     except Exception as exc:  # noqa: BLE001 - the outcome is what is measured, an uncaught type included
         outcome = getattr(exc, "code", None) or f"unhandled {type(exc).__name__}"
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM")
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"outcome": outcome, "seconds": round(seconds, 3), "rss_growth_mb": round((peak - baseline) / 1024, 1),
             "ffmpeg_rss_mb": round(child / 1024, 1) if child else None}
+
+
+def _reset_peak_rss() -> int:
+    """Reset this process's peak RSS to its current RSS (Linux: clear_refs 5) and return it, in KiB.
+
+    Without the reset the peak would still hold the imports' transient high (and `ru_maxrss` even the
+    parent's RSS at fork), hiding what the call itself costs.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS")
+
+
+def _status_kib(field: str) -> int:
+    """A memory field of /proc/self/status ("VmRSS", "VmHWM"), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _default_limits(module: str):

@@ -20,7 +20,7 @@ from backend.intake.rejections import corrupt
 BLOCK_SAMPLES = 1 << 16  # 256 KiB of float32 per read
 # libsndfile reports a length of about 2**63 when the header leaves it open (a FLAC streamed to a pipe).
 _UNKNOWN_LENGTH = 2**62
-DECODER_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError, OverflowError)
+_DECODER_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError, OverflowError)
 
 
 def read_bounded(source: BinaryIO, limits: AudioLimits, *, check_header: bool = True) -> tuple[np.ndarray, int]:
@@ -37,7 +37,7 @@ def read_bounded(source: BinaryIO, limits: AudioLimits, *, check_header: bool = 
             if check_header and audio.frames < _UNKNOWN_LENGTH:
                 check_declared_length(audio.frames, sample_rate, limits)
             samples = _read_mono(audio, channels, limits.max_frames(sample_rate) + 1)
-    except DECODER_ERRORS as exc:
+    except _DECODER_ERRORS as exc:
         raise corrupt("it is corrupt, truncated or not a supported audio file") from exc
     except MemoryError as exc:
         raise corrupt("decoding it needs more memory than a reference clip may use") from exc

@@ -44,6 +44,7 @@ SYSTEM_PACKAGES = ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")
 SERVICE_PACKAGES = (
     "qwen-tts==0.1.1", "fastapi[standard]>=0.165", "soundfile", "numpy<2.0", "structlog", "cachetools",
     "pydantic-settings",
+    "imageio-ffmpeg", "filetype", "webrtcvad-wheels", "soxr",  # backend.intake: sniffing, ffmpeg, speech check
 )
 # flash-attn publishes no wheels on PyPI (building the sdist takes hours): install the release wheel built for
 # torch 2.9 / CUDA 12 / CPython 3.12. If it fails to import at runtime, the cxx11abiFALSE wheel is the fallback.

@@ -91,7 +91,7 @@ def default_targets(settings: BackendSettings) -> list[str]:
 def load_reference(path: Path | None) -> bytes:
     """The clip every call clones (checked like a bot upload), or the demo's synthetic clip."""
     from bot.demo import demo_reference
-    from commands.audio import read_reference
+    from backend.intake import read_reference
 
     return read_reference(path.read_bytes(), filename=path.name).wav if path else demo_reference()
 

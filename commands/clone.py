@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
-from backend.audio import check_size
 from backend.clients.base import BackendClient, Stage
 from backend.errors import BackendTimeout, InvalidInput
+from backend.intake import AudioLimits, ReferenceClip, check_size, read_reference
 from backend.languages import normalize_language
 from backend.schema import CloneRequest, CloneResult
 from backend.validation import check_text
-from commands.audio import ReferenceClip, read_reference
 from commands.health import BotHealth, check_health
 from commands.jobs import Job, JobQueue, ProgressCallback
 from commands.settings import CommandSettings
 
-if TYPE_CHECKING:
-    from backend.audio import AudioLimits
-
-ReadReference = Callable[[bytes, "AudioLimits", str | None], ReferenceClip]
+ReadReference = Callable[[bytes, AudioLimits, str | None], ReferenceClip]
 
 
 class CloneService:

@@ -12,7 +12,7 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from backend.audio import MIB, AudioLimits
+from backend.intake import MIB, AudioLimits
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
 
@@ -56,7 +56,7 @@ class CommandSettings(BaseSettings):
 
     @property
     def audio_limits(self) -> AudioLimits:
-        """The reference clip limits handed to `commands.audio.read_reference`."""
+        """The reference clip limits handed to `backend.intake.read_reference`."""
         return AudioLimits(
             max_bytes=int(self.max_ref_mib * MIB), min_seconds=self.min_ref_seconds, max_seconds=self.max_ref_seconds
         )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from backend.audio import AudioLimits
+from backend.intake import AudioLimits
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
 Attention = Literal["flash_attention_2", "sdpa", "eager"]

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import structlog
 
-from backend.audio import load_reference, to_wav
+from backend.audio import to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
 from backend.engine.voice_cache import VoiceCache, voice_key
 from backend.errors import EngineConfigError
+from backend.intake import load_reference
 from backend.languages import AUTO, normalize_language
 from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings
 from backend.validation import check_text
@@ -204,9 +205,10 @@ class Engine:
         if ref_text is not None:
             ref_text = check_text(ref_text, self.config.max_text_chars, field="transcript")
         language = normalize_language(request.language)
-        samples, sample_rate = load_reference(request.reference, self.config.audio_limits)
+        reference = load_reference(request.reference, self.config.audio_limits)
         budget = request.max_new_tokens or self.config.frame_budget(text)
-        return samples, sample_rate, ref_text, text, language, min(budget, self.config.max_new_tokens_cap)
+        return (reference.samples, reference.sample_rate, ref_text, text, language,
+                min(budget, self.config.max_new_tokens_cap))
 
     def _prepare(self, samples, sample_rate, ref_text, text, language, budget) -> _Prepared:
         key = voice_key(samples, sample_rate, ref_text)

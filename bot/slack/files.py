@@ -33,7 +33,7 @@ SLACK_FILE_ORIGINS = ("https://files.slack.com",)
 MAX_REDIRECTS = 3  # Slack's file host may redirect within itself; never further than this
 
 # What the modal's file picker offers (Slack's `file_input.filetypes` are extensions). The clip is decoded by
-# content later (`commands.audio`), so this only steers the picker; mp4/webm cover Slack's own audio clips.
+# content later (`backend.intake`), so this only steers the picker; mp4/webm cover Slack's own audio clips.
 AUDIO_FILETYPES = ["wav", "mp3", "ogg", "oga", "opus", "m4a", "flac", "webm", "mp4", "aac"]
 
 NOT_IN_SLACK = ("Voicebot can only use audio files uploaded to Slack, and this one is stored elsewhere. Upload the "

@@ -119,7 +119,7 @@ async def test_a_failing_batch_is_retried_one_by_one(engine, clip, monkeypatch):
     )
 
     assert [len(batch) for batch in batches] == [3, 1, 1, 1]
-    assert isinstance(outcomes[1], InvalidInput) and outcomes[1].code == "corrupt_audio"
+    assert isinstance(outcomes[1], InvalidInput) and outcomes[1].code == "not_audio"
     for result in (outcomes[0], outcomes[2]):
         assert_wav_24k(result)
         assert result.batch_size == 1

@@ -82,7 +82,7 @@ def test_health_and_languages(client):
     ("overrides", "code"),
     [
         ({"ref_audio_base64": "not base64!"}, "bad_base64"),
-        ({"ref_audio_base64": base64.b64encode(b"RIFF but not audio").decode()}, "corrupt_audio"),
+        ({"ref_audio_base64": base64.b64encode(b"RIFF but not audio").decode()}, "not_audio"),
         ({"ref_audio_base64": base64.b64encode(sine_clip(seconds=0.3)).decode()}, "audio_too_short"),
         ({"language": "Klingon"}, "unknown_language"),
         ({"text": "   "}, "empty_text"),

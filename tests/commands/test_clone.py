@@ -10,8 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from backend.errors import BackendFailed, BackendTimeout, BackendUnavailable, InvalidInput, VoicebotError
+from backend.intake import ReferenceClip
 from backend.languages import LANGUAGES
-from commands.audio import ReferenceClip
 from commands.clone import CloneService
 from commands.errors import Cooldown, QueueFull, TooManyJobs, UnexpectedJobError
 from commands.jobs import JobQueue, JobStatus
@@ -76,7 +76,7 @@ async def test_submit_validates_normalises_and_sends_one_request(services, clip)
     assert job.status is JobStatus.DONE
 
 
-async def test_blank_transcript_means_none_and_the_clip_is_decoded_by_commands_audio(services):
+async def test_blank_transcript_means_none_and_the_clip_is_decoded_by_the_intake(services):
     calls = []
 
     def fake_read(data, limits, filename):
@@ -136,7 +136,7 @@ async def test_cooldown_too_many_jobs_and_queue_full_are_refused_before_decoding
     decoded = []
 
     def counting_read(data, limits, filename):
-        from commands.audio import read_reference
+        from backend.intake import read_reference
 
         decoded.append(filename)
         return read_reference(data, limits, filename)

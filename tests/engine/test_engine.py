@@ -97,7 +97,7 @@ def test_max_new_tokens_bounds_generation(engine):
         ({"text": "   "}, "empty_text"),
         ({"text": "x" * 1001}, "text_too_long"),
         ({"language": "Klingon"}, "unknown_language"),
-        ({"reference": b"not audio at all"}, "corrupt_audio"),
+        ({"reference": b"not audio at all"}, "not_audio"),
         ({"reference": sine_clip(seconds=0.4)}, "audio_too_short"),
         ({"reference": sine_clip(seconds=31)}, "audio_too_long"),
         ({"reference": sine_clip(amplitude=0.0)}, "silent_audio"),

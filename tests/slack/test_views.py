@@ -97,7 +97,7 @@ async def test_valid_form_downloads_with_the_token_and_uploads_the_wav_into_the_
     assert download.auth == f"Bearer {BOT_TOKEN}" and download.args == {"download": "1"}
     (request,) = backend.calls
     assert (request.text, request.ref_text, request.language) == (text, "This is my voice.", "Japanese")
-    assert request.reference[:4] == b"RIFF"  # normalised to WAV by commands.audio
+    assert request.reference[:4] == b"RIFF"  # normalised to WAV by backend.intake
 
     flow = [c.method or c.path.split("/")[1] for c in h.fake.calls[2:]]
     assert flow[:3] == ["files.info", "files-pri", "chat.postMessage"]

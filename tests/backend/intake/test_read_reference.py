@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from backend.audio import MIB
 from backend.errors import InvalidInput
-from commands import audio
-from commands.audio import SUPPORTED, ReferenceClip, read_reference
+from backend.intake import MIB, SUPPORTED, ReferenceClip, read_reference
+from backend.intake import ffmpeg as intake_ffmpeg
 from tests.clips import encode, ffmpeg, ffmpeg_encode, sine_clip, sine_samples
 
 Encoder = Callable[..., bytes]
@@ -207,7 +206,7 @@ def test_nan_samples_are_corrupt() -> None:
 
 
 def test_ffmpeg_that_overruns_its_deadline_is_stopped(encoded: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audio, "FFMPEG_TIMEOUT_S", 0.001)
+    monkeypatch.setattr(intake_ffmpeg, "FFMPEG_TIMEOUT_S", 0.001)
     error = rejection(encoded("mp3"))
     assert error.code == "corrupt_audio" and "took longer" in error.message
 

@@ -33,7 +33,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.audio import AudioLimits
+from backend.intake.limits import AudioLimits
 from backend.errors import VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport
 from backend.validation import DEFAULT_MAX_TEXT_CHARS

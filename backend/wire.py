@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
-from backend.audio import AudioLimits
+from backend.intake.limits import AudioLimits
 from backend.errors import BackendFailed, EngineConfigError, InvalidInput, VoicebotError
 from backend.schema import CloneRequest, CloneResult, Seed
 from backend.validation import DEFAULT_MAX_TEXT_CHARS

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from backend.audio import MIB
+from backend.intake.limits import MIB
 from backend.errors import InvalidInput, VoicebotError
 from backend.redaction import redact_url
 

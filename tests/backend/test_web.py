@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from backend.audio import AudioLimits
+from backend.intake.limits import AudioLimits
 from backend.errors import EngineConfigError
 from backend.schema import SEED_MAX, SEED_MIN
 from backend.web import create_web_app

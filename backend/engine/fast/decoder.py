@@ -283,10 +283,11 @@ class FastDecoder:
         for rows in batches or self.batch_buckets:
             self.capture(self.shape(rows, length))
 
-    def capture_in_background(self, shapes: Sequence[Shape],
-                              on_done: Callable[[], None] | None = None) -> threading.Thread | None:
+    def capture_in_background(self, shapes: Sequence[Shape], *, before: Callable[[], object] | None = None,
+                              after: Callable[[], object] | None = None) -> threading.Thread | None:
         """Capture `shapes` on a daemon thread; meanwhile generations never wait for a capture (see `_plan`).
-        `on_done` runs on that thread once all are tried (e.g. to save the compile cache)."""
+        `before` and `after` run on that thread first and once all shapes are tried (e.g. to load and save the
+        compile cache)."""
         if not self.use_graphs:
             return None
         self._background = True
@@ -294,6 +295,8 @@ class FastDecoder:
         def work() -> None:
             started = time.perf_counter()
             try:
+                if before is not None:
+                    before()
                 for shape in shapes:
                     try:
                         self.capture(shape)
@@ -304,8 +307,8 @@ class FastDecoder:
                 self._background = False
             log.info("fast.background_captured", graphs=len(self._graphs), failed=len(self._failed),
                      seconds=round(time.perf_counter() - started, 2))
-            if on_done is not None:
-                on_done()
+            if after is not None:
+                after()
 
         thread = threading.Thread(target=work, name="fast-graph-capture", daemon=True)
         thread.start()

@@ -180,15 +180,15 @@ class Engine:
         cache.load()
         return cache
 
-    def start_background_capture(self) -> None:
+    def start_background_capture(self) -> threading.Thread | None:
         """Capture the fast shapes left after `load` on a daemon thread, then save the compile cache; requests
         are served meanwhile. Call it after a memory snapshot is restored (threads do not survive one); a no-op
         unless `fast_capture` is "background"."""
         if self._fast is None or not self._pending_shapes:
-            return
+            return None
         shapes, self._pending_shapes = self._pending_shapes, []
         cache = self._compile_cache
-        self._fast.decoder.capture_in_background(
+        return self._fast.decoder.capture_in_background(
             shapes, before=cache.load if cache is not None else None,  # a restored container's local caches
             after=(lambda: cache.save(complete=True)) if cache is not None else None)
 

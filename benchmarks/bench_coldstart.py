@@ -65,8 +65,9 @@ def child(args: argparse.Namespace) -> None:
     from backend.engine import EngineConfig
     from backend.schema import CloneRequest
 
-    spans: dict[str, list] = {"capture": [], "cache_load": [], "cache_save": []}
-    capture, cache_load, cache_save = FastDecoder.capture, CompileCache.load, CompileCache.save
+    spans: dict[str, list] = {"capture": [], "record": [], "cache_load": [], "cache_save": []}
+    capture, record, cache_load, cache_save = FastDecoder.capture, FastDecoder._record, CompileCache.load, \
+        CompileCache.save
 
     def timed(name, original):
         def wrapper(self, *a, **k):
@@ -79,6 +80,7 @@ def child(args: argparse.Namespace) -> None:
         return wrapper
 
     FastDecoder.capture = timed("capture", capture)
+    FastDecoder._record = timed("record", record)  # what a generation may wait for
     CompileCache.load = timed("cache_load", cache_load)
     CompileCache.save = timed("cache_save", cache_save)
 

@@ -157,6 +157,9 @@ class FastDecoder:
         self._ready: set[Shape] = set()  # compiled for this shape: calling the compiled code cannot compile
         self._failed: set[Shape] = set()
         self._capture_lock = threading.Lock()  # one capture at a time (start-up, background or a generation)
+        # Held by a generation from prefill to its last frame and by a graph's recording: a Lock, not an RLock,
+        # since a streaming generation may be resumed on another thread than the one that started it.
+        self._generating = threading.Lock()
         self._background = False  # a background thread captures: generations never capture or compile
         self._pool = None
         self._eos_id: int | None = None
@@ -254,29 +257,43 @@ class FastDecoder:
         return first, rest
 
     def capture(self, shape: Shape) -> None:
-        """Compile and capture `shape`'s frame (idempotent; no-op without graphs). Everything runs on scratch
-        buffers except the capture itself, which records the real buffers' addresses without executing."""
+        """Compile and capture `shape`'s frame (idempotent; no-op without graphs). Compiling and warming up run
+        on scratch buffers while generations go on; only recording the graph waits for the running generation
+        (the default random generator is in capture mode while recording, so nothing may draw from it)."""
         if not self.use_graphs or shape in self._graphs:
             return
-        with self._capture_lock, torch.inference_mode():
-            if shape in self._graphs:
-                return
-            if self._pool is None:
-                self._pool = torch.cuda.graph_pool_handle()
+        with self._capture_lock:
+            self._compile(shape)
+            with self._generating:
+                self._record(shape)
+
+    def _compile(self, shape: Shape) -> None:
+        """Run `shape`'s frame twice on scratch buffers (the first call compiles it), on a side stream as CUDA
+        graphs want their warm-up."""
+        if shape in self._ready:
+            return
+        with torch.inference_mode():
             scratch = self.buffers.scratch()
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):  # CUDA graphs want their warm-up on a side stream
-                for _ in range(2):  # the first call compiles
+            with torch.cuda.stream(side):
+                for _ in range(2):
                     self._frame(scratch, *shape)
             side.synchronize()
-            self._ready.add(shape)
-            del scratch
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: a generation running on another thread meanwhile does not invalidate the capture
+        self._ready.add(shape)
+
+    def _record(self, shape: Shape) -> None:
+        """Record the graph on the real buffers (nothing executes); the caller holds `_generating`."""
+        if shape in self._graphs:
+            return
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode():
+            # thread_local: a thread doing host work meanwhile (validation, health) cannot spoil the capture
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
                 self._frame(self.buffers, *shape)
-            self._graphs[shape] = graph
+        self._graphs[shape] = graph
 
     def warmup(self, batches: tuple[int, ...] | None = None, length: int = LENGTH_BUCKET) -> None:
         """Capture the graphs for these batch buckets (default: all) at one cache length, ahead of requests."""
@@ -317,12 +334,19 @@ class FastDecoder:
     def _plan(self, rows: int, length: int) -> tuple[int, Callable[[], None]]:
         """The batch bucket a generation runs in and how it advances one frame: its shape's graph; while a
         background capture runs (or if its capture failed), the smallest captured graph that holds it, else
-        eager frames (compiled only if that shape already is); otherwise it captures its shape now."""
+        eager frames (compiled only if that shape already is); otherwise it captures its shape now. Called with
+        `_generating` held."""
         shape = (rows, length)
         if not self.use_graphs:
             return rows, lambda: self._frame(self.buffers, rows, length, compiled=self.compiled)
-        if shape not in self._graphs and not self._background and shape not in self._failed:
-            self.capture(shape)
+        # Not if another capture holds the lock: it may be waiting for this generation's `_generating`.
+        if shape not in self._graphs and not self._background and shape not in self._failed \
+                and self._capture_lock.acquire(blocking=False):
+            try:
+                self._compile(shape)
+                self._record(shape)
+            finally:
+                self._capture_lock.release()
         if shape in self._graphs:
             return rows, self._graphs[shape].replay
         larger = [s for s in list(self._graphs) if s[0] >= rows and s[1] >= length]
@@ -383,25 +407,26 @@ class FastDecoder:
         rows, length = self.shape(real, prompt + budget + 1)
         sizes = list(chunks) or [budget]
         codes = self.buffers.codes
-        # Inference mode per segment, never across a `yield` (it is thread-local state the caller would inherit).
-        with torch.inference_mode():
-            rows, advance = self._plan(rows, length)
-            self._prefill(inputs, rows, settings)
-        done = emitted = 0
-        while done < budget:
+        with self._generating:
+            # Inference mode per segment, never across a `yield` (thread-local state the caller would inherit).
             with torch.inference_mode():
-                advance()
-                done += 1
-                last = done == budget
-                stop = (last or done % self.eos_check_every == 0) and bool(self.buffers.finished[:real].all())
-                due = done - emitted >= sizes[0]
-                new = codes[:real, emitted:done].clone() if stop or last or due else None
-            if new is not None:
-                emitted = done
-                sizes = sizes[1:] or sizes
-                yield new
-            if stop:
-                return
+                rows, advance = self._plan(rows, length)
+                self._prefill(inputs, rows, settings)
+            done = emitted = 0
+            while done < budget:
+                with torch.inference_mode():
+                    advance()
+                    done += 1
+                    last = done == budget
+                    stop = (last or done % self.eos_check_every == 0) and bool(self.buffers.finished[:real].all())
+                    due = done - emitted >= sizes[0]
+                    new = codes[:real, emitted:done].clone() if stop or last or due else None
+                if new is not None:
+                    emitted = done
+                    sizes = sizes[1:] or sizes
+                    yield new
+                if stop:
+                    return
 
 
 def trim_at_eos(codes: torch.Tensor, eos: int) -> list[torch.Tensor]:

@@ -5,11 +5,11 @@ The parent process launches one fresh child process per scenario (page cache dro
 machine allows it), with the production engine configuration of a Modal container (`fast_capture="background"`,
 a compile cache folder standing in for the models volume):
 
-- cold: empty Inductor/Triton caches and an empty compile cache (a first container after a deploy); it saves the
-  compile artifacts when its background capture is done;
-- artifacts: empty Inductor/Triton caches, the compile cache the cold run saved (any later container);
-- dirs: TORCHINDUCTOR_CACHE_DIR/TRITON_CACHE_DIR the cold run filled and no compile cache (a second process on
-  the same machine, or those folders kept on a volume);
+- cold: an empty compile cache (the first container after a deploy); its compile cache folders (Inductor's and
+  Triton's) fill as it compiles, and are complete when its background capture is done;
+- persisted: the compile cache the cold run filled, page cache dropped (any later container, the models volume
+  standing in as a local folder);
+- second: the same, page cache kept (a second process on the same machine);
 then `python -X importtime` of the serving imports with and without the import cut.
 
     python3 benchmarks/bench_coldstart.py --checkpoint /tmp/voicebot-ckpt --out coldstart.json
@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TEXT = "Thanks for waiting! Here is the voice you asked for, reading this sentence aloud for everyone."
 REF_TEXT = "This is the reference voice, read slowly and clearly."
-SCENARIOS = ("cold", "artifacts", "dirs")
+SCENARIOS = ("cold", "persisted", "second")
 IMPORTS = {  # the serving path's imports: before the cut (qwen-tts as it comes) and as Engine.load does them
     "qwen_tts (as is)": "import torch; from qwen_tts import Qwen3TTSModel; import backend.engine.fast",
     "serving (cut)": "import torch; from backend.engine.engine import import_qwen_tts; import_qwen_tts(); "
@@ -88,7 +88,7 @@ def child(args: argparse.Namespace) -> None:
     config = EngineConfig(model=str(args.checkpoint / args.preset), variant="coldstart", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
                           fast_capture="background",
-                          compile_cache_dir=str(args.volume) if args.volume else None)
+                          compile_cache_dir=str(args.volume))
     engine = Engine(config)
     engine.load()
     marks["ready"] = time.time() - launched
@@ -134,16 +134,14 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6 if path.exists() else 0.0
 
 
-def launch(args: argparse.Namespace, name: str, env: dict[str, str]) -> dict:
-    dropped = drop_page_cache()
+def launch(args: argparse.Namespace, name: str, volume: str, *, drop: bool) -> dict:
+    dropped = drop and drop_page_cache()
     command = [sys.executable, __file__, "--child", "--checkpoint", str(args.checkpoint), "--preset", args.preset,
-               "--device", args.device,
-               "--frames", str(args.frames), "--background-limit", str(args.background_limit)]
-    if env.get("VOLUME"):
-        command += ["--volume", env["VOLUME"]]
+               "--device", args.device, "--frames", str(args.frames), "--background-limit",
+               str(args.background_limit), "--volume", volume]
     launched = time.time()
-    done = subprocess.run([*command, "--launched", repr(launched)], env=os.environ | env, capture_output=True,
-                          text=True, timeout=args.child_limit)
+    done = subprocess.run([*command, "--launched", repr(launched)], capture_output=True, text=True,
+                          timeout=args.child_limit)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         log(f"{name} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -174,26 +172,18 @@ def parent(args: argparse.Namespace) -> None:
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
-    volume, cold_inductor, cold_triton = work / "volume", work / "cold" / "inductor", work / "cold" / "triton"
+    volume = work / "volume"
     result = dict(card=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   command=" ".join(sys.argv), frames=args.frames, preset=args.preset,
                   versions=versions("torch", "triton", "transformers", "qwen-tts"), scenarios={}, imports={})
     del torch  # the children must not share this process's CUDA context
 
-    envs = {
-        "cold": dict(TORCHINDUCTOR_CACHE_DIR=str(cold_inductor), TRITON_CACHE_DIR=str(cold_triton),
-                     VOLUME=str(volume)),
-        "artifacts": dict(TORCHINDUCTOR_CACHE_DIR=str(work / "fresh" / "inductor"),
-                          TRITON_CACHE_DIR=str(work / "fresh" / "triton"), VOLUME=str(volume)),
-        "dirs": dict(TORCHINDUCTOR_CACHE_DIR=str(cold_inductor), TRITON_CACHE_DIR=str(cold_triton), VOLUME=""),
-    }
     for name in args.scenarios.split(","):
         log(f"scenario {name}")
-        result["scenarios"][name] = launch(args, name, envs[name])
-        result["scenarios"][name]["sizes_mb"] = dict(volume=folder_mb(volume), inductor=folder_mb(cold_inductor),
-                                                     triton=folder_mb(cold_triton))
+        result["scenarios"][name] = launch(args, name, str(volume), drop=name != "second")
+        result["scenarios"][name]["compile_cache_mb"] = folder_mb(volume)
         args.out.write_text(json.dumps(result, indent=1))
-    for label, code in IMPORTS.items():
+    for label, code in IMPORTS.items() if args.imports else ():
         result["imports"][label] = importtime(code)
         log(f"imports {label}: {result['imports'][label]['wall_s']:.1f} s")
         args.out.write_text(json.dumps(result, indent=1))
@@ -207,6 +197,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--device", default="cuda:0", help="cpu: a smoke test of the script (--preset tiny)")
     parser.add_argument("--work", default="/tmp/coldstart", help="caches and the stand-in for the models volume")
+    parser.add_argument("--imports", type=int, default=1, help="0: skip the -X importtime processes")
     parser.add_argument("--background-limit", type=float, default=240.0)
     parser.add_argument("--child-limit", type=float, default=400.0)
     parser.add_argument("--out", type=Path, default=Path("coldstart.json"))

@@ -1,16 +1,15 @@
-"""torch.compile's output kept between processes: PyTorch's portable cache artifacts, one file per key.
+"""torch.compile's output kept between processes: Inductor's and Triton's cache folders, one pair per key.
 
 A cold container spends most of its start compiling the fast decoder's frame for each shape (Inductor + Triton).
-`torch.compiler.save_cache_artifacts()` serialises every compile artifact this process produced or hit (Inductor
-graphs with their Triton kernels, AOTAutograd entries, autotuning results) into one blob;
-`torch.compiler.load_cache_artifacts()` writes such a blob back into the local caches, so the next process's
-compiles are cache hits. One file on the models volume restores faster than the thousands of small files of
-TORCHINDUCTOR_CACHE_DIR/TRITON_CACHE_DIR would (benchmarks/bench_coldstart.py measures both).
+Pointing TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR at a folder on the models volume makes the next process's
+compiles cache hits. Measured on an H200 (benchmarks/RESULTS.md, cold start): these folders gave the first shape
+in 4.9 s against 18.0 s with PyTorch's portable artifacts (`torch.compiler.save_cache_artifacts()`), which leave
+out Triton's compiled kernel launchers, so every launcher is rebuilt with the C compiler on first use.
 
-A blob is only valid for the torch, Triton, CUDA and GPU that made it and for the code and shapes that were
-compiled, so the entry's key hashes all of them (`environment()` plus the caller's `plan`). A process with other
-versions finds no entry under its key, compiles, and its save replaces the stale entries. An entry that cannot be
-read or loaded is deleted and recompiled, never fatal.
+The folders are only valid for the torch, Triton, CUDA and GPU that filled them and for the code and shapes that
+were compiled, so the key hashes all of them (`environment()` plus the caller's `plan`). A process with other
+versions gets an empty folder under its own key, compiles, and once its compile is complete replaces the stale
+keys' folders. An entry whose metadata cannot be read is deleted and recompiled, never fatal.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import structlog
 
 log = structlog.get_logger(__name__)
 FAST_ENGINE_DIR = Path(__file__).resolve().parent / "fast"  # the code torch.compile sees
-ARTIFACTS = "artifacts.bin"
 META = "meta.json"
 
 
@@ -61,10 +59,10 @@ def environment(device: str) -> dict[str, str]:
 
 
 class CompileCache:
-    """One folder (`root`, e.g. per variant on the models volume) holding the entry of the current key.
+    """One folder (`root`, e.g. per variant on the models volume) holding the cache folders of the current key.
 
-    `load()` before compiling; `save(complete=...)` after: a process that loaded a complete entry has nothing to
-    add, any other saves (again once all its shapes are compiled, since a blob holds everything recorded so far).
+    `load()` before anything compiles; `save(complete=...)` after: a process that found a complete entry has
+    nothing to add, any other marks how far it got (and, once complete, removes other keys' folders).
     """
 
     def __init__(self, root: Path, parts: Mapping[str, Any]) -> None:
@@ -76,49 +74,38 @@ class CompileCache:
         self.loaded_complete = False
 
     def load(self) -> bool:
-        """Feed this key's artifacts to torch's caches. False (after removing it) when the entry is missing,
-        unreadable or rejected."""
-        import torch
-
-        path = self.entry / ARTIFACTS
-        if not path.is_file():
-            log.info("compile_cache.miss", key=self.key, root=str(self.root))
-            return False
-        started = time.perf_counter()
-        try:
-            meta = json.loads((self.entry / META).read_text())
-            info = torch.compiler.load_cache_artifacts(path.read_bytes())
-            if info is None:
-                raise ValueError("torch could not deserialise the artifacts")
-        except Exception as error:  # noqa: BLE001 - any unusable entry is recompiled and replaced
-            log.warning("compile_cache.unusable", key=self.key, error=repr(error))
-            shutil.rmtree(self.entry, ignore_errors=True)
-            return False
-        self.loaded_complete = bool(meta.get("complete"))
-        log.info("compile_cache.loaded", key=self.key, complete=self.loaded_complete, bytes=path.stat().st_size,
-                 seconds=round(time.perf_counter() - started, 2))
-        return True
+        """Make this key's folders torch's compile caches (environment variables, read when compiling). True when
+        an entry was there; a damaged one is removed and started afresh."""
+        found = False
+        if (self.entry / META).exists():
+            try:
+                self.loaded_complete = bool(json.loads((self.entry / META).read_text())["complete"])
+                found = True
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                log.warning("compile_cache.unusable", key=self.key, error=repr(error))
+                shutil.rmtree(self.entry, ignore_errors=True)
+        (self.entry / "inductor").mkdir(parents=True, exist_ok=True)
+        (self.entry / "triton").mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.entry / "inductor")
+        os.environ["TRITON_CACHE_DIR"] = str(self.entry / "triton")
+        log.info("compile_cache.found" if found else "compile_cache.miss", key=self.key, root=str(self.root),
+                 complete=self.loaded_complete)
+        return found
 
     def save(self, *, complete: bool) -> bool:
-        """Write what this process compiled or hit as the key's entry and drop other keys' entries. Skipped when
-        a complete entry was loaded (nothing to add) or nothing was compiled."""
-        import torch
-
+        """Record how far this process compiled; once complete, drop other keys' folders. Skipped when a
+        complete entry was loaded (nothing to add)."""
         if self.loaded_complete:
             return False
-        saved = torch.compiler.save_cache_artifacts()
-        if saved is None:
-            return False
-        data, _ = saved
         self.entry.mkdir(parents=True, exist_ok=True)
-        meta = {"parts": self.parts, "complete": complete, "bytes": len(data), "saved_at": time.time()}
-        _write_atomic(self.entry / ARTIFACTS, data)
+        meta = {"parts": self.parts, "complete": complete, "saved_at": time.time()}
         _write_atomic(self.entry / META, json.dumps(meta, indent=1).encode())
-        for other in self.root.iterdir():
-            if other.is_dir() and other.name != self.key:
-                shutil.rmtree(other, ignore_errors=True)
-                log.info("compile_cache.replaced", stale=other.name, key=self.key)
-        log.info("compile_cache.saved", key=self.key, complete=complete, bytes=len(data))
+        if complete:
+            for other in self.root.iterdir():
+                if other.is_dir() and other.name != self.key:
+                    shutil.rmtree(other, ignore_errors=True)
+                    log.info("compile_cache.replaced", stale=other.name, key=self.key)
+        log.info("compile_cache.saved", key=self.key, complete=complete)
         return True
 
 

@@ -166,8 +166,8 @@ class Engine:
         return fast
 
     def _open_compile_cache(self, device: str) -> Any:
-        """The compile cache for this model and decoder geometry, loaded into torch's caches (CUDA only: CPU
-        runs are not compiled)."""
+        """The compile cache for this model and decoder geometry, made torch's caches (CUDA only: CPU runs are
+        not compiled)."""
         if not self.config.compile_cache_dir or not device.startswith("cuda"):
             return None
         from backend.engine.compile_cache import CompileCache, environment
@@ -189,8 +189,7 @@ class Engine:
         shapes, self._pending_shapes = self._pending_shapes, []
         cache = self._compile_cache
         return self._fast.decoder.capture_in_background(
-            shapes, before=cache.load if cache is not None else None,  # a restored container's local caches
-            after=(lambda: cache.save(complete=True)) if cache is not None else None)
+            shapes, after=(lambda: cache.save(complete=True)) if cache is not None else None)
 
     def _time_decode(self) -> None:
         """Wrap the speech tokenizer's decode so the codec-to-waveform time is reported apart from generation."""

@@ -247,14 +247,16 @@ class FastDecoder:
 
     def capture_plan(self, first_tokens: Iterable[int]) -> tuple[list[Shape], list[Shape]]:
         """(Shapes to capture before serving, the rest in the order to capture them): first batch 1 at the cache
-        lengths of `first_tokens`; then batch 1 at every other length, so any single request is graphed; then
-        the larger buckets at those first lengths (bursts of short texts), then everything else."""
+        lengths of `first_tokens`; then the largest bucket at the longest of those, so that any batch of short
+        texts replays a graph (eager frames run ~10x slower); then batch 1 at every other length, so any single
+        request is graphed; then the other buckets at the first lengths, then everything else."""
         common = {self.shape(1, tokens)[1] for tokens in first_tokens}
         first = [(1, length) for length in sorted(common)]
+        cover = [(self.max_batch, max(common))] if self.max_batch > 1 else []
         rest = sorted(((rows, length) for rows in self.batch_buckets for length in self.length_buckets
-                       if (rows, length) not in first),
+                       if (rows, length) not in first + cover),
                       key=lambda s: (s[0] > 1, s[0] > 1 and s[1] not in common, s[0], s[1]))
-        return first, rest
+        return first, cover + rest
 
     def capture(self, shape: Shape) -> None:
         """Compile and capture `shape`'s frame (idempotent; no-op without graphs). Compiling and warming up run
@@ -300,11 +302,10 @@ class FastDecoder:
         for rows in batches or self.batch_buckets:
             self.capture(self.shape(rows, length))
 
-    def capture_in_background(self, shapes: Sequence[Shape], *, before: Callable[[], object] | None = None,
+    def capture_in_background(self, shapes: Sequence[Shape], *,
                               after: Callable[[], object] | None = None) -> threading.Thread | None:
-        """Capture `shapes` on a daemon thread; meanwhile generations never wait for a capture (see `_plan`).
-        `before` and `after` run on that thread first and once all shapes are tried (e.g. to load and save the
-        compile cache)."""
+        """Capture `shapes` on a daemon thread; meanwhile generations wait at most for one graph's recording
+        (about 0.1 s), never for a compilation (see `_plan`). `after` runs on that thread once all are tried."""
         if not self.use_graphs:
             return None
         self._background = True
@@ -312,8 +313,6 @@ class FastDecoder:
         def work() -> None:
             started = time.perf_counter()
             try:
-                if before is not None:
-                    before()
                 for shape in shapes:
                     try:
                         self.capture(shape)

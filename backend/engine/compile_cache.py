@@ -3,8 +3,8 @@
 A cold container spends most of its start compiling the fast decoder's frame for each shape (Inductor + Triton).
 Pointing TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR at a folder on the models volume makes the next process's
 compiles cache hits. Measured on an H200 (benchmarks/RESULTS.md, cold start): these folders gave the first shape
-in 4.9 s against 18.0 s with PyTorch's portable artifacts (`torch.compiler.save_cache_artifacts()`), which leave
-out Triton's compiled kernel launchers, so every launcher is rebuilt with the C compiler on first use.
+in 4.9 s against 18.0 s with PyTorch's portable artifacts (`torch.compiler.save_cache_artifacts()`), which restore
+Inductor's kernels but not Triton's own cache folder (its compiled kernel launchers, most likely).
 
 The folders are only valid for the torch, Triton, CUDA and GPU that filled them and for the code and shapes that
 were compiled, so the key hashes all of them (`environment()` plus the caller's `plan`). A process with other

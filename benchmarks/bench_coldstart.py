@@ -114,7 +114,8 @@ def child(args: argparse.Namespace) -> None:
     result = dict(marks=marks, spans=spans, first_frames=first.frames, burst_frames=[r.frames for r in burst],
                   first_generate_s=first.timings.generate_s, load_s=engine.health().load_s,
                   graphs=len(decoder._graphs), failed=sorted(decoder._failed), engine_mode=engine.engine_mode,
-                  fallback_reason=engine._fallback_reason, peak_gb=torch.cuda.max_memory_allocated() / 1024**3 if cuda else 0.0,
+                  fallback_reason=engine._fallback_reason,
+                  peak_gb=torch.cuda.max_memory_allocated() / 1024**3 if cuda else 0.0,
                   inductor_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -173,10 +174,10 @@ def parent(args: argparse.Namespace) -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     volume = work / "volume"
-    result = dict(card=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result = dict(card=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   command=" ".join(sys.argv), frames=args.frames, preset=args.preset,
                   versions=versions("torch", "triton", "transformers", "qwen-tts"), scenarios={}, imports={})
-    del torch  # the children must not share this process's CUDA context
 
     for name in args.scenarios.split(","):
         log(f"scenario {name}")

@@ -72,7 +72,10 @@ IMAGE_STEPS: dict[str, list[ImageStep]] = {
     "fa2": _service_steps("2.9.0", ("pip_install", (FA2_WHEEL,))),  # newest torch with an FA2 wheel
     "sdpa": _service_steps("2.10.0"),
 }
-DOWNLOAD_STEPS: list[ImageStep] = [("pip_install", ("huggingface_hub", "pydantic")), ("env", (HF_ENV,))]
+# Every container imports this module first, so every image installs what its top-level imports need
+# (backend.batcher, .schema, .wire, .errors); tests/backend/test_modal_images.py checks each image against it.
+MODULE_PACKAGES = ("pydantic", "structlog")
+DOWNLOAD_STEPS: list[ImageStep] = [("pip_install", ("huggingface_hub", *MODULE_PACKAGES)), ("env", (HF_ENV,))]
 
 
 def build_image(steps: list[ImageStep]) -> modal.Image:
@@ -83,13 +86,14 @@ def build_image(steps: list[ImageStep]) -> modal.Image:
 
 
 IMAGES: dict[str, modal.Image] = {name: build_image(steps) for name, steps in IMAGE_STEPS.items()}
+DOWNLOAD_IMAGE = build_image(DOWNLOAD_STEPS)
 
 # -- app, volume, download ---------------------------------------------------------------------------------
 app = modal.App(APP_NAME)
 models_volume = modal.Volume.from_name(MODELS_VOLUME, create_if_missing=True)
 
 
-@app.function(image=build_image(DOWNLOAD_STEPS), volumes={MODELS_DIR: models_volume}, timeout=3600)
+@app.function(image=DOWNLOAD_IMAGE, volumes={MODELS_DIR: models_volume}, timeout=3600)
 def download_models() -> None:
     """Fetch every variant's checkpoint into the volume; re-running only fetches what is missing."""
     from huggingface_hub import snapshot_download
@@ -125,12 +129,22 @@ MAX_INPUTS = 16
 BATCH_WINDOW_S = DEFAULT_WINDOW_S  # how long a clone waits for others to join its batch
 
 
+# torch.compile's artifacts per variant, keyed by torch/Triton/GPU/engine version (backend/engine/compile_cache.py):
+# the first container that compiles saves them, later ones (and snapshot creations) load them.
+COMPILE_CACHE_DIR = f"{MODELS_DIR}/compile-cache"
+# Snapshot creation can fail while Inductor's compile workers (subprocesses) are alive; one in-process compile
+# thread avoids them. Costs cold compiles some seconds; compile-cache hits hardly compile.
+SNAPSHOT_COMPILE_ENV = {"TORCHINDUCTOR_COMPILE_THREADS": "1"}
+
+
 def engine_config(variant: Variant) -> "EngineConfig":
     """The engine a variant's container loads. The one seam tests patch (to the tiny checkpoint on CPU)."""
     from backend.engine import EngineConfig
 
+    # "background": batch 1 at the common lengths is captured in `load` (and in the snapshot), every other
+    # shape on a thread started after it while requests are served.
     return EngineConfig(model=variant.model_dir, attention=variant.attention, variant=variant.name, device="cuda:0",
-                        fast_warmup_all=True)
+                        fast_capture="background", compile_cache_dir=COMPILE_CACHE_DIR)
 
 
 def _answer(call: Callable[[], Any]) -> dict[str, Any]:
@@ -169,11 +183,12 @@ class _Service:
 
     variant: Variant
 
-    # snap=True: the loaded model is part of the memory snapshot (GPU memory included, see
-    # enable_gpu_snapshot), so later cold starts restore it instead of loading. The saving cannot be measured
-    # offline: on Modal, compare a cold request's latency against the plan's 70-85 s.
+    # snap=True: the loaded model, its compiled kernels and the first CUDA graphs are part of the memory snapshot
+    # (GPU memory included, see enable_gpu_snapshot), so later cold starts restore them instead of loading. With
+    # snapshots off, Modal runs this hook and then `start` in every cold start.
     @modal.enter(snap=True)
     def load(self) -> None:
+        os.environ.update(SNAPSHOT_COMPILE_ENV)  # before torch._inductor reads its config
         from backend.engine import Engine
 
         SERVING.start()  # first: the default structlog setup prints tracebacks with their locals (tokens, clips)
@@ -189,6 +204,17 @@ class _Service:
             ) from exc
         # Its worker thread starts with the first clone, after the snapshot.
         self.batcher = CloneBatcher.for_engine(self.engine, window_s=BATCH_WINDOW_S)
+
+    # snap=False: runs in every container after the restore (or right after `load` without a snapshot).
+    @modal.enter(snap=False)
+    def start(self) -> None:
+        """Fresh random state per container (a restore would otherwise give every container the snapshot's, so
+        unseeded requests would sound the same everywhere), then the remaining graphs on a background thread
+        (threads do not survive a snapshot)."""
+        from backend.engine.rng import reseed
+
+        reseed()
+        self.engine.start_background_capture()
 
     @modal.method()
     async def clone(self, request: dict) -> dict:

@@ -62,7 +62,7 @@ async def run(args: argparse.Namespace) -> dict:
     cuda = args.device.startswith("cuda")
     config = EngineConfig(model=str(path), variant="serving-bench", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="auto",
-                          fast_warmup_all=True)
+                          fast_capture="all")
     engine = Engine(config)
     log("loading the engine (fast decoder, every batch bucket captured)")
     engine.load()

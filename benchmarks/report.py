@@ -1,5 +1,5 @@
 """Turn the JSON files of `bench_gpu.py` and `bench_peer.py` runs (benchmarks/runs/) into benchmarks/RESULTS.md's
-table, a same-call comparison with the peer, and a plot.
+table, a same-call comparison with the peer, a plot, and the cold-start table of `bench_coldstart.py` runs.
 
 Runs on any machine (no GPU): python benchmarks/report.py. The prose of RESULTS.md lives in its header and
 footer templates (RESULTS.head.md, RESULTS.foot.md); the numbers come only from the JSON files.
@@ -17,6 +17,29 @@ PEER = "faster-qwen3-tts"
 
 def load_runs(folder: Path) -> list[tuple[str, dict]]:
     return [(path.name, json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))]
+
+
+def coldstart_table(runs: list[tuple[str, dict]]) -> str:
+    """One row per process of each `bench_coldstart.py` run: seconds from launch to each phase."""
+    lines = ["| run (file in benchmarks/runs/) | process | page cache dropped | torch imported | all imported "
+             "| Engine.load (of which first captures) | ready | first result | burst of 4 while capturing "
+             "| every shape captured | compile cache MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, run in runs:
+        for process, result in run["scenarios"].items():
+            if "marks" not in result:
+                lines.append(f"| {name} | {process} | failed: {result.get('error', '')[-60:]!r} |||||||||")
+                continue
+            marks = result["marks"]
+            first = [span for span in result["spans"]["capture"] if span["thread"] == "MainThread"]
+            captures = " + ".join(f"{span['seconds']:.1f}" for span in first)
+            done = marks.get("background_done")
+            lines.append(
+                f"| {name} | {process} | {'yes' if result.get('page_cache_dropped') else 'no'} "
+                f"| {marks['torch_imported']:.1f} | {marks['imported']:.1f} | {result['load_s']:.1f} ({captures}) "
+                f"| {marks['ready']:.1f} | {marks['first_result']:.1f} | {marks['burst4_while_capturing_s']:.1f} s "
+                f"| {f'{done:.1f}' if done else 'not within the limit'} "
+                f"| {result.get('compile_cache_mb', result.get('sizes_mb', {}).get('volume', 0.0)):.0f} |")
+    return "\n".join(lines)
 
 
 def table(runs: list[tuple[str, dict]]) -> str:
@@ -135,12 +158,15 @@ def plot(runs: list[tuple[str, dict]], out: Path) -> None:
 
 
 def main() -> None:
-    runs = load_runs(HERE / "runs")
+    every = load_runs(HERE / "runs")
+    runs = [(name, run) for name, run in every if "rows" in run]
+    coldstarts = [(name, run) for name, run in every if "scenarios" in run]
     header = (HERE / "RESULTS.head.md").read_text()
     footer = (HERE / "RESULTS.foot.md").read_text()
     comparison = same_call(runs)
+    coldstart = (HERE / "RESULTS.coldstart.md").read_text().replace("{table}", coldstart_table(coldstarts))
     (HERE / "RESULTS.md").write_text(header + "\n" + table(runs) + "\n\n" + (comparison + "\n\n" if comparison else "")
-                                     + footer)
+                                     + footer + "\n" + coldstart)
     plot(runs, HERE / "results.png")
     print("wrote RESULTS.md and results.png", file=sys.stderr)
 

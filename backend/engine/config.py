@@ -27,7 +27,15 @@ class EngineConfig(BaseModel):
     # "auto": fast on CUDA, stock elsewhere. Health and results report the mode that really runs.
     engine_mode: EngineMode = "auto"
     fast_max_batch: int = Field(default=16, ge=1, description="Largest batch one fast generation takes")
-    fast_warmup_all: bool = Field(default=False, description="Capture every batch bucket's graphs at load")
+    # When the fast engine captures its CUDA graphs: "lazy" batch 1 at `fast_ready_lengths` at load, any other
+    # shape inside the first generation that needs it; "background" the same at load, the rest on a thread
+    # started by `Engine.start_background_capture()` while requests are served; "all" every shape at load.
+    fast_capture: Literal["lazy", "background", "all"] = "lazy"
+    # Prompt + frames (cache slots) of the requests batch 1 is captured for before serving: 256 holds a ~30
+    # character text behind a short clip, 768 ~100 characters behind a 10 s clip.
+    fast_ready_lengths: tuple[int, ...] = (256, 512, 768)
+    compile_cache_dir: str | None = Field(default=None, description="Folder for torch.compile's artifacts (fast "
+                                          "engine on CUDA): loaded at start, saved once compiled")
     fast_prompt_slots: int = Field(default=512, ge=64, description="Fast KV-cache room for the prompt, in tokens")
     # Frame budget: 12.5 frames per audio second. 4 frames per character covers slow speech (Chinese runs
     # ~3 frames/char); the cap (~164 s) stops a missing EOS from generating forever.

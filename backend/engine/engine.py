@@ -6,6 +6,7 @@ what qwen-tts supports); concurrency comes from batching (`clone_batch`), not fr
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import threading
 import time
@@ -68,6 +69,18 @@ def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, lis
     return ([(None, unseeded)] if unseeded else []) + seeded
 
 
+def import_qwen_tts() -> type:
+    """qwen-tts's model class, imported without what serving never runs. transformers imports scikit-learn
+    (about 2 s, a tenth of a cold start's imports) only for assisted generation's ROC threshold; it checks
+    availability once, so saying "unavailable" before its generation module loads skips that import."""
+    from transformers.utils import import_utils
+
+    import_utils._sklearn_available = False
+    from qwen_tts import Qwen3TTSModel
+
+    return Qwen3TTSModel
+
+
 def _versions() -> dict[str, str]:
     versions = {}
     for package in ("torch", "transformers", "qwen-tts", "flash-attn"):
@@ -94,6 +107,8 @@ class Engine:
         self._fast: Any = None  # backend.engine.fast.FastTTS when the fast mode runs
         self._loaded = False  # set last, after the fast decoder: `tts` alone does not mean ready
         self._fallback_reason: str | None = None  # why "auto" on CUDA serves with stock
+        self._compile_cache: Any = None  # backend.engine.compile_cache.CompileCache when configured
+        self._pending_shapes: list[tuple[int, int]] = []  # fast shapes left for start_background_capture
 
     @property
     def engine_mode(self) -> str:
@@ -109,8 +124,8 @@ class Engine:
             if self._loaded:
                 return
             import torch
-            from qwen_tts import Qwen3TTSModel
 
+            Qwen3TTSModel = import_qwen_tts()  # noqa: N806 - a class
             device = _resolve_device(self.config.device)
             attention = check_attention(self.config.attention, device)
             source = self.config.model
@@ -140,11 +155,18 @@ class Engine:
         from backend.engine.fast import FastTTS
 
         try:
+            self._compile_cache = self._open_compile_cache(device)
             fast = FastTTS(self.tts, max_batch=self.config.fast_max_batch,
                            max_len=self.config.max_new_tokens_cap + self.config.fast_prompt_slots)
-            # Capturing a bucket's graphs takes seconds to a minute: a serving container pays it at start-up
-            # for every bucket, so no user's batch waits for it; elsewhere only batch 1 is warmed.
-            fast.decoder.warmup(None if self.config.fast_warmup_all else (1,))
+            # A capture costs a compilation (seconds; less from the compile cache) and the capture: batch 1 at
+            # the common lengths is paid here, the rest per `fast_capture`.
+            first, rest = fast.decoder.capture_plan(self.config.fast_ready_lengths)
+            everything = self.config.fast_capture == "all"
+            for shape in first + (rest if everything else []):
+                fast.decoder.capture(shape)
+            self._pending_shapes = rest if self.config.fast_capture == "background" else []
+            if self._compile_cache is not None:
+                self._compile_cache.save(complete=everything)
         except Exception as error:
             if mode == "fast":
                 raise
@@ -152,6 +174,32 @@ class Engine:
             log.warning("engine.fast_unavailable", error=repr(error), serving="stock")
             return None
         return fast
+
+    def _open_compile_cache(self, device: str) -> Any:
+        """The compile cache for this model and decoder geometry, made torch's caches (CUDA only: CPU runs are
+        not compiled)."""
+        if not self.config.compile_cache_dir or not device.startswith("cuda"):
+            return None
+        from backend.engine.compile_cache import CompileCache, environment
+
+        talker = self.tts.model.config.talker_config.to_json_string()
+        plan = {"talker": hashlib.sha256(talker.encode()).hexdigest()[:16], "dtype": str(self.tts.model.dtype),
+                "max_batch": self.config.fast_max_batch,
+                "max_len": self.config.max_new_tokens_cap + self.config.fast_prompt_slots}
+        cache = CompileCache(Path(self.config.compile_cache_dir) / self.config.variant, environment(device) | plan)
+        cache.load()
+        return cache
+
+    def start_background_capture(self) -> threading.Thread | None:
+        """Capture the fast shapes left after `load` on a daemon thread, then save the compile cache; requests
+        are served meanwhile. Call it after a memory snapshot is restored (threads do not survive one); a no-op
+        unless `fast_capture` is "background"."""
+        if self._fast is None or not self._pending_shapes:
+            return None
+        shapes, self._pending_shapes = self._pending_shapes, []
+        cache = self._compile_cache
+        return self._fast.decoder.capture_in_background(
+            shapes, after=(lambda: cache.save(complete=True)) if cache is not None else None)
 
     def _time_decode(self) -> None:
         """Wrap the speech tokenizer's decode so the codec-to-waveform time is reported apart from generation."""

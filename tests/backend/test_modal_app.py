@@ -209,10 +209,12 @@ def test_missing_checkpoint_says_how_to_download(monkeypatch):
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_variant_engines_run_fast_on_the_gpu_with_every_batch_bucket_warmed_at_start(name):
-    """A serving container captures all batch sizes while loading, so no user's batch waits for a capture."""
+def test_variant_engines_run_fast_on_the_gpu_capturing_in_the_background_with_a_compile_cache(name):
+    """A serving container captures batch 1 while loading and the other shapes while serving (no user's batch
+    waits for a capture), with torch.compile's artifacts kept on the models volume."""
     config = REAL_ENGINE_CONFIG(VARIANTS[name])
-    assert (config.engine_mode, config.fast_warmup_all, config.device) == ("auto", True, "cuda:0")
+    assert (config.engine_mode, config.fast_capture, config.device) == ("auto", "background", "cuda:0")
+    assert config.compile_cache_dir == f"{MODELS_DIR}/compile-cache"
     assert (config.model, config.attention) == (VARIANTS[name].model_dir, VARIANTS[name].attention)
 
 

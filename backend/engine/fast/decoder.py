@@ -4,18 +4,26 @@ A frame of Qwen3-TTS is one talker step plus 15 code-predictor steps. Stock qwen
 `GenerationMixin.generate` twice nested: ~1,000 small kernel launches and several host syncs per 80 ms of audio.
 Here the prompt is prefilled by qwen-tts's own talker forward (so prefill is stock by construction), its K/V are
 copied into static caches, and every later frame runs `_frame` on fixed-shape device buffers: on CUDA that
-function is captured once per (batch bucket, cache-length bucket) as a CUDA graph and replayed, over
+function is captured once per shape (batch bucket, cache-length bucket) as a CUDA graph and replayed, over
 `torch.compile`d layer halves and sampler (fewer, fused kernels: 18 -> 7.3 ms/frame at batch 1 on an H100); on the
-CPU it runs eagerly and uncompiled, which is what the CI parity test exercises. Each new (bucket, length) pays a
-capture and, compiled, a compilation of ~20 s on first use: `warmup` does it ahead. The host looks at EOS flags only every
-`eos_check_every` frames.
+CPU it runs eagerly and uncompiled, which is what the CI parity test exercises. The host looks at EOS flags only
+every `eos_check_every` frames.
+
+Capturing a shape costs a compilation (seconds cold, less from a compile cache) and a capture (under a second).
+Both run on scratch buffers of the same shapes and strides, never on the buffers a generation is using, so a
+background thread can capture while requests run (`capture_in_background`): until a generation's own shape is
+captured it replays a captured graph of a larger shape, or runs its frames eagerly. Without a background thread a
+generation captures its shape when it first needs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import structlog
 import torch
 from transformers import DynamicCache
 
@@ -23,8 +31,10 @@ from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.layers import LayerRunner
 from backend.engine.fast.sampling import SamplerSlots, SamplingConfig, choose_tokens, select_tokens
 
+log = structlog.get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
 LENGTH_BUCKET = 256  # talker attention reads this many cache slots per step, rounded up
+Shape = tuple[int, int]  # (batch bucket, cache length): one compiled frame and one CUDA graph
 
 
 @dataclass
@@ -52,9 +62,72 @@ def _bucket(value: int, buckets: tuple[int, ...]) -> int:
     return next(b for b in buckets if b >= value)
 
 
+class _Buffers:
+    """Every device tensor a frame reads or writes. The decoder owns one set; `scratch` makes a copy whose written
+    tensors are fresh (same shapes and strides, so compiled code and graphs made on it fit the real set)."""
+
+    WRITTEN = ("valid", "token", "past_hidden", "seen", "finished", "codes", "step", "position")
+
+    def __init__(self, decoder: FastDecoder, config, rows: int, length: int) -> None:
+        dev, dt = decoder.device, decoder.dtype
+        hidden = config.hidden_size
+        self.generator: torch.Generator | None = None  # None: the default stream, which seeds act on
+
+        def cache(module, slots: int) -> list[torch.Tensor]:
+            """Per layer, keys and values stacked: (2, rows, KV heads, slots, head dim), written in one kernel."""
+            cfg = module.config
+            shape = (2, rows, cfg.num_key_value_heads, slots, cfg.head_dim)
+            # zeros, not empty: masked slots are multiplied by 0 in attention, and 0 * NaN garbage is NaN
+            return [torch.zeros(shape, dtype=dt, device=dev) for _ in range(cfg.num_hidden_layers)]
+
+        self.talker_cache = cache(decoder.talker.model, length)
+        self.predictor_cache = cache(decoder.predictor.model, decoder.groups)
+        self.valid = torch.zeros(rows, length, dtype=torch.bool, device=dev)
+        self.token = torch.zeros(rows, dtype=torch.long, device=dev)
+        self.past_hidden = torch.zeros(rows, 1, hidden, dtype=dt, device=dev)
+        self.rope_delta = torch.zeros(rows, 1, dtype=torch.long, device=dev)
+        self.trailing = torch.zeros(rows, length, hidden, dtype=dt, device=dev)
+        self.seen = torch.zeros(rows, decoder.vocab, dtype=torch.bool, device=dev)
+        self.finished = torch.zeros(rows, dtype=torch.bool, device=dev)
+        self.codes = torch.zeros(rows, length, decoder.groups, dtype=torch.long, device=dev)
+        self.step = torch.zeros(1, dtype=torch.long, device=dev)  # frames done
+        self.position = torch.zeros(1, dtype=torch.long, device=dev)  # talker cache slot of the next token
+        self.talker_slots = SamplerSlots(rows, dev)
+        self.predictor_slots = SamplerSlots(rows, dev)
+
+        self.eos = torch.zeros(1, dtype=torch.long, device=dev)
+        self.filler = torch.zeros(1, dtype=torch.long, device=dev)  # what finished rows feed back
+        self.suppress = torch.zeros(decoder.vocab, dtype=torch.float32, device=dev)
+        self.eos_ban = torch.zeros(decoder.vocab, dtype=torch.float32, device=dev)
+        self.min_new_tokens = torch.full((1,), 2, dtype=torch.long, device=dev)
+
+        # The code predictor restarts at position 0 every frame: its rotary tables, write slots and causal
+        # biases are constants.
+        slots = decoder.groups
+        positions = torch.arange(slots, device=dev)
+        probe = torch.zeros(1, slots, decoder.predictor.config.hidden_size, dtype=dt, device=dev)
+        self.predictor_rope = decoder.predictor.model.rotary_emb(probe, positions[None])
+        self.predictor_slot = [positions[i:i + 1] for i in range(slots)]
+        self.predictor_prefill_slots = positions[:2]
+        causal = torch.full((slots, slots), torch.finfo(dt).min, dtype=dt, device=dev).triu(1)
+        self.predictor_bias = causal[None, None]  # (1, 1, slots, slots): row p may read slots <= p
+
+    def scratch(self) -> _Buffers:
+        """A set to compile and warm up on: what a frame writes is new (one K/V tensor serves every layer, as
+        nothing reads it back), the rest is shared read-only, and its random draws use a generator of its own."""
+        copy = object.__new__(_Buffers)
+        copy.__dict__.update(self.__dict__)
+        for name in self.WRITTEN:
+            setattr(copy, name, torch.zeros_like(getattr(self, name)))
+        copy.talker_cache = [torch.zeros_like(self.talker_cache[0])] * len(self.talker_cache)
+        copy.predictor_cache = [torch.zeros_like(self.predictor_cache[0])] * len(self.predictor_cache)
+        copy.generator = torch.Generator(self.token.device)
+        return copy
+
+
 class FastDecoder:
-    """Owns the static buffers and CUDA graphs for one loaded qwen-tts model; not thread-safe (one generation
-    at a time, like the engine's lock)."""
+    """Owns the static buffers and CUDA graphs for one loaded qwen-tts model. One generation at a time (the
+    engine's lock); graphs may be captured from another thread meanwhile (`capture_in_background`)."""
 
     def __init__(self, model: torch.nn.Module, *, max_batch: int = 16, max_len: int = 2560,
                  use_graphs: bool | None = None, compile: bool | None = None, eos_check_every: int = 8) -> None:
@@ -67,172 +140,225 @@ class FastDecoder:
         self.vocab = config.vocab_size
         self.groups = config.num_code_groups
         self.batch_buckets = tuple(b for b in BATCH_BUCKETS if b < max_batch) + (max_batch,)
+        self.length_buckets = tuple(range(LENGTH_BUCKET, max_len, LENGTH_BUCKET)) + (max_len,)
         self.max_batch = max_batch
         self.max_len = max_len
         self.use_graphs = self.device.type == "cuda" if use_graphs is None else use_graphs
         self.eos_check_every = eos_check_every
-        compile = self.use_graphs if compile is None else compile
-        self.layer_step = LayerRunner(compile)
-        self.select = torch.compile(select_tokens, dynamic=False) if compile else select_tokens
+        self.compiled = self.use_graphs if compile is None else compile
+        if self.compiled:  # per compiled function: (talker + predictor prefill + step) per shape, with room
+            shapes = len(self.batch_buckets) * (len(self.length_buckets) + 2)
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, shapes + 8)
+        self.layer_step = LayerRunner(self.compiled)
+        self.select = torch.compile(select_tokens, dynamic=False) if self.compiled else select_tokens
+        self.eager_step = LayerRunner(False)
         fuse_projections(model)
-        self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
+        self._graphs: dict[Shape, torch.cuda.CUDAGraph] = {}
+        self._ready: set[Shape] = set()  # compiled for this shape: calling the compiled code cannot compile
+        self._failed: set[Shape] = set()
+        self._capture_lock = threading.Lock()  # one capture at a time (start-up, background or a generation)
+        # Held by a generation from prefill to its last frame and by a graph's recording: a Lock, not an RLock,
+        # since a streaming generation may be resumed on another thread than the one that started it.
+        self._generating = threading.Lock()
+        self._background = False  # a background thread captures: generations never capture or compile
         self._pool = None
-        with torch.inference_mode():
-            self._allocate(config)
-
-    # -- buffers -------------------------------------------------------------------------------------------
-    def _allocate(self, config) -> None:
-        dev, dt, rows, length = self.device, self.dtype, self.max_batch, self.max_len
-        hidden = config.hidden_size
-
-        def cache(module, slots: int) -> list[torch.Tensor]:
-            """Per layer, keys and values stacked: (2, rows, KV heads, slots, head dim), written in one kernel."""
-            cfg = module.config
-            shape = (2, rows, cfg.num_key_value_heads, slots, cfg.head_dim)
-            # zeros, not empty: masked slots are multiplied by 0 in attention, and 0 * NaN garbage is NaN
-            return [torch.zeros(shape, dtype=dt, device=dev) for _ in range(cfg.num_hidden_layers)]
-
-        self.talker_cache = cache(self.talker.model, length)
-        self.predictor_cache = cache(self.predictor.model, self.groups)
-        self.valid = torch.zeros(rows, length, dtype=torch.bool, device=dev)
-        self.token = torch.zeros(rows, dtype=torch.long, device=dev)
-        self.past_hidden = torch.zeros(rows, 1, hidden, dtype=dt, device=dev)
-        self.rope_delta = torch.zeros(rows, 1, dtype=torch.long, device=dev)
-        self.trailing = torch.zeros(rows, length, hidden, dtype=dt, device=dev)
-        self.seen = torch.zeros(rows, self.vocab, dtype=torch.bool, device=dev)
-        self.finished = torch.zeros(rows, dtype=torch.bool, device=dev)
-        self.codes = torch.zeros(rows, length, self.groups, dtype=torch.long, device=dev)
-        self.step = torch.zeros(1, dtype=torch.long, device=dev)  # frames done
-        self.position = torch.zeros(1, dtype=torch.long, device=dev)  # talker cache slot of the next token
-        self.talker_slots = SamplerSlots(rows, dev)
-        self.predictor_slots = SamplerSlots(rows, dev)
-
-        self.eos = torch.zeros(1, dtype=torch.long, device=dev)
-        self.filler = torch.zeros(1, dtype=torch.long, device=dev)  # what finished rows feed back
-        self.suppress = torch.zeros(self.vocab, dtype=torch.float32, device=dev)
-        self.eos_ban = torch.zeros(self.vocab, dtype=torch.float32, device=dev)
         self._eos_id: int | None = None
-        self._set_eos(config.codec_eos_token_id)
-        self.min_new_tokens = torch.full((1,), 2, dtype=torch.long, device=dev)
-
-        # The code predictor restarts at position 0 every frame: its rotary tables, write slots and causal
-        # biases are constants.
-        slots = self.groups
-        positions = torch.arange(slots, device=dev)
-        probe = torch.zeros(1, slots, self.predictor.config.hidden_size, dtype=dt, device=dev)
-        self.predictor_rope = self.predictor.model.rotary_emb(probe, positions[None])
-        self.predictor_slot = [positions[i:i + 1] for i in range(slots)]
-        self.predictor_prefill_slots = positions[:2]
-        causal = torch.full((slots, slots), torch.finfo(dt).min, dtype=dt, device=dev).triu(1)
-        self.predictor_bias = causal[None, None]  # (1, 1, slots, slots): row p may read slots <= p
+        with torch.inference_mode():
+            self.buffers = _Buffers(self, config, max_batch, max_len)
+            self._set_eos(config.codec_eos_token_id)
 
     def _set_eos(self, eos: int) -> None:
         """Refill (in place, so captured graphs see it) the EOS id and stock generate's token bans for it."""
         if eos == self._eos_id:
             return
+        b = self.buffers
         self._eos_id = eos
-        self.eos.fill_(eos)
-        self.filler.fill_(eos if 0 <= eos < self.vocab else 0)  # an id out of the vocabulary cannot be embedded
-        self.suppress.zero_()
-        self.suppress[self.vocab - 1024:] = float("-inf")  # stock: suppress_tokens = last 1024 ids but EOS
-        self.eos_ban.zero_()
+        b.eos.fill_(eos)
+        b.filler.fill_(eos if 0 <= eos < self.vocab else 0)  # an id out of the vocabulary cannot be embedded
+        b.suppress.zero_()
+        b.suppress[self.vocab - 1024:] = float("-inf")  # stock: suppress_tokens = last 1024 ids but EOS
+        b.eos_ban.zero_()
         if 0 <= eos < self.vocab:
-            self.suppress[eos] = 0.0
-            self.eos_ban[eos] = float("-inf")
+            b.suppress[eos] = 0.0
+            b.eos_ban[eos] = float("-inf")
 
     # -- one frame -----------------------------------------------------------------------------------------
-    def _predict_codes(self, rows: int) -> torch.Tensor:
+    def _predict_codes(self, b: _Buffers, rows: int, compiled: bool) -> torch.Tensor:
         """The 15 residual codes of the current frame (stock: `code_predictor.generate`), unrolled."""
         predictor, model = self.predictor, self.predictor.model
-        cos, sin = self.predictor_rope
-        caches = [kv[:, :rows] for kv in self.predictor_cache]
-        first = self.talker.get_input_embeddings()(self.token[:rows, None])
-        hidden = predictor.small_to_mtp_projection(torch.cat((self.past_hidden[:rows], first), dim=1))
-        positions, span = self.predictor_prefill_slots, slice(0, 2)
+        layer_step, select = (self.layer_step, self.select) if compiled else (self.eager_step, select_tokens)
+        cos, sin = b.predictor_rope
+        caches = [kv[:, :rows] for kv in b.predictor_cache]
+        first = self.talker.get_input_embeddings()(b.token[:rows, None])
+        hidden = predictor.small_to_mtp_projection(torch.cat((b.past_hidden[:rows], first), dim=1))
+        positions, span = b.predictor_prefill_slots, slice(0, 2)
         codes = []
         for step in range(self.groups - 1):
-            bias = self.predictor_bias[:, :, span]
+            bias = b.predictor_bias[:, :, span]
             for layer, kv in zip(model.layers, caches):
-                hidden = self.layer_step(layer, hidden, cos[:, span], sin[:, span], kv, positions, bias)
+                hidden = layer_step(layer, hidden, cos[:, span], sin[:, span], kv, positions, bias)
             logits = predictor.lm_head[step](model.norm(hidden[:, -1])).float()
-            token = choose_tokens(logits, self.predictor_slots, rows, select=self.select)
+            token = choose_tokens(logits, b.predictor_slots, rows, select=select, generator=b.generator)
             codes.append(token)
             if step + 1 < self.groups - 1:
                 hidden = predictor.small_to_mtp_projection(model.codec_embedding[step](token[:, None]))
-                positions, span = self.predictor_slot[step + 2], slice(step + 2, step + 3)
+                positions, span = b.predictor_slot[step + 2], slice(step + 2, step + 3)
         return torch.stack(codes, dim=1)
 
-    def _frame(self, rows: int, length: int) -> None:
-        """Emit one frame (previous talker token + 15 predicted codes) and sample the next talker token."""
+    def _frame(self, b: _Buffers, rows: int, length: int, compiled: bool = True) -> None:
+        """Emit one frame (previous talker token + 15 predicted codes) into `b` and sample the next talker token;
+        `compiled=False` runs the plain functions (a shape not compiled yet)."""
         talker = self.talker
-        token = self.token[:rows]
-        residual = self._predict_codes(rows)
+        layer_step, select = (self.layer_step, self.select) if compiled else (self.eager_step, select_tokens)
+        token = b.token[:rows]
+        residual = self._predict_codes(b, rows, compiled)
         frame = torch.cat((token[:, None], residual), dim=1)
-        self.codes[:rows].index_copy_(1, self.step, frame[:, None])
+        b.codes[:rows].index_copy_(1, b.step, frame[:, None])
 
         embeds = [talker.get_input_embeddings()(token[:, None])]
         embeds += [self.predictor.model.codec_embedding[i](residual[:, i:i + 1]) for i in range(self.groups - 1)]
         hidden = torch.cat(embeds, dim=1).sum(1, keepdim=True)
-        hidden = hidden + self.trailing[:rows].index_select(1, self.step.clamp(max=self.max_len - 1))
+        hidden = hidden + b.trailing[:rows].index_select(1, b.step.clamp(max=self.max_len - 1))
 
-        position_ids = (self.position + self.rope_delta[:rows]).unsqueeze(0).expand(3, -1, -1)
+        position_ids = (b.position + b.rope_delta[:rows]).unsqueeze(0).expand(3, -1, -1)
         cos, sin = talker.model.rotary_emb(hidden, position_ids)
-        self.valid[:rows].index_fill_(1, self.position, True)
-        bias = torch.where(self.valid[:rows, None, None, :length], 0.0, torch.finfo(self.dtype).min).to(self.dtype)
-        for layer, kv in zip(talker.model.layers, self.talker_cache):
-            hidden = self.layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], self.position, bias)
+        b.valid[:rows].index_fill_(1, b.position, True)
+        bias = torch.where(b.valid[:rows, None, None, :length], 0.0, torch.finfo(self.dtype).min).to(self.dtype)
+        for layer, kv in zip(talker.model.layers, b.talker_cache):
+            hidden = layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], b.position, bias)
         hidden = talker.model.norm(hidden)
         logits = talker.codec_head(hidden[:, -1]).float()
-        early = (self.step + 1 < self.min_new_tokens).to(torch.float32)
-        ban = self.suppress + self.eos_ban * early
-        chosen = choose_tokens(logits, self.talker_slots, rows, ban=ban, seen=self.seen[:rows], select=self.select)
-        self.finished[:rows] |= chosen == self.eos
-        chosen = torch.where(self.finished[:rows], self.filler, chosen)  # stock feeds finished rows EOS
-        self.seen[:rows].scatter_(1, chosen[:, None], True)
-        self.token[:rows].copy_(chosen)
-        self.past_hidden[:rows].copy_(hidden)
-        self.step.add_(1)
-        self.position.add_(1)
+        early = (b.step + 1 < b.min_new_tokens).to(torch.float32)
+        ban = b.suppress + b.eos_ban * early
+        chosen = choose_tokens(logits, b.talker_slots, rows, ban=ban, seen=b.seen[:rows], select=select,
+                               generator=b.generator)
+        b.finished[:rows] |= chosen == b.eos
+        chosen = torch.where(b.finished[:rows], b.filler, chosen)  # stock feeds finished rows EOS
+        b.seen[:rows].scatter_(1, chosen[:, None], True)
+        b.token[:rows].copy_(chosen)
+        b.past_hidden[:rows].copy_(hidden)
+        b.step.add_(1)
+        b.position.add_(1)
 
     # -- graphs --------------------------------------------------------------------------------------------
-    def _runner(self, rows: int, length: int):
-        """A zero-argument callable that advances one frame: a graph replay on CUDA, else the eager frame."""
-        if not self.use_graphs:
-            return lambda: self._frame(rows, length)
-        key = (rows, length)
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(rows, length)
-        return self._graphs[key].replay
+    def shape(self, rows: int, tokens: int) -> Shape:
+        """The shape that holds `rows` sequences of `tokens` cache slots (prompt + frames)."""
+        return _bucket(rows, self.batch_buckets), _bucket(min(tokens, self.max_len), self.length_buckets)
 
-    def _capture(self, rows: int, length: int) -> torch.cuda.CUDAGraph:
-        """Capture `_frame` (after two warm-up runs on a side stream, as CUDA graphs require); restores the RNG
-        so a seeded generation does not depend on whether a capture happened first. Buffers are re-initialised
-        by the next prefill, so the warm-up's writes do no harm."""
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
-        with torch.random.fork_rng(devices=[self.device]):
+    def capture_plan(self, first_tokens: Iterable[int]) -> tuple[list[Shape], list[Shape]]:
+        """(Shapes to capture before serving, the rest in the order to capture them): first batch 1 at the cache
+        lengths of `first_tokens`; then the largest bucket at the longest of those, so that any batch of short
+        texts replays a graph (eager frames run ~10x slower); then batch 1 at every other length, so any single
+        request is graphed; then the other buckets at the first lengths, then everything else."""
+        common = {self.shape(1, tokens)[1] for tokens in first_tokens}
+        first = [(1, length) for length in sorted(common)]
+        cover = [(self.max_batch, max(common))] if self.max_batch > 1 else []
+        rest = sorted(((rows, length) for rows in self.batch_buckets for length in self.length_buckets
+                       if (rows, length) not in first + cover),
+                      key=lambda s: (s[0] > 1, s[0] > 1 and s[1] not in common, s[0], s[1]))
+        return first, cover + rest
+
+    def capture(self, shape: Shape) -> None:
+        """Compile and capture `shape`'s frame (idempotent; no-op without graphs). Compiling and warming up run
+        on scratch buffers while generations go on; only recording the graph waits for the running generation
+        (the default random generator is in capture mode while recording, so nothing may draw from it)."""
+        if not self.use_graphs or shape in self._graphs:
+            return
+        with self._capture_lock:
+            self._compile(shape)
+            with self._generating:
+                self._record(shape)
+
+    def _compile(self, shape: Shape) -> None:
+        """Run `shape`'s frame twice on scratch buffers (the first call compiles it), on a side stream as CUDA
+        graphs want their warm-up."""
+        if shape in self._ready:
+            return
+        with torch.inference_mode():
+            scratch = self.buffers.scratch()
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(2):
-                    self._frame(rows, length)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
-                self._frame(rows, length)
-        return graph
+                    self._frame(scratch, *shape)
+            side.synchronize()
+        self._ready.add(shape)
+
+    def _record(self, shape: Shape) -> None:
+        """Record the graph on the real buffers (nothing executes); the caller holds `_generating`."""
+        if shape in self._graphs:
+            return
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode():
+            # thread_local: a thread doing host work meanwhile (validation, health) cannot spoil the capture
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+                self._frame(self.buffers, *shape)
+        self._graphs[shape] = graph
 
     def warmup(self, batches: tuple[int, ...] | None = None, length: int = LENGTH_BUCKET) -> None:
-        """Capture the graphs for these batch buckets ahead of the first request (no-op on the CPU)."""
+        """Capture the graphs for these batch buckets (default: all) at one cache length, ahead of requests."""
+        for rows in batches or self.batch_buckets:
+            self.capture(self.shape(rows, length))
+
+    def capture_in_background(self, shapes: Sequence[Shape], *,
+                              after: Callable[[], object] | None = None) -> threading.Thread | None:
+        """Capture `shapes` on a daemon thread; meanwhile generations wait at most for one graph's recording
+        (about 0.1 s), never for a compilation (see `_plan`). `after` runs on that thread once all are tried."""
         if not self.use_graphs:
-            return
-        with torch.inference_mode():
-            for rows in batches or self.batch_buckets:
-                self._runner(_bucket(rows, self.batch_buckets), length)
+            return None
+        self._background = True
+
+        def work() -> None:
+            started = time.perf_counter()
+            try:
+                for shape in shapes:
+                    try:
+                        self.capture(shape)
+                    except Exception as error:  # noqa: BLE001 - that shape runs in another graph or eagerly
+                        self._failed.add(shape)
+                        log.warning("fast.capture_failed", shape=shape, error=repr(error))
+            finally:
+                self._background = False
+            log.info("fast.background_captured", graphs=len(self._graphs), failed=len(self._failed),
+                     seconds=round(time.perf_counter() - started, 2))
+            if after is not None:
+                after()
+
+        thread = threading.Thread(target=work, name="fast-graph-capture", daemon=True)
+        thread.start()
+        return thread
+
+    def _plan(self, rows: int, length: int) -> tuple[int, Callable[[], None]]:
+        """The batch bucket a generation runs in and how it advances one frame: its shape's graph; while a
+        background capture runs (or if its capture failed), the smallest captured graph that holds it, else
+        eager frames (compiled only if that shape already is); otherwise it captures its shape now. Called with
+        `_generating` held."""
+        shape = (rows, length)
+        if not self.use_graphs:
+            return rows, lambda: self._frame(self.buffers, rows, length, compiled=self.compiled)
+        # Not if another capture holds the lock: it may be waiting for this generation's `_generating`.
+        if shape not in self._graphs and not self._background and shape not in self._failed \
+                and self._capture_lock.acquire(blocking=False):
+            try:
+                self._compile(shape)
+                self._record(shape)
+            finally:
+                self._capture_lock.release()
+        if shape in self._graphs:
+            return rows, self._graphs[shape].replay
+        larger = [s for s in list(self._graphs) if s[0] >= rows and s[1] >= length]
+        if larger:
+            best = min(larger, key=lambda s: (s[0] * s[1], s))
+            return best[0], self._graphs[best].replay
+        compiled = shape in self._ready
+        return rows, lambda: self._frame(self.buffers, rows, length, compiled=compiled)
 
     # -- generation ----------------------------------------------------------------------------------------
     def _prefill(self, inputs: TalkerInputs, rows: int, settings: DecodeSettings) -> None:
         """Stock talker forward over the prompt, then K/V, masks, text and sampler state into the buffers."""
+        b = self.buffers
         embeds, mask, trailing = inputs.inputs_embeds, inputs.attention_mask, inputs.trailing_text_hidden
         real = embeds.shape[0]
         self._set_eos(settings.eos)
@@ -244,28 +370,28 @@ class FastDecoder:
         out = self.talker(inputs_embeds=embeds, attention_mask=mask, past_key_values=cache, use_cache=True,
                           cache_position=torch.arange(length, device=embeds.device),
                           trailing_text_hidden=trailing, tts_pad_embed=inputs.tts_pad_embed)
-        for layer, kv in zip(cache.layers, self.talker_cache):
+        for layer, kv in zip(cache.layers, b.talker_cache):
             kv[0, :rows, :, :length].copy_(layer.keys)
             kv[1, :rows, :, :length].copy_(layer.values)
-        self.valid[:rows].zero_()
-        self.valid[:rows, :length].copy_(mask.bool())
-        self.rope_delta[:rows, 0].copy_(-(mask == 0).sum(-1))
-        self.trailing[:rows].copy_(inputs.tts_pad_embed.expand(rows, self.max_len, -1))
-        self.trailing[:rows, :trailing.shape[1]].copy_(trailing)
-        self.talker_slots.fill(settings.talker, self.vocab)
-        self.predictor_slots.fill(settings.predictor, self.predictor.config.vocab_size)
-        self.min_new_tokens.fill_(settings.min_new_tokens)
-        self.seen[:rows].zero_()
-        self.finished[:rows].zero_()
-        self.finished[real:rows].fill_(True)
+        b.valid[:rows].zero_()
+        b.valid[:rows, :length].copy_(mask.bool())
+        b.rope_delta[:rows, 0].copy_(-(mask == 0).sum(-1))
+        b.trailing[:rows].copy_(inputs.tts_pad_embed.expand(rows, self.max_len, -1))
+        b.trailing[:rows, :trailing.shape[1]].copy_(trailing)
+        b.talker_slots.fill(settings.talker, self.vocab)
+        b.predictor_slots.fill(settings.predictor, self.predictor.config.vocab_size)
+        b.min_new_tokens.fill_(settings.min_new_tokens)
+        b.seen[:rows].zero_()
+        b.finished[:rows].zero_()
+        b.finished[real:rows].fill_(True)
         logits = out.logits[:, -1].float()
-        ban = self.suppress + (self.eos_ban if settings.min_new_tokens > 0 else 0.0)
-        first = choose_tokens(logits, self.talker_slots, rows, ban=ban, seen=self.seen[:rows])
-        self.seen[:rows].scatter_(1, first[:, None], True)
-        self.token[:rows].copy_(first)
-        self.past_hidden[:rows].copy_(out.past_hidden)
-        self.step.zero_()
-        self.position.fill_(length)
+        ban = b.suppress + (b.eos_ban if settings.min_new_tokens > 0 else 0.0)
+        first = choose_tokens(logits, b.talker_slots, rows, ban=ban, seen=b.seen[:rows])
+        b.seen[:rows].scatter_(1, first[:, None], True)
+        b.token[:rows].copy_(first)
+        b.past_hidden[:rows].copy_(out.past_hidden)
+        b.step.zero_()
+        b.position.fill_(length)
 
     def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *,
                chunks: Sequence[int] = ()) -> Iterator[torch.Tensor]:
@@ -273,32 +399,33 @@ class FastDecoder:
         `chunks` (the last size repeats; empty: one chunk at the end). Rows that hit EOS keep running until all
         have, like stock generate; callers cut each row at its first EOS (`trim_at_eos`)."""
         real, prompt = inputs.inputs_embeds.shape[0], inputs.inputs_embeds.shape[1]
-        rows = _bucket(real, self.batch_buckets)
         budget = settings.max_new_tokens - 1  # stock: the last sampled token never becomes a frame
-        length = min(-(-(prompt + budget + 1) // LENGTH_BUCKET) * LENGTH_BUCKET, self.max_len)
         if real > self.max_batch or prompt + budget > self.max_len:
             raise ValueError(f"batch {real} x {prompt + budget} tokens exceeds the fast decoder's "
                              f"{self.max_batch} x {self.max_len}")
+        rows, length = self.shape(real, prompt + budget + 1)
         sizes = list(chunks) or [budget]
-        # Inference mode per segment, never across a `yield` (it is thread-local state the caller would inherit).
-        with torch.inference_mode():
-            advance = self._runner(rows, length)
-            self._prefill(inputs, rows, settings)
-        done = emitted = 0
-        while done < budget:
+        codes = self.buffers.codes
+        with self._generating:
+            # Inference mode per segment, never across a `yield` (thread-local state the caller would inherit).
             with torch.inference_mode():
-                advance()
-                done += 1
-                last = done == budget
-                stop = (last or done % self.eos_check_every == 0) and bool(self.finished[:real].all())
-                due = done - emitted >= sizes[0]
-                new = self.codes[:real, emitted:done].clone() if stop or last or due else None
-            if new is not None:
-                emitted = done
-                sizes = sizes[1:] or sizes
-                yield new
-            if stop:
-                return
+                rows, advance = self._plan(rows, length)
+                self._prefill(inputs, rows, settings)
+            done = emitted = 0
+            while done < budget:
+                with torch.inference_mode():
+                    advance()
+                    done += 1
+                    last = done == budget
+                    stop = (last or done % self.eos_check_every == 0) and bool(self.buffers.finished[:real].all())
+                    due = done - emitted >= sizes[0]
+                    new = codes[:real, emitted:done].clone() if stop or last or due else None
+                if new is not None:
+                    emitted = done
+                    sizes = sizes[1:] or sizes
+                    yield new
+                if stop:
+                    return
 
 
 def trim_at_eos(codes: torch.Tensor, eos: int) -> list[torch.Tensor]:

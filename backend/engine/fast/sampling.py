@@ -47,14 +47,16 @@ class SamplerSlots:
 
 
 def choose_tokens(logits: torch.Tensor, slots: SamplerSlots, rows: int, *, ban: torch.Tensor | None = None,
-                  seen: torch.Tensor | None = None, select: Callable | None = None) -> torch.Tensor:
+                  seen: torch.Tensor | None = None, select: Callable | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Pick one token per row from float32 `logits` (rows, vocab); no host sync, fixed shapes.
 
     `ban` is an additive bias (0 or -inf; suppressed ids, EOS before `min_new_tokens`); `seen` marks ids already
     generated for the repetition penalty. The random draw happens here, outside `select` (`select_tokens`, or a
-    compiled copy of it), so compiling never changes which random numbers a seed produces.
+    compiled copy of it), so compiling never changes which random numbers a seed produces. A `generator` of its
+    own keeps a background compile from moving the default stream that a seeded request draws from.
     """
-    noise = torch.empty_like(logits).exponential_()
+    noise = torch.empty_like(logits).exponential_(generator=generator)
     return (select or select_tokens)(logits, noise, slots, rows, ban, seen)
 
 

@@ -155,6 +155,13 @@ class SlackHarness:
         """Wait until every clone flow and progress edit has ended."""
         assert await self.services.idle(timeout=timeout), "clone flows still running"
 
+    async def health(self, user: str = "UADMIN") -> dict[str, Any]:
+        """`/tts-health` as `user`, and what it answered (through the response_url)."""
+        before = len(self.responses())
+        await self.dispatch(self.slash("/tts-health", user=user))
+        await self.fake.wait_for(lambda _: len(self.responses()) > before)
+        return self.responses()[-1]
+
     def responses(self) -> list[dict[str, Any]]:
         """What was posted to response_urls (ephemeral answers to slash commands and shortcuts)."""
         return [c.args for c in self.fake.calls if c.path.startswith("/response_url/")]

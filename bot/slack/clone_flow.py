@@ -144,8 +144,10 @@ class CloneFlow:
         user = self.order.user
         if not told:
             public = f":x: <@{user}> {escape(message)}"
+        elif job is not None:
+            public = f":x: <@{user}> Job {job.id} failed."
         else:
-            public = f":x: <@{user}> Job {job.id} failed." if job is not None else f":x: <@{user}> The voice clone failed."
+            public = f":x: <@{user}> The voice clone failed."
         if not await self.progress.finish(public):
             log.warning("slack.progress_not_final", job_id=job.id if job else None, channel=self.order.channel,
                         told=told)

@@ -4,13 +4,15 @@ Slack answers `{"ok": false, "error": "missing_scope", "needed": "files:write"}`
 without a scope. The user can do nothing about a scope or a token, so their message says what failed and that
 an admin can see why; the scope, the setting and the fix go into `detail`, which reaches only the log and
 `/tts-health` (see `SlackServices.note`). Private file URLs fetched without a valid bot token (or without
-`files:read`) answer an HTML sign-in page with status 200, not an error (`bot.slack.files`).
+`files:read`) answer an HTML sign-in page with status 200, not an error (`bot.slack.files`). Users never read
+slack_sdk's own text ("Failed to upload a file (status: 500, body: …)"): it goes into `detail`. `transient` says
+which failures are worth trying again (`bot.slack.delivery`).
 """
 
 from __future__ import annotations
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from backend.errors import VoicebotError
 

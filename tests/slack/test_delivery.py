@@ -10,6 +10,7 @@ import types
 import pytest
 from slack_sdk.http_retry import builtin_async_handlers
 
+from backend.errors import BackendUnavailable
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
 from tests.slack.conftest import event_request
@@ -156,3 +157,13 @@ async def test_slack_unreachable_for_good_is_told_without_library_text(slack, no
     (told,) = private_texts(h)
     assert f"job {kept.job_id}" in told
     assert_no_sdk_text(private_texts(h) + [c.args["text"] for c in h.fake.accepted("chat.update")])
+
+
+async def test_a_failure_reaches_the_user_by_direct_message_when_no_ephemeral_is_possible(slack):
+    h = await slack(FakeBackend(error=BackendUnavailable("The voice backend is not reachable.")))
+    h.fake.fail["chat.postEphemeral"] = "channel_not_found"
+    await mention_job(h)
+    (dm,) = [c for c in h.fake.accepted("chat.postMessage") if c.args["channel"] == "DU1"]
+    assert dm.args["text"].startswith(":x: Job ") and dm.args["text"].endswith("The voice backend is not reachable.")
+    job_id = dm.args["text"].split()[2]
+    assert h.fake.accepted("chat.update")[-1].args["text"] == f":x: <@U1> Job {job_id} failed."

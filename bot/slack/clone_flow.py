@@ -148,7 +148,7 @@ class CloneFlow:
             public = f":x: <@{user}> Job {job.id} failed."
         else:
             public = f":x: <@{user}> The voice clone failed."
-        if not await self.progress.finish(public):
+        if self.progress.ts is not None and not await self.progress.finish(public):
             log.warning("slack.progress_not_final", job_id=job.id if job else None, channel=self.order.channel,
                         told=told)
 

@@ -4,11 +4,15 @@
     http_mode.py    HTTP mode's endpoint: the signature is checked before the body is parsed
     app.py          the AsyncApp with every listener registered, each request handled once
     listeners/      commands (/clone, /tts-health), views (the clone form), shortcuts, events (app_mention)
-    clone_flow.py   one clone job as seen from Slack: clip download, submit, progress message, WAV upload
+    clone_flow.py   one clone job as seen from Slack: clip download, submit, progress message, delivery
+    progress.py     the job's public progress message: coalesced edits, always a final state
+    delivery.py     the WAV to the thread, else a direct message, else kept for the admins (never dropped)
+    pacing.py       budgets below Slack's rate tiers (edits per workspace, posts per channel)
+    web_client.py   the Slack clients: a deadline per request, slack_sdk's retry handlers (429, 5xx, resets)
     files.py        finding the clip, looking it up by id, downloading it from Slack's file host only
     modals.py       the clone form and reading it back        messages.py   progress, result and health text
-    replies.py      private answers to one user               services.py   what the listeners share
-    slack_errors.py Slack failures -> user message + operator detail
+    replies.py      private answers to one user (DM as last resort)   services.py   what the listeners share
+    slack_errors.py Slack failures -> user message + operator detail; which ones are worth a retry
     settings.py     SLACK_* settings                          manifest.yaml the Slack app's manifest
 """
 

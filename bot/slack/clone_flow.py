@@ -1,12 +1,14 @@
-"""One clone job seen from Slack: fetch the clip, submit it, keep a progress message current, upload the WAV.
+"""One clone job seen from Slack: fetch the clip, submit it, keep a progress message current, deliver the WAV.
 
     flow = CloneFlow(services, client, order, reply)
     admission = flow.admit()        # download + CloneService.submit; raises when refused (shown on the form)
     await flow.run()                # progress message -> result WAV in the thread (or the failure, privately)
 
 The progress message goes where the request was made: into the channel for `/clone` (the WAV then goes into
-its thread), into the message's thread for the shortcut and mentions. Validation, queueing and the timing
-report are `commands`' own; nothing here decides what is a valid clip or how long anyone waits.
+its thread), into the message's thread for the shortcut and mentions. It always ends in a final state, done or
+failed; when Slack would not take that edit, the user is told privately. The WAV goes by the first route that
+takes it (`bot.slack.delivery`: thread, direct message, else kept for the admins). Validation, queueing and the
+timing report are `commands`' own; nothing here decides what is a valid clip or how long anyone waits.
 """
 
 from __future__ import annotations
@@ -16,19 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
+from bot.slack.delivery import Route, deliver
 from bot.slack.files import download_private, resolve
-from bot.slack.messages import UNEXPECTED, escape, progress_text, result_comment, user_text
+from bot.slack.messages import UNEXPECTED, escape, progress_text, user_text
+from bot.slack.progress import ProgressMessage
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
-from bot.slack.slack_errors import explain
 from commands.errors import UnexpectedJobError
 from commands.health import is_admin
 from commands.jobs import Job
-from commands.timing import excerpt, result_filename
 
 log = structlog.get_logger(__name__)
 
@@ -56,72 +57,14 @@ class CloneOrder:
         return f"slack:{self.team}/{self.channel}"
 
 
-class ProgressMessage:
-    """The public "queued #2 -> cloning -> generating -> done" message; edits are serialised and deduplicated."""
-
-    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str | None, user: str) -> None:
-        self.client = client
-        self.channel = channel
-        self.thread_ts = thread_ts
-        self.user = user
-        self.ts: str | None = None
-        self._shown: str | None = None
-        self._closed = False
-        self._lock = asyncio.Lock()
-
-    async def start(self, job: Job) -> None:
-        """Post the message (raises `SlackProblem` when Slack refuses: not in channel, missing scope)."""
-        async with self._lock:
-            text = progress_text(job, self.user)
-            try:
-                response = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
-                                                              text=text)
-            except SlackClientError as exc:
-                raise explain(exc, "post the progress message in this channel") from exc
-            self.ts, self._shown = response["ts"], text
-        await self.on_job(job)  # the job may have moved while the message was being posted
-
-    async def on_job(self, job: Job) -> None:
-        """The job queue's progress callback; the outcome itself is shown by `finish` / `fail`."""
-        if not job.finished:
-            await self._show(progress_text(job, self.user))
-
-    async def finish(self, text: str) -> None:
-        await self._show(text, last=True)
-
-    async def fail(self, message: str, reply: Replier) -> None:
-        """Tell the user privately and remove the public message; if Slack takes no private message, say it
-        in the progress message instead."""
-        if await reply.ephemeral(f":x: {message}"):
-            async with self._lock:
-                self._closed = True
-                if self.ts is not None:
-                    try:
-                        await self.client.chat_delete(channel=self.channel, ts=self.ts)
-                    except SlackClientError as exc:
-                        log.warning("slack.progress_delete_failed", channel=self.channel, error=str(exc))
-        else:
-            await self._show(f":x: <@{self.user}> {escape(message)}", last=True)
-
-    async def _show(self, text: str, *, last: bool = False) -> None:
-        async with self._lock:
-            if self._closed or self.ts is None or text == self._shown:
-                return
-            self._closed = last
-            try:
-                await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
-                self._shown = text
-            except SlackClientError as exc:  # a lost edit is not worth failing the job for
-                log.warning("slack.progress_edit_failed", channel=self.channel, ts=self.ts, error=str(exc))
-
-
 class CloneFlow:
     def __init__(self, services: SlackServices, client: AsyncWebClient, order: CloneOrder, reply: Replier) -> None:
         self.services = services
         self.client = client
         self.order = order
         self.reply = reply
-        self.progress = ProgressMessage(client, order.channel, order.thread_ts, order.user)
+        self.progress = ProgressMessage(client, services.pacer, order.team, order.channel, order.thread_ts,
+                                        order.user)
         self._admission: asyncio.Task[Job] | None = None
 
     def admit(self) -> asyncio.Task[Job]:
@@ -156,16 +99,16 @@ class CloneFlow:
                 self.note(exc)
                 await self.reply.ephemeral(f":x: {user_text(exc)}")
                 return
-            await self._deliver(job)
+            await self._follow(job)
         except Exception:
             log.exception("slack.clone_flow_failed", job_id=job.id if job else None, user=self.order.user,
                           channel=self.order.channel)
             if job is not None and not job.finished:
                 job.mark_failed(UnexpectedJobError("unexpected error; the admins have the log."))
             message = user_text(job.error) if job is not None and job.error is not None else UNEXPECTED
-            await self.progress.fail(message, self.reply)
+            await self._failed(job, message)
 
-    async def _deliver(self, job: Job) -> None:
+    async def _follow(self, job: Job) -> None:
         try:
             await self.progress.start(job)
         except VoicebotError as exc:
@@ -176,23 +119,39 @@ class CloneFlow:
         try:
             result = await job.wait()
             async with job.delivering():
-                await self._upload(job, result.audio)
+                route = await deliver(self.services, self.client, self.order, job, result.audio,
+                                      self.order.thread_ts or self.progress.ts)
         except VoicebotError as exc:
             self.note(exc)
-            await self.progress.fail(user_text(job.error or exc), self.reply)
+            await self._failed(job, user_text(job.error or exc))
             return
-        await self.progress.finish(progress_text(job, self.order.user))
+        await self._done(job, route)
+
+    async def _done(self, job: Job, route: Route) -> None:
+        """The final "done" state; if Slack would not show it, the user hears it privately."""
+        where = "your direct messages with Voicebot" if route is Route.DM else "the thread"
+        text = progress_text(job, self.order.user)
+        if route is Route.DM:
+            text += " (the audio was sent as a direct message)"
+        if not await self.progress.finish(text):
+            log.warning("slack.progress_not_final", job_id=job.id, channel=self.order.channel)
+            await self.reply.ephemeral(f":white_check_mark: Job {job.id} is done: the audio is in {where}.")
+
+    async def _failed(self, job: Job | None, message: str) -> None:
+        """Tell the user privately why; the public message ends as "failed" without the reason (or with it,
+        when Slack took no private message)."""
+        told = await self.reply.ephemeral(f":x: {message}")
+        user = self.order.user
+        if not told:
+            public = f":x: <@{user}> {escape(message)}"
+        elif job is not None:
+            public = f":x: <@{user}> Job {job.id} failed."
+        else:
+            public = f":x: <@{user}> The voice clone failed."
+        if self.progress.ts is not None and not await self.progress.finish(public):
+            log.warning("slack.progress_not_final", job_id=job.id if job else None, channel=self.order.channel,
+                        told=told)
 
     def note(self, error: VoicebotError) -> None:
         """The operator side of a failure this user is about to be shown (see `SlackServices.note`)."""
         self.services.note(error, user=self.order.user, channel=self.order.channel)
-
-    async def _upload(self, job: Job, audio: bytes) -> None:
-        thread = self.order.thread_ts or self.progress.ts
-        try:
-            await self.client.files_upload_v2(
-                channel=self.order.channel, thread_ts=thread, file=audio, filename=result_filename(job.text),
-                title=f"Voice clone: {excerpt(job.text, 60)}", initial_comment=result_comment(job, self.order.user),
-            )
-        except SlackClientError as exc:
-            raise explain(exc, "upload the audio") from exc

@@ -88,10 +88,18 @@ def problem_fields(problems: Sequence[Problem], now: float | None = None) -> lis
             for problem in problems]
 
 
+def health_title(health: BotHealth) -> str:
+    if not all(variant.ok for variant in health.variants):
+        return "Voicebot health: a backend has a problem"
+    if health.undelivered:
+        return "Voicebot health: results wait for an admin (undelivered)"
+    return "Voicebot health: all backends ok"
+
+
 def health_message(health: BotHealth, problems: Sequence[Problem] = ()) -> dict[str, Any]:
     """`text` (notification fallback) and `blocks` for /tts-health (admins only), values redacted."""
     fields = [(label, redact(value)) for label, value in [*health_fields(health), *problem_fields(problems)]]
-    title = "Voicebot health: all backends ok" if health.ok else "Voicebot health: a backend has a problem"
+    title = health_title(health)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title}}]
     blocks += field_sections(fields)
     return {"text": f"{title}\n{fields_mrkdwn(fields)}", "blocks": blocks}

@@ -35,6 +35,7 @@ from bot.slack.http_mode import web_app
 from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem, explain
+from bot.slack.web_client import web_client
 from commands.settings import CommandSettings
 
 log = structlog.get_logger(__name__)
@@ -90,7 +91,7 @@ async def serve(settings: SlackSettings, services: SlackServices, *, grace_s: fl
                 stop: asyncio.Event | None = None) -> None:
     """Connect and serve until `stop` is set (SIGTERM/SIGINT by default), then shut down gracefully."""
     assert settings.bot_token is not None
-    client = AsyncWebClient(token=settings.bot_token.get_secret_value().strip(), base_url=settings.api_url)
+    client = web_client(settings.bot_token.get_secret_value().strip(), settings.api_url)
     identity = await check_token(client)
     secret = settings.signing_secret.get_secret_value().strip() if settings.signing_secret is not None else ""
     app = build_app(services, client, signing_secret=secret)

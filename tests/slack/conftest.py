@@ -27,15 +27,17 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.clients.base import BackendClient
 from backend.log_setup import setup_logging
 from bot.slack.app import build_app
 from bot.slack.modals import FILE_ACTION, LANGUAGE, REF_TEXT, REFERENCE, TEXT, VALUE_ACTION, VARIANT
+from bot.slack.pacing import Pacer, Pacing, Rate
 from bot.slack.services import SlackServices
+from bot.slack.web_client import web_client
 from commands.clone import CloneService
 from commands.settings import CommandSettings
+from commands.undelivered import UndeliveredStore
 from tests.log_records import ErrorRecords
 from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID, FakeSlack
 
@@ -153,25 +155,37 @@ class SlackHarness:
         """Wait until every clone flow and progress edit has ended."""
         assert await self.services.idle(timeout=timeout), "clone flows still running"
 
+    async def health(self, user: str = "UADMIN") -> dict[str, Any]:
+        """`/tts-health` as `user`, and what it answered (through the response_url)."""
+        before = len(self.responses())
+        await self.dispatch(self.slash("/tts-health", user=user))
+        await self.fake.wait_for(lambda _: len(self.responses()) > before)
+        return self.responses()[-1]
+
     def responses(self) -> list[dict[str, Any]]:
         """What was posted to response_urls (ephemeral answers to slash commands and shortcuts)."""
         return [c.args for c in self.fake.calls if c.path.startswith("/response_url/")]
 
 
 SlackFactory = Callable[..., Awaitable[SlackHarness]]
+# No waiting between edits or uploads: tests that are not about pacing run at full speed (the fake sets no limits).
+UNPACED = Pacing(edit_interval_s=0.0, edits=Rate(1000, 1.0), posts=Rate(1000, 1.0), upload_retry_wait_s=0.0,
+                 route_deadline_s=20.0)
 
 
 @pytest.fixture
-async def slack(logged_errors: ErrorRecords) -> AsyncIterator[SlackFactory]:
+async def slack(logged_errors: ErrorRecords, tmp_path) -> AsyncIterator[SlackFactory]:
     fake = await FakeSlack().start()
     harnesses: list[SlackHarness] = []
 
     async def make(backend: BackendClient | dict[str, BackendClient], settings: CommandSettings | None = None,
-                   *, bot_token: str = BOT_TOKEN, ack_budget_s: float = 5.0) -> SlackHarness:
+                   *, bot_token: str = BOT_TOKEN, ack_budget_s: float = 5.0,
+                   pacing: Pacing = UNPACED) -> SlackHarness:
         settings = settings or CommandSettings(cooldown_s=0, _env_file=None)
         services = SlackServices(CloneService(backend, settings), bot_token=bot_token, ack_budget_s=ack_budget_s,
-                                 file_origins=fake.file_origins)
-        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url)
+                                 file_origins=fake.file_origins, pacer=Pacer(pacing),
+                                 undelivered=UndeliveredStore(tmp_path / "undelivered"))
+        client = web_client(BOT_TOKEN, fake.api_url)
         harness = SlackHarness(fake, build_app(services, client, signing_secret=SIGNING_SECRET), services,
                                logged_errors)
         harnesses.append(harness)

@@ -5,6 +5,12 @@ It answers the Web API methods the bot calls (`/api/<method>`, `files.info` incl
 (`/upload/...`), records `response_url` posts (`/response_url/...`) and runs a Socket Mode WebSocket (`/link`)
 that tests can push envelopes through. Every request is recorded in `calls` for assertions.
 
+Slack's rate tiers are modelled when a test sets `limits` (e.g. `PUBLISHED_LIMITS`): at most `calls` per
+`window_s` per method and workspace (per channel for `chat.postMessage`), beyond that a 429 with `Retry-After`.
+`speed` runs Slack's clock faster than the real one (speed 20: a one-minute window lasts 3 s), so a load test
+takes seconds; the bot's own budgets are then shrunk by the same factor. `faults` inject failures: a 429 or a
+500 for the n-th, every n-th or every matching request.
+
 The bot may fetch files only from `file_origins` (Slack's real file host is HTTPS-only; the fake's is plain
 HTTP on 127.0.0.1 and is handed to `SlackServices` by the harness). `HostileHost` is another origin on the same
 machine that serves a valid clip to anyone and records who asked: the bot must never reach it.
@@ -16,8 +22,10 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,18 +39,41 @@ BOT_USER_ID = "UBOT"
 TEAM_ID = "T1"
 
 # Every scope the manifest asks for; a test removes one to see the bot name it.
-ALL_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:write", "app_mentions:read", "users:read"})
+ALL_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:write", "im:write", "app_mentions:read",
+                        "users:read"})
 # The scope each Web API method needs (as Slack reports it in `missing_scope` errors).
 METHOD_SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
+    "chat.delete": "chat:write",
+    "conversations.open": "im:write",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
     "files.info": "files:read",
     "users.info": "users:read",
 }
 JSON_FIELDS = ("view", "blocks", "files", "attachments")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `calls` within any `window_s` of Slack's clock, per workspace (or per channel)."""
+
+    calls: int
+    window_s: float
+    per_channel: bool = False
+
+
+TIER_3 = Limit(50, 60.0)
+TIER_4 = Limit(100, 60.0)
+# Slack's published tiers for what the bot calls; chat.postMessage: about 1 a second per channel, short bursts.
+PUBLISHED_LIMITS = {
+    "chat.postMessage": Limit(2, 1.0, per_channel=True),
+    "chat.update": TIER_3, "chat.delete": TIER_3, "conversations.open": TIER_3,
+    "chat.postEphemeral": TIER_4, "files.getUploadURLExternal": TIER_4, "files.completeUploadExternal": TIER_4,
+    "files.info": TIER_4, "users.info": TIER_4, "views.open": TIER_4,
+}
 
 
 @dataclass
@@ -54,7 +85,37 @@ class Call:
     args: dict[str, Any]
     auth: str
     raw: bytes
+    at: float = 0.0  # Slack's clock (seconds) when it arrived
     reply: dict[str, Any] | None = None  # the JSON the fake answered a Web API call with
+    status: int = 200
+    refused_by: str | None = None  # "limit" (a rate tier) or "fault" (injected)
+
+
+@dataclass
+class Fault:
+    """Answer `status` to requests for `target`: a Web API method, "*" (every Web API method) or a path prefix
+    ("/upload/"). `every`: only each n-th matching request; `times`: at most that many (None: no end)."""
+
+    target: str
+    status: int = 429
+    error: str | None = None  # Slack's error code in the JSON body (Web API methods)
+    retry_after: int = 0
+    every: int = 1
+    times: int | None = None
+    when: Callable[[Call], bool] | None = None
+    matched: int = 0
+    fired: int = 0
+
+    def fires(self, call: Call) -> bool:
+        hit = (self.target == call.method or (self.target == "*" and bool(call.method))
+               or (self.target.startswith("/") and call.path.startswith(self.target)))
+        if not hit or (self.when is not None and not self.when(call)):
+            return False
+        self.matched += 1
+        if self.matched % self.every or (self.times is not None and self.fired >= self.times):
+            return False
+        self.fired += 1
+        return True
 
 
 @dataclass
@@ -76,6 +137,9 @@ class FakeSlack:
     file_objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id -> what files.info answers
     calls: list[Call] = field(default_factory=list)
     redirects: dict[str, str] = field(default_factory=dict)  # file path -> Location the file host answers
+    limits: dict[str, Limit] = field(default_factory=dict)  # method -> its rate tier (none: unlimited)
+    speed: float = 1.0  # Slack seconds per real second
+    faults: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.base = ""
@@ -85,6 +149,11 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self.socket_replies: list[dict[str, Any]] = []  # what the bot sent back over Socket Mode
         self._socket_open = asyncio.Event()
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+
+    def now(self) -> float:
+        """Slack's clock: the event loop's, `speed` times faster."""
+        return asyncio.get_running_loop().time() * self.speed
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> FakeSlack:
@@ -128,6 +197,10 @@ class FakeSlack:
 
     def of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
+
+    def accepted(self, method: str) -> list[Call]:
+        """The calls of `method` that Slack carried out (not refused by a rate tier or a fault)."""
+        return [c for c in self.of(method) if c.refused_by is None]
 
     def methods(self) -> list[str]:
         return [c.method or c.path for c in self.calls]
@@ -175,12 +248,42 @@ class FakeSlack:
                     args[key] = json.loads(args[key])
         path = request.path
         method = path.removeprefix("/api/") if path.startswith("/api/") else ""
-        call = Call(path=path, method=method, args=args, auth=request.headers.get("Authorization", ""), raw=raw)
-        response = self._respond(call)
+        call = Call(path=path, method=method, args=args, auth=request.headers.get("Authorization", ""), raw=raw,
+                    at=self.now())
+        response = self._fault(call) or self._respond(call)
+        call.status = response.status
         if response.content_type == "application/json" and response.body is not None:
             call.reply = json.loads(response.body)  # type: ignore[arg-type]
         await self._record(call)
         return response
+
+    def _fault(self, call: Call) -> web.Response | None:
+        fault = next((f for f in self.faults if f.fires(call)), None)
+        if fault is None:
+            return None
+        call.refused_by = "fault"
+        headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+        if not call.method:
+            return web.Response(status=fault.status, text="upstream error", headers=headers)
+        error = fault.error or ("ratelimited" if fault.status == 429 else "internal_error")
+        return web.json_response({"ok": False, "error": error}, status=fault.status, headers=headers)
+
+    def _over_limit(self, call: Call) -> web.Response | None:
+        """A 429 when this call would exceed its method's tier; else the call counts against the tier."""
+        limit = self.limits.get(call.method)
+        if limit is None:
+            return None
+        window = self._windows.setdefault((call.method, call.args.get("channel", "") if limit.per_channel else ""),
+                                          deque())
+        while window and call.at - window[0] >= limit.window_s:
+            window.popleft()
+        if len(window) < limit.calls:
+            window.append(call.at)
+            return None
+        call.refused_by = "limit"
+        wait_real_s = (window[0] + limit.window_s - call.at) / self.speed
+        return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                 headers={"Retry-After": str(math.ceil(wait_real_s))})
 
     def _respond(self, call: Call) -> web.Response:
         path = call.path
@@ -218,6 +321,8 @@ class FakeSlack:
             return ok(url=f"{self.base.replace('http', 'ws', 1)}/link")
         if call.auth != f"Bearer {BOT_TOKEN}":
             return error("invalid_auth")
+        if (limited := self._over_limit(call)) is not None:
+            return limited
         if method in self.fail:
             return error(self.fail[method])
         needed = METHOD_SCOPES.get(method)
@@ -233,6 +338,10 @@ class FakeSlack:
             return ok(channel=a.get("channel"), ts=ts, message={"text": a.get("text"), "ts": ts})
         if method == "chat.update":
             return ok(channel=a.get("channel"), ts=a.get("ts"), text=a.get("text"))
+        if method == "chat.delete":
+            return ok(channel=a.get("channel"), ts=a.get("ts"))
+        if method == "conversations.open":
+            return ok(channel={"id": f"D{a.get('users')}"})
         if method == "chat.postEphemeral":
             return ok(message_ts=f"{int(time.time())}.{next(self._ts):06d}")
         if method == "files.getUploadURLExternal":

@@ -22,7 +22,7 @@ def manifest() -> dict:
 
 def test_scopes_and_socket_mode(manifest):
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == ALL_SCOPES == {
-        "commands", "chat:write", "files:read", "files:write", "app_mentions:read", "users:read"}
+        "commands", "chat:write", "files:read", "files:write", "im:write", "app_mentions:read", "users:read"}
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]

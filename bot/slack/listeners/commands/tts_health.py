@@ -1,4 +1,5 @@
-"""`/tts-health`: backend and bot health, for workspace admins/owners and the configured admin ids.
+"""`/tts-health`: backend and bot health, the results kept undelivered and recent Slack problems, for workspace
+admins/owners and the configured admin ids.
 
 The check runs here, on the server: Slack shows a slash command to everyone in the workspace. Whether the
 caller is an admin comes from `users.info` (scope `users:read`), never from anything the client sent.
@@ -6,6 +7,8 @@ caller is an admin comes from `users.info` (scope `users:read`), never from anyt
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 import structlog
@@ -47,6 +50,8 @@ def tts_health_command(services: SlackServices):
             await respond(text=f":no_entry: {user_text(problem or exc)}", response_type="ephemeral")
             return
         health = await services.clone.health()
+        kept = await asyncio.to_thread(services.undelivered.entries)
+        health = dataclasses.replace(health, undelivered=kept)
         await respond(response_type="ephemeral", **health_message(health, services.problems()))
 
     return tts_health

@@ -8,6 +8,7 @@ chat, so it never holds a credential or a URL's query.
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from commands.errors import PermissionDenied
 from commands.jobs import JobQueue, QueueStats
 from commands.settings import CommandSettings
 from commands.timing import Field, format_seconds
+from commands.undelivered import UndeliveredResult
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +49,22 @@ class VariantHealth:
         return self.report is not None and self.report.status == "ok"
 
 
+# Undelivered results listed by job in the report (the count covers all of them).
+NEWEST_UNDELIVERED = 5
+
+
 @dataclass(frozen=True)
 class BotHealth:
+    """`undelivered`: results no delivery route could hand over, newest first (from the adapter's
+    `UndeliveredStore`), or None when the caller keeps none. Any of them needs an admin: the report says problems."""
+
     variants: list[VariantHealth]
     queue: QueueStats | None = None
+    undelivered: list[UndeliveredResult] | None = None
 
     @property
     def ok(self) -> bool:
-        return all(variant.ok for variant in self.variants)
+        return all(variant.ok for variant in self.variants) and not self.undelivered
 
 
 async def check_health(
@@ -97,7 +107,22 @@ def health_fields(health: BotHealth) -> list[Field]:
         fields += [(label + suffix, redact(value)) for label, value in _variant_fields(variant)]
     if health.queue is not None:
         fields += _queue_fields(health.queue)
+    if health.undelivered is not None:
+        fields += _undelivered_fields(health.undelivered)
     return fields
+
+
+def _undelivered_fields(kept: list[UndeliveredResult]) -> list[Field]:
+    """The count, where the files are, and the newest few: whose, where asked, when and why (redacted)."""
+    if not kept:
+        return [("Undelivered results", "none")]
+    count = f"{len(kept)} kept in {kept[0].wav.parent}, newest first"
+    newest = [
+        f"{entry.job_id} ({entry.wav.name}) for {entry.user_id} in {entry.place}, "
+        f"{datetime.datetime.fromtimestamp(entry.kept_at, datetime.UTC):%Y-%m-%d %H:%M} UTC: {entry.reason}"
+        for entry in kept[:NEWEST_UNDELIVERED]
+    ]
+    return [("Undelivered results", redact(count)), ("Newest undelivered", redact("\n".join(newest)))]
 
 
 def _variant_fields(variant: VariantHealth) -> list[Field]:

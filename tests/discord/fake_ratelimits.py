@@ -55,10 +55,13 @@ class Verdict:
 
 @dataclass
 class Trouble:
-    """Injected failures, each at most once per request target, so retries get through: every `shared_429_every`th
-    limited request gets a shared-resource 429, every `global_429_every`th bot-token request a global 429, every
-    `upload_500_every`th upload a 500. 0 turns one off."""
+    """Injected failures, each at most once per request target, so retries get through: every `exhaust_every`th
+    limited request finds its bucket used up by another client of the same bot (another process or shard: a
+    per-route 429 with Remaining 0, which discord.py's own bookkeeping cannot foresee), every `shared_429_every`th
+    a shared-resource 429, every `global_429_every`th bot-token request a global 429, every `upload_500_every`th
+    upload a 500. 0 turns one off."""
 
+    exhaust_every: int = 0
     shared_429_every: int = 0
     global_429_every: int = 0
     upload_500_every: int = 0
@@ -107,6 +110,8 @@ class RateLimiter:
             return Verdict(headers)
         bucket = f"{kind}:{major}"
         window = self._window(bucket, limit, now)
+        if self.trouble.pick("exhausted", self.trouble.exhaust_every, target):
+            window.used = limit.requests
         reset_after = window.started + limit.window_s - now
         headers.update({
             "X-RateLimit-Limit": str(limit.requests),

@@ -29,7 +29,7 @@ from discord import app_commands
 
 from backend.errors import VoicebotError
 from backend.schema import CloneResult
-from bot.discord.calls import CALL_FAILURES, describe_failure
+from bot.discord.calls import CALL_FAILURES, describe_failure, within
 from bot.discord.errors import UNEXPECTED, report, send_ephemeral
 from bot.discord.files import ResultFile, fit_result
 from bot.discord.progress import JobProgress
@@ -284,6 +284,7 @@ def clone_menu(service: CloneService) -> app_commands.ContextMenu:
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)
             return
-        await interaction.response.send_modal(CloneVoiceModal(service, reference))
+        await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
+                     interaction.response.send_modal(CloneVoiceModal(service, reference)))
 
     return app_commands.ContextMenu(name=CLONE_MENU, callback=clone_this_voice)

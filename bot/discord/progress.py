@@ -96,7 +96,7 @@ class JobProgress:
     async def finish(self, text: str) -> None:
         """The progress message's last words ("Job J7K2QX: done in 8.1 s")."""
         async with self._lock:
-            self._close()
+            self.close()
             if self._surface is not None and not await self._surface.edits.flush(self._surface.prefix + text):
                 log.warning("discord.final_state_not_shown", route=self._surface.route.value, text=text)
 
@@ -104,7 +104,7 @@ class JobProgress:
         """Tell the user privately what went wrong; the public progress message goes away. Where no private route
         works, the public message ends with `public` (no details: they are the user's)."""
         async with self._lock:
-            self._close()
+            self.close()
             surface = self._surface
             if surface is not None and surface.private:  # the DM progress message becomes the reason
                 if await surface.edits.flush(message):
@@ -126,10 +126,6 @@ class JobProgress:
                     await self._edit(surface, surface.prefix + public)
                 except CALL_FAILURES as exc:
                     log.warning("discord.final_state_not_shown", reason=describe_failure(exc), text=public)
-
-    def close(self) -> None:
-        """Stop the pending handoff (the flow ended, or was cancelled); idempotent."""
-        self._close()
 
     # -- the handoff ---------------------------------------------------------------------------------------
     async def _handoff_when_due(self) -> None:
@@ -165,7 +161,8 @@ class JobProgress:
                 log.warning("discord.final_state_not_shown", route=Route.FOLLOWUP.value, text=note)
 
     # -- edits -------------------------------------------------------------------------------------------
-    def _close(self) -> None:
+    def close(self) -> None:
+        """No more progress: late callbacks are ignored and the pending handoff stops (idempotent)."""
         self._closed = True
         if self._handoff is not None and self._handoff is not asyncio.current_task():
             self._handoff.cancel()

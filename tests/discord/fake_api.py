@@ -7,6 +7,8 @@ which serves whatever bytes the test registered. Interactions are fed through
 `client._connection.parse_interaction_create`, the parser discord.py runs for a gateway INTERACTION_CREATE.
 The bot downloads attachments only from the origins of its `DiscordCdn`: `FakeDiscord.allowed_cdn` is this server's.
 A second `FakeDiscord` makes a hostile host: its attachments are off the bot's CDN and it records any request.
+`FakeDiscord` also keeps what users would see (`messages`, `messages_of`) and models what makes delivery fail:
+interaction tokens that expire, channels and DMs that refuse the bot, upload limits, rate limits, outages, stalls.
 
 Gotchas the server honours (see shared/notes/offline-testing.md): JSON replies carry exactly
 `Content-Type: application/json`; the interaction callback returns `{"interaction": ...}`; webhook follow-ups

@@ -13,26 +13,33 @@ import structlog
 from discord import app_commands
 
 from bot.discord.attachments import DiscordCdn
+from bot.discord.calls import DiscordTiming
 from bot.discord.clone import clone_command, clone_menu
 from bot.discord.errors import on_app_command_error
 from bot.discord.health import health_command
 from bot.settings import DiscordSettings
 from commands.clone import CloneService
 from commands.jobs import DrainReport
+from commands.undelivered import UndeliveredStore
 
 log = structlog.get_logger(__name__)
 
 
 class VoicebotClient(discord.Client):
     def __init__(self, service: CloneService, settings: DiscordSettings | None = None, *,
-                 sync_global: bool = False, cdn: DiscordCdn | None = None, **options: object) -> None:
+                 sync_global: bool = False, cdn: DiscordCdn | None = None, timing: DiscordTiming | None = None,
+                 undelivered: UndeliveredStore | None = None, **options: object) -> None:
         """`cdn` says where reference clips may be downloaded from: Discord's CDN hosts over HTTPS unless a
-        test points it at its fake."""
-        super().__init__(intents=discord.Intents.none(), **options)  # type: ignore[arg-type]
+        test points it at its fake. `timing`: deadlines and the progress edit interval. `undelivered` keeps the
+        results no route could deliver (default: under the data directory, `VOICEBOT_DATA_DIR`)."""
+        self.timing = timing or DiscordTiming()
+        super().__init__(intents=discord.Intents.none(),  # type: ignore[arg-type]
+                         max_ratelimit_timeout=self.timing.max_ratelimit_wait_s, **options)
         self.service = service
         self.settings = settings or DiscordSettings()
         self.sync_global = sync_global
         self.cdn = cdn or DiscordCdn()
+        self.undelivered = undelivered or UndeliveredStore(service.settings.undelivered_dir)
         self.tree = app_commands.CommandTree(self)
         self.tree.error(on_app_command_error)
         for command in (clone_command(service), clone_menu(service), health_command(service)):

@@ -6,10 +6,14 @@ Both entry points end in `run_clone`:
    an attachment URL on Discord's CDN) answer at once, ephemerally, before anything is downloaded;
 2. defer ("thinking") inside Discord's 3 s window, download the reference clip from Discord's CDN only
    (`bot.discord.attachments`: size cap, deadline, no redirect off the CDN), submit the clone job;
-3. the progress message follows the job (queued #n -> cloning the voice -> generating -> uploading);
-4. the WAV (OGG/Opus when over the upload limit) is posted with the timing embed and the consent line.
+3. the progress message follows the job (queued #n -> cloning the voice -> generating -> uploading), moving to a
+   message the bot owns before the interaction token expires (`bot.discord.progress`);
+4. the WAV (OGG/Opus when over a route's upload limit) is posted with the timing embed and the consent line:
+   follow-up, else a channel message mentioning the user, else a DM; when none takes it, it is kept on disk for
+   the admins and the user gets the job id (`deliver`).
 
-Any failure after step 1 deletes the public progress message and tells the user ephemerally.
+Any failure after step 1 is told privately (ephemeral while the token lives, else DM) and the public progress
+message goes away.
 """
 
 # No `from __future__ import annotations`: discord.py reads the option types (Range[str, 1, N] with N from the
@@ -24,9 +28,12 @@ import structlog
 from discord import app_commands
 
 from backend.errors import VoicebotError
+from backend.schema import CloneResult
+from bot.discord.calls import CALL_FAILURES, describe_failure, within
 from bot.discord.errors import UNEXPECTED, report, send_ephemeral
-from bot.discord.files import fit_result
+from bot.discord.files import ResultFile, fit_result
 from bot.discord.progress import JobProgress
+from bot.discord.routes import NoRouteLeft, Route, Routes
 from commands.clone import CloneService
 from commands.health import is_admin
 from commands.jobs import Job
@@ -45,10 +52,14 @@ OPTION_MAX_CHARS, MODAL_MAX_CHARS, FIELD_MAX_CHARS = 6000, 4000, 1024
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".mp4", ".amr")
 
 
-class UploadFailed(VoicebotError):
-    """Discord did not take the result (the job's audio exists, but the user could not get it)."""
+UNDELIVERED = "Discord did not let the bot post the audio here or send it to you in a direct message."
+KEPT = "It is kept for you: ask an admin for it with the job id."
 
-    code = "upload_failed"
+
+class ResultUndelivered(VoicebotError):
+    """No route took the result; the audio is kept in the bot's `UndeliveredStore`."""
+
+    code = "undelivered"
 
 
 @dataclass(frozen=True)
@@ -108,11 +119,12 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
         await send_ephemeral(interaction, exc.message)
         return
 
-    progress = JobProgress(interaction)
+    routes = Routes(interaction, client.timing)
+    progress = JobProgress(routes, client.timing)
     try:
         await progress.start()
-    except discord.HTTPException as exc:  # the 3 s window passed (a stalled event loop) or Discord failed
-        log.warning("discord.defer_failed", status=exc.status, code=exc.code, user_id=user_id)
+    except CALL_FAILURES as exc:  # the 3 s window passed (a stalled event loop) or Discord failed
+        log.warning("discord.defer_failed", reason=describe_failure(exc), user_id=user_id)
         return
     job: Job | None = None
     try:
@@ -120,37 +132,79 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
         job = await service.submit(user_id, place_of(interaction), reference, ask.reference.filename, ask.text,
                                    ask.ref_text, ask.language, ask.variant, is_admin=admin,
                                    on_progress=progress.on_job)
-        interaction.extras["job_id"] = job.id
+        progress.job_id = interaction.extras["job_id"] = job.id
         structlog.contextvars.bind_contextvars(job_id=job.id)
         result = await job.wait()
         async with job.delivering():
-            await progress.show(job.describe())  # "uploading the audio…", before a transcode can take its time
-            upload = await fit_result(result.audio, result_filename(job.text), interaction.filesize_limit)
-            content = "\n".join(filter(None, [upload.note, CONSENT_LINE]))
-            try:
-                await progress.post(content=content, embed=result_embed(job), file=upload.to_discord())
-            except discord.HTTPException as exc:
-                log.warning("discord.upload_refused", job_id=job.id, status=exc.status, code=exc.code)
-                raise UploadFailed("Discord refused the audio upload; please try again.",
-                                   detail=f"HTTP {exc.status}, Discord error code {exc.code}") from exc
-        await progress.finish(job.describe())
+            progress.show(job.describe())  # "uploading the audio…", before a transcode can take its time
+            route = await deliver(client, routes, job, result)
+        await progress.finish(job.describe() + (" — sent to you in a direct message." if route is Route.DM else ""))
     except VoicebotError as exc:
         # A job's own failures carry its id ("Job J7K2QX failed: ..."); refusals before queueing do not need one.
-        await _tell(progress, job.error.message if job is not None and job.error is not None else exc.message)
-    except Exception:
+        message = job.error.message if job is not None and job.error is not None else exc.message
+        await _tell(progress, message, public_failure(job, exc))
+    except Exception as exc:
         if job is not None and job.error is not None:  # delivery crashed: commands.jobs logged it with the job id
-            await _tell(progress, job.error.message)
+            await _tell(progress, job.error.message, public_failure(job, exc))
         else:
             log.exception("discord.clone_crashed", job_id=job.id if job else None, user_id=user_id)
-            await _tell(progress, f"Job {job.id} failed: {UNEXPECTED}" if job else UNEXPECTED)
+            await _tell(progress, f"Job {job.id} failed: {UNEXPECTED}" if job else UNEXPECTED,
+                        public_failure(job, exc))
     finally:
+        progress.close()
         structlog.contextvars.unbind_contextvars("job_id")
 
 
-async def _tell(progress: JobProgress, message: str) -> None:
-    """The failure message, if Discord still takes it (the token may have died, or the bot be closing)."""
+async def deliver(client: "VoicebotClient", routes: Routes, job: Job, result: CloneResult) -> Route:
+    """The audio through the first route that takes it (follow-up, channel, DM: each fitted to its upload
+    limit). A result is never dropped: when no route takes it, or delivery crashes or is interrupted, it is kept in
+    the bot's `UndeliveredStore` for the admins, and the user is told (`ResultUndelivered`) with the job id."""
+    fitted: dict[int, ResultFile | VoicebotError] = {}
+
+    async def message_for(limit: int) -> dict[str, object]:
+        if limit not in fitted:
+            try:
+                fitted[limit] = await fit_result(result.audio, result_filename(job.text), limit)
+            except VoicebotError as exc:
+                fitted[limit] = exc
+        upload = fitted[limit]
+        if isinstance(upload, VoicebotError):
+            raise upload
+        content = "\n".join(filter(None, [upload.note, CONSENT_LINE]))
+        return {"content": content, "embed": embed, "file": upload.to_discord()}
+
     try:
-        await progress.fail(message)
+        embed = result_embed(job)
+        return await routes.post_result(message_for)
+    except NoRouteLeft as exc:
+        await _keep(client, job, result, str(exc))
+        told = next((f.user_message for f in exc.failures if f.user_message), None)
+        raise ResultUndelivered(f"{told or UNDELIVERED} {KEPT}") from exc
+    except BaseException as exc:  # a bug or the bot stopping: keep the audio, let the job fail as it would
+        await _keep(client, job, result, f"delivery stopped: {describe_failure(exc)}")
+        raise
+
+
+async def _keep(client: "VoicebotClient", job: Job, result: CloneResult, reason: str) -> None:
+    try:
+        await asyncio.to_thread(client.undelivered.keep, job.id, job.user_id, job.place, result.audio, reason)
+    except OSError:
+        log.exception("discord.result_lost", job_id=job.id, user_id=job.user_id, reason=reason)
+
+
+def public_failure(job: Job | None, exc: BaseException) -> str:
+    """What the public progress message ends with when the user cannot be told privately: no details."""
+    if job is None:
+        return "This voice clone failed."
+    if isinstance(exc, ResultUndelivered):
+        return f"Job {job.id}: the audio could not be delivered; it is kept for you: ask an admin for job {job.id}."
+    return f"Job {job.id}: failed."
+
+
+async def _tell(progress: JobProgress, message: str, public: str) -> None:
+    """The failure message, privately where Discord still takes it (the bot may be closing)."""
+    try:
+        await progress.fail(message, public=public)
     except Exception as exc:
         log.warning("discord.failure_not_delivered", error=message, reason=repr(exc))
 
@@ -230,6 +284,7 @@ def clone_menu(service: CloneService) -> app_commands.ContextMenu:
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)
             return
-        await interaction.response.send_modal(CloneVoiceModal(service, reference))
+        await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
+                     interaction.response.send_modal(CloneVoiceModal(service, reference)))
 
     return app_commands.ContextMenu(name=CLONE_MENU, callback=clone_this_voice)

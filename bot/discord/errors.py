@@ -11,6 +11,7 @@ import structlog
 from discord import app_commands
 
 from backend.errors import VoicebotError
+from bot.discord.calls import CALL_FAILURES, describe_failure, within
 
 log = structlog.get_logger(__name__)
 
@@ -28,10 +29,11 @@ class NotAdmin(app_commands.CheckFailure):
 
 async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:
     """Answer only the invoking user: as the initial response if none was sent yet, else as a follow-up."""
+    deadline = interaction.client.timing.call_s  # type: ignore[attr-defined]
     if interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True)
+        await within(deadline, interaction.followup.send(message, ephemeral=True))
     else:
-        await interaction.response.send_message(message, ephemeral=True)
+        await within(deadline, interaction.response.send_message(message, ephemeral=True))
 
 
 def describe(error: BaseException) -> str | None:
@@ -61,8 +63,8 @@ async def report(interaction: discord.Interaction, error: BaseException) -> None
         message = f"Job {job_id} failed: {UNEXPECTED}" if job_id else UNEXPECTED
     try:
         await send_ephemeral(interaction, message)
-    except discord.HTTPException as exc:  # the interaction expired or was deleted: nobody left to tell
-        log.warning("discord.error_not_delivered", status=exc.status, code=exc.code, error=message)
+    except CALL_FAILURES as exc:  # the interaction expired or was deleted: nobody left to tell
+        log.warning("discord.error_not_delivered", reason=describe_failure(exc), error=message)
 
 
 async def on_app_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

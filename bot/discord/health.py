@@ -1,4 +1,5 @@
-"""`/tts-health`: backend health and the bot's job statistics, for admins only (checked here, on the server).
+"""`/tts-health`: backend health, the bot's job statistics and the results kept undelivered, for admins only
+(checked here, on the server).
 
 `default_permissions(administrator=True)` only hides the command in Discord's client (server owners can change
 that under Integrations); the check below runs on every invocation: Discord administrators and the ids in
@@ -7,9 +8,13 @@ VOICEBOT_ADMIN_USER_IDS pass, everyone else gets an ephemeral refusal.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import discord
 from discord import app_commands
 
+from bot.discord.calls import within
 from bot.discord.errors import NotAdmin
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
@@ -35,9 +40,13 @@ def health_embeds(health: BotHealth) -> list[discord.Embed]:
 
 def health_command(service: CloneService) -> app_commands.Command:
     async def tts_health(interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)  # a cold Modal backend takes a while
+        timing = interaction.client.timing  # type: ignore[attr-defined]
+        # a cold Modal backend takes a while: defer first
+        await within(timing.call_s, interaction.response.defer(ephemeral=True, thinking=True))
         health = await service.health()
-        await interaction.followup.send(embeds=health_embeds(health), ephemeral=True)
+        kept = await asyncio.to_thread(interaction.client.undelivered.entries)  # type: ignore[attr-defined]
+        await within(timing.call_s, interaction.followup.send(
+            embeds=health_embeds(dataclasses.replace(health, undelivered=kept)), ephemeral=True))
 
     def admins_only(interaction: discord.Interaction) -> bool:
         try:

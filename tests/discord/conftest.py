@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ import structlog
 from discord.http import Route
 
 from backend.clients.base import BackendClient
+from bot.discord.calls import DiscordTiming
 from bot.discord.client import VoicebotClient
 from backend.log_setup import setup_logging
 from bot.settings import DiscordSettings
@@ -71,6 +74,7 @@ class DiscordHarness:
     def send(self, itype: int, data: dict[str, Any], invoker: Invoker | None = None, **kwargs: Any) -> dict[str, Any]:
         """Deliver an interaction the way the gateway does; returns its payload (id and token for predicates)."""
         payload = interaction(itype, data, invoker or self.invoker, **kwargs)
+        self.api.register(payload)
         self.bot._connection.parse_interaction_create(payload)
         return payload
 
@@ -91,9 +95,10 @@ MakeBot = Callable[..., Awaitable[DiscordHarness]]
 
 
 def command_settings(**overrides: Any) -> CommandSettings:
-    """Test limits, never read from the environment or a developer's .env."""
+    """Test limits, never read from the environment or a developer's .env; a fresh data directory."""
     values: dict[str, Any] = {"max_concurrent_jobs": 2, "max_jobs_per_user": 2, "cooldown_s": 30.0,
-                              "max_queue": 10, "job_timeout_s": 30.0}
+                              "max_queue": 10, "job_timeout_s": 30.0,
+                              "data_dir": Path(tempfile.mkdtemp(prefix="voicebot-test-"))}
     return CommandSettings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
 
 
@@ -128,13 +133,19 @@ async def fake_discord() -> AsyncIterator[FakeDiscordSession]:
         await api.stop()
 
 
+# Progress edits coalesced over a short interval, so flows take no longer than they must (the load test uses the
+# product's interval).
+TEST_TIMING = DiscordTiming(progress_interval_s=0.05)
+
+
 def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeDiscord, *,
-                sync_global: bool = False, dev_guild: bool = True, **limits: Any) -> VoicebotClient:
+                sync_global: bool = False, dev_guild: bool = True, timing: DiscordTiming = TEST_TIMING,
+                **limits: Any) -> VoicebotClient:
     """A bot over `backend` that downloads attachments from `api`'s CDN only."""
     service = CloneService(backend, command_settings(**limits))
     settings = DiscordSettings(_env_file=None, token=TOKEN,  # type: ignore[call-arg]
                                dev_guild_id=GUILD_ID if dev_guild else None)
-    return VoicebotClient(service, settings, sync_global=sync_global, cdn=api.allowed_cdn)
+    return VoicebotClient(service, settings, sync_global=sync_global, cdn=api.allowed_cdn, timing=timing)
 
 
 @pytest.fixture

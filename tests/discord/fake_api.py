@@ -7,6 +7,8 @@ which serves whatever bytes the test registered. Interactions are fed through
 `client._connection.parse_interaction_create`, the parser discord.py runs for a gateway INTERACTION_CREATE.
 The bot downloads attachments only from the origins of its `DiscordCdn`: `FakeDiscord.allowed_cdn` is this server's.
 A second `FakeDiscord` makes a hostile host: its attachments are off the bot's CDN and it records any request.
+`FakeDiscord` also keeps what users would see (`messages`, `messages_of`) and models what makes delivery fail:
+interaction tokens that expire, channels and DMs that refuse the bot, upload limits, rate limits, outages, stalls.
 
 Gotchas the server honours (see shared/notes/offline-testing.md): JSON replies carry exactly
 `Content-Type: application/json`; the interaction callback returns `{"interaction": ...}`; webhook follow-ups
@@ -19,6 +21,7 @@ import asyncio
 import datetime
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +30,7 @@ import discord
 from aiohttp import web
 
 from bot.discord.attachments import DiscordCdn
+from tests.discord.fake_ratelimits import VIA, RateLimiter
 
 APP_ID = 1_000_000_000_000_000_001
 BOT_ID = 1_000_000_000_000_000_002
@@ -38,6 +42,7 @@ TOKEN = "fake.bot.token"
 ADMIN = discord.Permissions(administrator=True).value
 BOT_PERMISSIONS = discord.Permissions(send_messages=True, attach_files=True, embed_links=True).value
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+TOKEN_LIFETIME_S = 15 * 60
 
 # Interaction types and callback types from the Discord API, named so assertions read as prose.
 APPLICATION_COMMAND, AUTOCOMPLETE, MODAL_SUBMIT = 2, 4, 5
@@ -59,17 +64,19 @@ def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any
 
 
 def message_payload(message_id: int, content: str = "", *, author: dict | None = None,
-                    attachments: list[dict] | None = None, flags: int = 0) -> dict[str, Any]:
-    return {"id": str(message_id), "channel_id": str(CHANNEL_ID), "type": 0, "content": content,
+                    attachments: list[dict] | None = None, flags: int = 0,
+                    channel_id: int = CHANNEL_ID) -> dict[str, Any]:
+    return {"id": str(message_id), "channel_id": str(channel_id), "type": 0, "content": content,
             "author": author or user_payload(BOT_ID, "voicebot", bot=True), "attachments": attachments or [],
             "embeds": [], "mentions": [], "mention_roles": [], "mention_everyone": False, "pinned": False,
             "tts": False, "timestamp": "2025-01-01T00:00:00+00:00", "edited_timestamp": None, "flags": flags,
             "components": []}
 
 
-def json_response(obj: Any, status: int = 200) -> web.Response:
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # discord.py's json_or_text() checks for the exact header value 'application/json'.
-    return web.Response(body=json.dumps(obj).encode(), status=status, headers={"Content-Type": "application/json"})
+    return web.Response(body=json.dumps(obj).encode(), status=status,
+                        headers={**(headers or {}), "Content-Type": "application/json"})
 
 
 @dataclass
@@ -90,6 +97,9 @@ class Call:
     auth: str | None
     json: Any = None
     files: list[UploadedFile] = field(default_factory=list)
+    at: float = 0.0  # on the fake's clock
+    status: int | None = None  # of the answer
+    created: FakeMessage | None = None  # the message this request created
 
     @property
     def content(self) -> str:
@@ -111,8 +121,46 @@ class Call:
         return (data or {}).get("embeds") or []
 
 
+@dataclass
+class FakeMessage:
+    """A message as the fake keeps it: where it is, what it says now, and every write on the fake's clock."""
+
+    id: int
+    channel_id: int
+    kind: str  # "original" (the deferred response), "followup", "channel" or "dm"
+    token: str | None = None  # the interaction token of originals and follow-ups
+    flags: int = 0
+    files: list[UploadedFile] = field(default_factory=list)
+    history: list[tuple[float, str]] = field(default_factory=list)  # (time, content): creation, then each edit
+    deleted: bool = False
+
+    @property
+    def content(self) -> str:
+        return self.history[-1][1] if self.history else ""
+
+    @property
+    def edit_times(self) -> list[float]:
+        return [at for at, _ in self.history[1:]]
+
+
+@dataclass
+class TokenInfo:
+    """An interaction the fake was told about: when Discord created it and its upload limit."""
+
+    created: float  # epoch seconds, from the interaction id
+    user_id: int
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
+
+
 class FakeDiscord:
-    """The Discord REST API and CDN, as far as a slash-command bot uses them, recording every request."""
+    """The Discord REST API and CDN, as far as a slash-command bot uses them, recording every request.
+
+    Modelled: interaction tokens expire 15 minutes after the interaction (on the fake's clock: `advance` moves
+    it; `expire` kills one at once) with Discord's 401 / code 50027; messages (original responses, follow-ups,
+    channel messages, DMs) with their contents and edit history; upload limits (413, code 40005) per interaction,
+    guild channel and DM; a channel or DMs refusing the bot (403, codes 50013 / 50007); rate limits and injected
+    429s and 500s (`ratelimits`, see fake_ratelimits.py); stalled answers (`stall`), for deadlines.
+    """
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
@@ -120,8 +168,21 @@ class FakeDiscord:
         self.cdn_redirects: dict[str, str] = {}  # path -> Location
         self.cdn_chunked: set[str] = set()  # paths served without Content-Length
         self._failures: list[tuple[Callable[[Call], bool], int]] = []
+        self._stalls: list[Callable[[Call], bool]] = []
         self.base = ""
+        self.offset_s = 0.0  # the fake's clock runs this far ahead of the real one
+        self.tokens: dict[str, TokenInfo] = {}
+        self.expired: set[str] = set()
+        self.messages: dict[int, FakeMessage] = {}
+        self.originals: dict[str, int] = {}  # token -> id of its original response
+        self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
+        self.refuse_channel = False  # the bot may not post in CHANNEL_ID (Missing Permissions)
+        self.refuse_dms: set[int] = set()  # users who do not accept DMs from the bot
+        self.guild_upload_limit = DEFAULT_UPLOAD_LIMIT
+        self.dm_upload_limit = DEFAULT_UPLOAD_LIMIT
+        self.ratelimits = RateLimiter(self.now, limits={})  # no limits unless a test sets them
         self._changed = asyncio.Condition()
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -136,6 +197,7 @@ class FakeDiscord:
         self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -147,6 +209,29 @@ class FakeDiscord:
     def allowed_cdn(self) -> DiscordCdn:
         """What the bot under test may download from: this server only (the product allows Discord's hosts)."""
         return DiscordCdn(origins=(self.base,))
+
+    # --- the clock and the interactions --------------------------------------------------------------------
+    def now(self) -> float:
+        """The fake's clock (monotonic seconds): message history and rate-limit windows are on it."""
+        return asyncio.get_running_loop().time() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock (Discord's view of time) forward: tokens older than 15 minutes die."""
+        self.offset_s += seconds
+
+    def register(self, payload: dict[str, Any]) -> None:
+        """An interaction the gateway delivered: its token expires 15 minutes after its id's timestamp."""
+        created = discord.utils.snowflake_time(int(payload["id"])).timestamp()
+        self.tokens[payload["token"]] = TokenInfo(created, int(payload["member"]["user"]["id"]),
+                                                  payload.get("attachment_size_limit", DEFAULT_UPLOAD_LIMIT))
+
+    def expire(self, payload: dict[str, Any]) -> None:
+        self.expired.add(payload["token"])
+
+    def token_alive(self, token: str) -> bool:
+        info = self.tokens.get(token)
+        age = time.time() + self.offset_s - info.created if info else 0.0
+        return token not in self.expired and age < TOKEN_LIFETIME_S
 
     # --- recording --------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -160,12 +245,17 @@ class FakeDiscord:
                                                    part.headers.get("Content-Type"), await part.read()))
         elif request.can_read_body:
             call.json = await request.json()
+        call.at = self.now()
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+        if any(stall(call) for stall in self._stalls):
+            await self._stopping.wait()  # never answers (the bot's deadline has to end the wait)
         if call.path in self.cdn_chunked:
             return await self._stream(request, *self.cdn[call.path])
-        return self._respond(call)
+        response = self._respond(call)
+        call.status = response.status
+        return response
 
     @staticmethod
     async def _stream(request: web.Request, data: bytes, content_type: str) -> web.StreamResponse:
@@ -182,12 +272,23 @@ class FakeDiscord:
         """Answer the next request matching `predicate` with an HTTP error, as Discord would."""
         self._failures.append((predicate, status))
 
-    def _respond(self, call: Call) -> web.StreamResponse:
+    def fail_always(self, predicate: Callable[[Call], bool], status: int, times: int = 1000) -> None:
+        """Answer the next `times` requests matching `predicate` with an HTTP error (an outage of that route)."""
+        self._failures.extend([(predicate, status)] * times)
+
+    def stall(self, predicate: Callable[[Call], bool]) -> None:
+        """Never answer requests matching `predicate` (until the server stops)."""
+        self._stalls.append(predicate)
+
+    def _respond(self, call: Call) -> web.Response:
         path, method = call.path, call.method
         for failure in self._failures:
             if failure[0](call):
                 self._failures.remove(failure)
-                return json_response({"message": f"HTTP {failure[1]}", "code": 0}, status=failure[1])
+                body = {"message": f"HTTP {failure[1]}", "code": 0}
+                if failure[1] == 429:
+                    body.update(retry_after=0.1, **{"global": False})
+                return json_response(body, status=failure[1], headers=VIA)
         if path in self.cdn_redirects:
             raise web.HTTPFound(self.cdn_redirects[path])
         if path.startswith("/cdn/"):
@@ -208,17 +309,129 @@ class FakeDiscord:
             return json_response([{**c, "id": str(snowflake()), "application_id": str(APP_ID),
                                    "description": c.get("description", ""), "version": "1"} for c in call.json])
         if path.endswith("/callback"):
-            return json_response({"interaction": {"id": path.split("/")[-3], "type": 2}})
+            return self._callback(call)
         if "/webhooks/" in path:
-            if method == "DELETE":
-                return web.Response(status=204)
-            out = message_payload(snowflake(), call.content)
-            out["attachments"] = [{"id": str(snowflake()), "filename": f.filename, "size": len(f.data),
-                                   "url": f"{self.base}/cdn/out/{f.filename}", "proxy_url": "x"} for f in call.files]
-            return json_response(out)
-        if method == "POST" and path.endswith("/messages"):  # channel message (expired-token fallback)
-            return json_response(message_payload(snowflake(), call.content))
-        return json_response({"message": "404: Not Found", "code": 0}, status=404)
+            return self._webhook(call)
+        return self._bot_route(call)
+
+    def _limited(self, call: Call, kind: str, major: str) -> web.Response | dict[str, str]:
+        """The rate limiter's verdict: a 429/500 answer, or the headers for a normal one."""
+        verdict = self.ratelimits.check(kind, major, f"{call.method} {call.path} {bool(call.files)}",
+                                        upload=bool(call.files))
+        if verdict.refused is not None:
+            return json_response(verdict.refused, status=verdict.status, headers=verdict.headers)
+        return verdict.headers
+
+    def _callback(self, call: Call) -> web.Response:
+        interaction_id, token = call.path.split("/")[-3:-1]
+        if not self.token_alive(token):
+            return json_response({"message": "Unknown interaction", "code": 10062}, status=404, headers=VIA)
+        data = (call.json or {}).get("data") or {}
+        if call.json.get("type") in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
+            original = self._create(FakeMessage(snowflake(), CHANNEL_ID, "original", token, data.get("flags") or 0),
+                                    call, call.content)
+            self.originals[token] = original.id
+        return json_response({"interaction": {"id": interaction_id, "type": 2}})
+
+    def _webhook(self, call: Call) -> web.Response:
+        parts = call.path.split("/webhooks/", 1)[1].split("/")
+        token = parts[1]
+        if not self.token_alive(token):
+            return json_response({"message": "Invalid Webhook Token", "code": 50027}, status=401, headers=VIA)
+        limited = self._limited(call, "webhook", token)
+        if isinstance(limited, web.Response):
+            return limited
+        if len(parts) == 2:  # POST: a follow-up
+            info = self.tokens.get(token)
+            if (too_large := self._too_large(call, info.upload_limit if info else DEFAULT_UPLOAD_LIMIT)) is not None:
+                return too_large
+            message = self._create(FakeMessage(snowflake(), CHANNEL_ID, "followup", token, call.flags), call,
+                                   call.content)
+            return json_response(self._payload(message), headers=limited)
+        target = self.messages.get(self.originals.get(token, -1) if parts[3] == "@original" else int(parts[3]))
+        if target is None or target.deleted:
+            return json_response({"message": "Unknown Message", "code": 10008}, status=404, headers=limited)
+        return self._change(call, target, limited)
+
+    def _bot_route(self, call: Call) -> web.Response:
+        path, method = call.path, call.method
+        if method == "POST" and path.endswith("/users/@me/channels"):
+            limited = self._limited(call, "dm_open", "@me")
+            if isinstance(limited, web.Response):
+                return limited
+            user_id = int(call.json["recipient_id"])
+            channel_id = self.dm_channels.setdefault(user_id, snowflake())
+            return json_response({"id": str(channel_id), "type": 1, "last_message_id": None,
+                                  "recipients": [user_payload(user_id, "alice")]}, headers=limited)
+        parts = path.split("/channels/", 1)[1].split("/") if "/channels/" in path else []
+        if len(parts) < 2 or parts[1] != "messages":
+            return json_response({"message": "404: Not Found", "code": 0}, status=404)
+        channel_id = int(parts[0])
+        dm_user = next((user for user, channel in self.dm_channels.items() if channel == channel_id), None)
+        if method == "POST" and len(parts) == 2:
+            limited = self._limited(call, "channel_messages", str(channel_id))
+            if isinstance(limited, web.Response):
+                return limited
+            if dm_user is not None and dm_user in self.refuse_dms:
+                return json_response({"message": "Cannot send messages to this user", "code": 50007}, status=403,
+                                     headers=limited)
+            if dm_user is None and (self.refuse_channel or channel_id != CHANNEL_ID):
+                return json_response({"message": "Missing Permissions", "code": 50013}, status=403, headers=limited)
+            limit = self.dm_upload_limit if dm_user is not None else self.guild_upload_limit
+            if (too_large := self._too_large(call, limit)) is not None:
+                return too_large
+            kind = "dm" if dm_user is not None else "channel"
+            message = self._create(FakeMessage(snowflake(), channel_id, kind), call, call.content)
+            return json_response(self._payload(message), headers=limited)
+        limited = self._limited(call, "message_edits", str(channel_id))
+        if isinstance(limited, web.Response):
+            return limited
+        target = self.messages.get(int(parts[2])) if len(parts) == 3 else None
+        if target is None or target.deleted or target.channel_id != channel_id:
+            return json_response({"message": "Unknown Message", "code": 10008}, status=404, headers=limited)
+        if target.kind not in ("channel", "dm"):  # interaction messages are edited through their token
+            return json_response({"message": "Cannot edit a message authored by another user", "code": 50005},
+                                 status=403, headers=limited)
+        return self._change(call, target, limited)
+
+    def _change(self, call: Call, target: FakeMessage, headers: dict[str, str]) -> web.Response:
+        if call.method == "DELETE":
+            target.deleted = True
+            target.history.append((self.now(), ""))
+            return web.Response(status=204, headers=headers)
+        target.history.append((self.now(), call.content))
+        return json_response(self._payload(target), headers=headers)
+
+    def _create(self, message: FakeMessage, call: Call, content: str) -> FakeMessage:
+        message.files = call.files
+        message.history.append((self.now(), content))
+        self.messages[message.id] = message
+        call.created = message
+        return message
+
+    def _too_large(self, call: Call, limit: int) -> web.Response | None:
+        if sum(len(f.data) for f in call.files) > limit:
+            return json_response({"message": "Request entity too large", "code": 40005}, status=413, headers=VIA)
+        return None
+
+    def _payload(self, message: FakeMessage) -> dict[str, Any]:
+        out = message_payload(message.id, message.content, channel_id=message.channel_id, flags=message.flags)
+        out["attachments"] = [{"id": str(snowflake()), "filename": f.filename, "size": len(f.data),
+                               "url": f"{self.base}/cdn/out/{f.filename}", "proxy_url": "x"} for f in message.files]
+        return out
+
+    # --- what users see ----------------------------------------------------------------------------------
+    def original(self, payload: dict[str, Any]) -> FakeMessage:
+        return self.messages[self.originals[payload["token"]]]
+
+    def messages_of(self, user_id: int) -> list[FakeMessage]:
+        """Every message the user can see that was meant for them: their interaction's messages, channel messages
+        mentioning them, and their DMs."""
+        tokens = {token for token, info in self.tokens.items() if info.user_id == user_id}
+        dm = self.dm_channels.get(user_id)
+        return [message for message in self.messages.values()
+                if message.token in tokens or (message.kind == "dm" and message.channel_id == dm)
+                or (message.kind == "channel" and message.history[0][1].startswith(f"<@{user_id}>"))]
 
     async def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 10.0) -> Call:
         """The first recorded call matching `predicate`, waiting for it if need be."""

@@ -13,9 +13,9 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from backend.clients.base import StageCallback
+from backend.clients.base import ProgressCallback
 from backend.errors import BackendFailed, BackendNotConfigured, BackendTimeout, BackendUnavailable
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.settings import BackendSettings
 from backend.wire import CloneBody, error_from_body, result_from_json
 
@@ -72,9 +72,9 @@ class HttpBackend:
             body_json = None  # e.g. a proxy's HTML error page
         raise error_from_body(response.status_code, body_json)
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
-        if on_stage is not None:
-            await on_stage("cloning")
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
+        if on_progress is not None:
+            await on_progress(Progress(stage="cloning"))
         return await self._request("POST", "/clone", result_from_json, CloneBody.from_request(request).model_dump())
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:

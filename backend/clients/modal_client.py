@@ -14,7 +14,7 @@ import modal
 import modal.exception
 import structlog
 
-from backend.clients.base import StageCallback
+from backend.clients.base import ProgressCallback
 from backend.errors import (
     BackendFailed,
     BackendNotConfigured,
@@ -22,7 +22,7 @@ from backend.errors import (
     BackendUnavailable,
     VoicebotError,
 )
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.settings import BackendSettings
 from backend.variants import DEFAULT_VARIANT, VARIANTS
 from backend.wire import unwrap_reply
@@ -75,9 +75,9 @@ class ModalBackend:
             raise BackendFailed(f"The Modal backend ({where}) failed: {type(exc).__name__}.") from exc
         return unwrap_reply(reply)
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
-        if on_stage is not None:
-            await on_stage("cloning")
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
+        if on_progress is not None:
+            await on_progress(Progress(stage="cloning"))
         return CloneResult.model_validate(await self._call("clone", request.model_dump()))
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:

@@ -52,10 +52,10 @@ def work_on(backend: FakeBackend, queue: JobQueue):
     """The work function a CloneService would pass: one backend call reporting its stages to the queue."""
 
     async def work(job: Job):
-        async def on_stage(stage):
-            queue.stage(job, stage)
+        async def on_progress(progress):
+            queue.progress(job, progress)
 
-        return await backend.clone(CloneRequest(reference=b"clip", text=job.text), on_stage)
+        return await backend.clone(CloneRequest(reference=b"clip", text=job.text), on_progress)
 
     return work
 
@@ -88,7 +88,7 @@ async def make_queue(clock):
     queues: list[JobQueue] = []
 
     def make(max_concurrent: int = 1, **options) -> JobQueue:
-        options = {"max_per_user": 5, "cooldown_s": 0, "clock": clock} | options
+        options = {"max_per_user": 5, "cooldown_s": 0, "clock": clock, "progress_interval_s": 0} | options
         queues.append(JobQueue(max_concurrent, **options))
         return queues[-1]
 

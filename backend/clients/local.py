@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -52,13 +53,14 @@ def engine_config(settings: BackendSettings) -> EngineConfig:
 
 
 class ProgressRelay:
-    """Progress from the generation thread to the caller's event loop: in order, one callback at a time, the
-    latest report winning when the callback is slower than the engine; nothing after `close`."""
+    """Progress from the generation thread to the caller's event loop: in order, one callback at a time, every
+    stage change kept but frame reports of one stage coalesced (the latest wins when the callback is slower
+    than the engine); nothing after `close`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: ProgressCallback) -> None:
         self._loop = loop
         self._callback = callback
-        self._latest: Progress | None = None
+        self._pending: deque[Progress] = deque()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -70,17 +72,21 @@ class ProgressRelay:
     def close(self) -> None:
         """On the loop: the clone has its answer; reports still in flight are dropped."""
         self._closed = True
+        self._pending.clear()
 
     def _arrive(self, progress: Progress) -> None:
         if self._closed:
             return
-        self._latest = progress
+        if self._pending and self._pending[-1].stage == progress.stage:
+            self._pending[-1] = progress
+        else:
+            self._pending.append(progress)
         if self._task is None or self._task.done():
             self._task = self._loop.create_task(self._deliver())
 
     async def _deliver(self) -> None:
-        while self._latest is not None and not self._closed:
-            progress, self._latest = self._latest, None
+        while self._pending:
+            progress = self._pending.popleft()
             try:
                 await self._callback(progress)
             except Exception:

@@ -16,6 +16,7 @@ from backend.schema import Progress
 BAR_WIDTH = 8
 FILLED = "▓"
 EMPTY = "░"
+MAX_ELAPSED_S = 99 * 3600  # a job never runs this long; a broken clock must not make the line endless
 
 
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -26,9 +27,12 @@ def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 def elapsed(seconds: float) -> str:
-    """Whole seconds for a line that is edited as time passes: "4 s", "2 min 5 s"."""
-    whole = max(0, int(seconds)) if math.isfinite(seconds) else 0
+    """Whole seconds for a line that is edited as time passes: "4 s", "2 min 5 s", "3 h 12 min"."""
+    whole = min(max(0, int(seconds)), MAX_ELAPSED_S) if math.isfinite(seconds) else 0
     minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 

@@ -17,6 +17,7 @@ import soundfile as sf
 from backend.errors import BackendFailed
 from backend.schema import FRAME_SECONDS, SAMPLE_RATE, CloneResult
 
+SAMPLES_PER_FRAME = round(FRAME_SECONDS * SAMPLE_RATE)  # 1920
 CHANNELS = 1
 SUBTYPE = "PCM_16"
 # The engine caps a generation at 2048 frames (~164 s); anything far longer is not an answer to one clone.
@@ -50,8 +51,8 @@ def check_result(answer: object) -> CloneResult:
         raise bad_audio(f"the answer reports {answer.sample_rate} Hz")
     if info.frames <= 0:
         raise bad_audio("the WAV file holds no samples")
-    seconds = info.frames / SAMPLE_RATE
     reported = answer.audio_seconds
-    if not math.isfinite(reported) or abs(seconds - reported) > FRAME_SECONDS:
-        raise bad_audio(f"the WAV file lasts {seconds:.3f} s but the answer reports {reported} s")
+    # in samples, so "within one frame" is exact (2.0 s against 2.08 s is one frame, not a hair more)
+    if not math.isfinite(reported) or abs(info.frames - round(reported * SAMPLE_RATE)) > SAMPLES_PER_FRAME:
+        raise bad_audio(f"the WAV file lasts {info.frames / SAMPLE_RATE:.3f} s but the answer reports {reported} s")
     return answer

@@ -13,6 +13,7 @@ imported inside the container's `@modal.enter`, and images, volumes and classes 
 # No `from __future__ import annotations` here: modal 1.6's @app.cls reads annotations at import and fails on
 # string annotations.
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 

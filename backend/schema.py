@@ -6,7 +6,7 @@ audio travels as raw bytes in-process and over Modal, and as base64 in JSON.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,36 @@ class CloneResult(BaseModel):
     def real_time_factor(self) -> float:
         """Processing seconds per audio second (below 1 is faster than real time)."""
         return self.timings.total_s / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+Stage = Literal["cloning", "generating"]
+
+
+class Progress(BaseModel):
+    """How far a clone job has got inside the backend: the stage and, while generating, frames against the
+    frame budget. The engine reports it; every client hands it to the caller's progress callback; the bots
+    render it (`commands.progress`). A pydantic model so the HTTP and Modal transports can carry it as is.
+
+    `frames` and `frame_budget` count the whole generation the request runs in (its batch shares one budget,
+    the largest); 0 when unknown (a backend that reports stages only). The budget is an upper bound: speech
+    usually ends (EOS) before it, and the job then jumps to done.
+    """
+
+    stage: Stage
+    frames: int = Field(default=0, ge=0)
+    frame_budget: int = Field(default=0, ge=0)
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio generated so far."""
+        return self.frames * FRAME_SECONDS
+
+    @property
+    def fraction(self) -> float | None:
+        """Frames done / budget in [0, 1]; None when the backend does not count frames."""
+        if self.frame_budget <= 0:
+            return None
+        return min(1.0, self.frames / self.frame_budget)
 
 
 class CacheStats(BaseModel):

@@ -2,7 +2,8 @@
 
 `CloneService.submit` raises before anything is queued or sent when the request is refused (bad text,
 transcript, language, variant or clip; cooldown; too many jobs; full queue), so an adapter can answer within
-a platform's acknowledgement window. After that every outcome arrives through the returned `Job`.
+a platform's acknowledgement window. After that every outcome arrives through the returned `Job`: the backend's
+answer is checked (`commands.result_check`) before an adapter can post it, and the call has a deadline.
 """
 
 from __future__ import annotations
@@ -10,17 +11,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from backend.clients.base import BackendClient, Stage
+import structlog
+
+from backend.clients.base import BackendClient
 from backend.errors import BackendTimeout, InvalidInput
 from backend.intake import AudioLimits, ReferenceClip, check_size, read_reference
 from backend.languages import normalize_language
-from backend.schema import CloneRequest, CloneResult
+from backend.schema import CloneRequest, CloneResult, Progress
 from backend.validation import check_text
 from commands.health import BotHealth, check_health
 from commands.jobs import Job, JobQueue, ProgressCallback
+from commands.result_check import check_result
 from commands.settings import CommandSettings
 
+log = structlog.get_logger(__name__)
 ReadReference = Callable[[bytes, AudioLimits, str | None], ReferenceClip]
+
+
+def _abandoned(call: asyncio.Future[CloneResult]) -> None:
+    """The end of a backend call nobody waits for any more (past the deadline, or the job was cancelled): its
+    outcome is logged here rather than as "exception was never retrieved"."""
+    error = None if call.cancelled() else call.exception()
+    log.info("clone.abandoned_call_ended", cancelled=call.cancelled(), error=repr(error) if error else None)
 
 
 class CloneService:
@@ -140,19 +152,27 @@ class CloneService:
         return await job.wait()
 
     async def _clone(self, job: Job, backend: BackendClient, request: CloneRequest) -> CloneResult:
-        async def on_stage(stage: Stage) -> None:
-            self.queue.stage(job, stage)
+        """The backend call under the job's deadline, and its answer checked (`check_result`) before anyone
+        posts it. The call runs as its own task and is abandoned at the deadline: a backend that ignores the
+        cancellation cannot hold the job or its slot."""
+
+        async def on_progress(progress: Progress) -> None:
+            self.queue.progress(job, progress)
 
         timeout_s = self.settings.job_timeout_s
+        call = asyncio.ensure_future(backend.clone(request, on_progress))
         try:
-            async with asyncio.timeout(timeout_s) as deadline:
-                return await backend.clone(request, on_stage=on_stage)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
+            done, _ = await asyncio.wait({call}, timeout=timeout_s)
+        finally:
+            if not call.done():
+                call.cancel()
+                call.add_done_callback(_abandoned)
+        if not done:
+            log.warning("clone.timeout", job_id=job.id, variant=job.variant, timeout_s=timeout_s)
             raise BackendTimeout(
                 f"the backend did not finish within {timeout_s:g} s. Try a shorter text or try again later."
-            ) from None
+            )
+        return check_result(call.result())  # a bad answer fails the job; the queue logs it with its detail
 
     # -- health ------------------------------------------------------------------------------------------
     async def health(self, *, timeout_s: float = 30.0) -> BotHealth:

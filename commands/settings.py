@@ -27,6 +27,9 @@ class CommandSettings(BaseSettings):
     cooldown_s: float = Field(10.0, ge=0, description="Seconds between two jobs of one user")
     max_queue: int = Field(50, ge=0, description="Jobs that may wait for a free slot")
     job_timeout_s: float = Field(600.0, gt=0, description="Limit on one backend call (queue wait not included)")
+    progress_interval_s: float = Field(
+        2.0, ge=0, description="Least seconds between two progress edits of one job for the queue's length or the "
+        "generation's frames (new stages and queue places are shown at once)")
     # the input
     max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, ge=1)
     max_ref_mib: float = Field(10.0, gt=0, description="Largest reference clip upload")

@@ -66,7 +66,11 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 def timing_fields(
     result: CloneResult, *, text: str, language: str, queue_wait_s: float | None = None, variant: str | None = None
 ) -> list[Field]:
-    """The timing report, in display order. `variant` names the backend when the result does not."""
+    """The timing report, in display order. `variant` names the backend when the result does not.
+
+    "Queue wait" is all the waiting before generation: `queue_wait_s` (this process's job queue) plus the
+    backend's own (`timings.queue_s`: its batch window and the generations ahead), so queue wait and "Total"
+    (the backend's processing) add up to what the user waited for the backend."""
     timings = result.timings
     clone = format_seconds(timings.clone_s)
     fields: list[Field] = [
@@ -74,8 +78,9 @@ def timing_fields(
         ("Language", language),
         ("Audio length", format_seconds(result.audio_seconds)),
     ]
-    if queue_wait_s is not None:
-        fields.append(("Queue wait", format_seconds(queue_wait_s)))
+    backend_wait = timings.queue_s if math.isfinite(timings.queue_s) and timings.queue_s > 0 else 0.0
+    if queue_wait_s is not None or backend_wait:
+        fields.append(("Queue wait", format_seconds((queue_wait_s or 0.0) + backend_wait)))
     fields += [
         ("Voice clone", f"{clone} (cached voice)" if result.voice_cached else clone),
         ("Generation", format_seconds(timings.generate_s)),

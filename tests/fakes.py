@@ -7,19 +7,33 @@
     result = await job.wait()
 
 Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`.
+`answer` replaces the result with anything (a broken backend: see `BAD_ANSWERS`); `progress` adds frame
+reports after "generating".
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
 
 from backend.audio import to_wav
-from backend.clients.base import StageCallback
+from backend.clients.base import ProgressCallback
 from backend.languages import LANGUAGES
-from backend.schema import SAMPLE_RATE, CacheStats, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings
+from backend.schema import (
+    SAMPLE_RATE,
+    CacheStats,
+    CloneRequest,
+    CloneResult,
+    GpuMemory,
+    HealthReport,
+    Progress,
+    Timings,
+)
 
 
 @dataclass(eq=False)
@@ -53,6 +67,37 @@ def fake_result(
     )
 
 
+def _wav(frames: int, sample_rate: int = SAMPLE_RATE, channels: int = 1, subtype: str = "PCM_16",
+         format: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.full((frames, channels), 0.1, dtype=np.float32), sample_rate, format=format,
+             subtype=subtype)
+    return buffer.getvalue()
+
+
+def _with_audio(audio: bytes, **changes: object) -> Callable[[], CloneResult]:
+    return lambda: fake_result(2.0).model_copy(update={"audio": audio} | changes)
+
+
+# What a broken or hostile backend may answer instead of a clone result, by name (2.0 s is reported).
+BAD_ANSWERS: dict[str, Callable[[], object]] = {
+    "none": lambda: None,
+    "a dict": lambda: fake_result(2.0).model_dump(),
+    "random bytes": _with_audio(np.random.default_rng(7).bytes(96_044)),
+    "empty audio": _with_audio(b""),
+    "a WAV without samples": _with_audio(_wav(0), audio_seconds=0.0, frames=0),
+    "16 kHz": _with_audio(_wav(32_000, sample_rate=16_000)),
+    "stereo": _with_audio(_wav(48_000, channels=2)),
+    "float samples": _with_audio(_wav(48_000, subtype="FLOAT")),
+    "FLAC": _with_audio(_wav(48_000, format="FLAC")),
+    "truncated WAV": _with_audio(_wav(48_000)[:50_000]),
+    "too short for its length": _with_audio(_wav(48_000 - 3 * 1920)),
+    "too long for its length": _with_audio(_wav(48_000 + 3 * 1920)),
+    "another reported rate": _with_audio(_wav(48_000), sample_rate=16_000),
+    "a non-finite length": _with_audio(_wav(48_000), audio_seconds=float("nan")),
+}
+
+
 def fake_health(variant: str = "fake", *, warm: bool = True) -> HealthReport:
     return HealthReport(
         model="Qwen/Qwen3-TTS-12Hz-0.6B-Base", variant=variant, device="cuda:0", gpu="Fake GPU", attention="sdpa",
@@ -70,10 +115,15 @@ class FakeBackend:
         self, name: str = "fake", *, hold: bool = False, error: BaseException | None = None,
         health_error: BaseException | None = None, audio_seconds: float = 2.0, total_s: float = 0.9,
         gpu: str | None = "Fake GPU", voice_cached: bool = False, cold_start: bool = False,
+        answer: Callable[[], object] | None = None, progress: list[Progress] | None = None,
+        queue_s: float = 0.0,
     ) -> None:
         self.name = name
         self.hold = hold
         self.error = error
+        self.answer = answer
+        self.progress = progress or []
+        self.queue_s = queue_s
         self.health_error = health_error
         self.health_report = fake_health(name)
         self.audio_seconds = audio_seconds
@@ -86,22 +136,25 @@ class FakeBackend:
         self.closed = False
         self._entered: asyncio.Queue[FakeCall] = asyncio.Queue()
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
         self.calls.append(request)
         call = FakeCall(request)
-        if on_stage is not None:
-            await on_stage("cloning")
-            await on_stage("generating")
+        if on_progress is not None:
+            for progress in [Progress(stage="cloning"), Progress(stage="generating"), *self.progress]:
+                await on_progress(progress)
         self._entered.put_nowait(call)
         if self.hold:
             await call.released.wait()
         error = call.error or self.error
         if error is not None:
             raise error
-        return fake_result(
+        if self.answer is not None:
+            return self.answer()  # type: ignore[return-value]
+        result = fake_result(
             self.audio_seconds, total_s=self.total_s, variant=self.name, gpu=self.gpu,
             voice_cached=self.voice_cached, cold_start=self.cold_start,
         )
+        return result.model_copy(update={"timings": result.timings.model_copy(update={"queue_s": self.queue_s})})
 
     async def next_call(self) -> FakeCall:
         """The next clone call to reach the backend (in arrival order)."""
@@ -126,7 +179,7 @@ class FakeBackend:
 class NeverAnswers(FakeBackend):
     """A backend that hangs (for timeouts): clone and health wait forever."""
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
         self.calls.append(request)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
@@ -136,4 +189,30 @@ class NeverAnswers(FakeBackend):
         raise AssertionError("unreachable")
 
 
-__all__ = ["FakeBackend", "FakeCall", "NeverAnswers", "fake_health", "fake_result"]
+class IgnoresCancellation(FakeBackend):
+    """A backend that hangs and swallows cancellation (a buggy client): only `release()` ends its clone."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._released = asyncio.Event()
+        self.cancellations = 0
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
+        self.calls.append(request)
+        while not self._released.is_set():
+            try:
+                await self._released.wait()
+            except asyncio.CancelledError:
+                self.cancellations += 1
+        return fake_result()
+
+
+class RaisesBaseException(BaseException):
+    """Not an Exception (like an exotic library's control-flow signal): what `except Exception` misses."""
+
+
+__all__ = ["BAD_ANSWERS", "FakeBackend", "FakeCall", "IgnoresCancellation", "NeverAnswers", "RaisesBaseException",
+           "fake_health", "fake_result"]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 
-Stage = Literal["cloning", "generating"]
-# Called by a backend as a job moves from encoding the voice to generating speech, so the bots can edit
-# their progress message. Backends that cannot tell the stages apart call it once with "cloning".
-StageCallback = Callable[[Stage], Awaitable[None]]
+# Called by a backend as a job moves from encoding the voice to generating speech and, where the backend
+# counts them, as frames are generated (about twice a second), so the bots can edit their progress message.
+# Backends that cannot tell the stages apart report `Progress(stage="cloning")` once. Reports arrive in order,
+# never two at once; a callback that raises never fails the clone.
+ProgressCallback = Callable[[Progress], Awaitable[None]]
 
 
 @runtime_checkable
@@ -19,7 +20,7 @@ class BackendClient(Protocol):
 
     name: str  # e.g. "local", "modal:fa2", "http"
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult: ...
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult: ...
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]: ...
 

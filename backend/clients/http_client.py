@@ -15,7 +15,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from backend.clients.base import StageCallback
+from backend.clients.base import ProgressCallback
 from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE, from_service
 from backend.errors import (
     BackendFailed,
@@ -26,7 +26,7 @@ from backend.errors import (
     VoicebotError,
 )
 from backend.redaction import redact_url
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.settings import BackendSettings
 from backend.wire import CloneBody, error_from_body, result_from_json
 
@@ -105,9 +105,9 @@ class HttpBackend:
             answer = None  # e.g. a proxy's HTML error page
         raise from_service(error_from_body(status, answer), f"{where} (HTTP {status})")
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
-        if on_stage is not None:
-            await on_stage("cloning")
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
+        if on_progress is not None:
+            await on_progress(Progress(stage="cloning"))
         return await self._request("POST", "/clone", result_from_json, CloneBody.from_request(request).model_dump())
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:

@@ -2,13 +2,16 @@
 
 Engine calls block for seconds, so each runs in a worker thread (`asyncio.to_thread`) and the bot's event loop
 keeps serving other users. Single clones go through a `CloneBatcher`, so users who ask at the same time share
-one batched generation; it validates input before queueing, so a bad request is rejected at once.
+one batched generation; it validates input before queueing, so a bad request is rejected at once, and it puts a
+deadline (`timeout_s`) on every generation. The engine's progress reports cross from the generation thread to
+the caller's event loop through a `ProgressRelay`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -16,10 +19,10 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 
 from backend.batcher import CloneBatcher
-from backend.clients.base import StageCallback
+from backend.clients.base import ProgressCallback
 from backend.clients.failures import FAILED, from_service
 from backend.errors import BackendFailed, VoicebotError
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.settings import BackendSettings
 
 if TYPE_CHECKING:
@@ -48,6 +51,47 @@ def engine_config(settings: BackendSettings) -> EngineConfig:
         model = str(settings.demo_checkpoint)
     return EngineConfig(model=model, variant="local", attention=settings.attention, dtype=settings.dtype,
                         device=settings.device, engine_mode=settings.engine_mode)
+
+
+class ProgressRelay:
+    """Progress from the generation thread to the caller's event loop: in order, one callback at a time, every
+    stage change kept but frame reports of one stage coalesced (the latest wins when the callback is slower
+    than the engine); nothing after `close`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: ProgressCallback) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._pending: deque[Progress] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def post(self, progress: Progress) -> None:
+        """From any thread."""
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._arrive, progress)
+
+    def close(self) -> None:
+        """On the loop: the clone has its answer; reports still in flight are dropped."""
+        self._closed = True
+        self._pending.clear()
+
+    def _arrive(self, progress: Progress) -> None:
+        if self._closed:
+            return
+        if self._pending and self._pending[-1].stage == progress.stage:
+            self._pending[-1] = progress
+        else:
+            self._pending.append(progress)
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        while self._pending:
+            progress = self._pending.popleft()
+            try:
+                await self._callback(progress)
+            except Exception:
+                log.exception("local.progress_callback_failed", stage=progress.stage)
 
 
 @contextmanager
@@ -91,20 +135,24 @@ class LocalBackend:
         engine = self._get_engine()
         with self._create_lock:
             if self._batcher is None:
-                self._batcher = CloneBatcher.for_engine(engine, window_s=self._settings.batch_window_s)
+                self._batcher = CloneBatcher.for_engine(engine, window_s=self._settings.batch_window_s,
+                                                        batch_timeout_s=self._settings.timeout_s)
             return self._batcher
 
     async def _run(self, call: Callable[[Engine], T]) -> T:
         with _engine_errors():
             return await asyncio.to_thread(lambda: call(self._get_engine()))
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
-        if on_stage is not None:
-            await on_stage("cloning")
-        with _engine_errors():
-            # The first call may build the demo checkpoint: off the event loop.
-            batcher = self._batcher or await asyncio.to_thread(self._get_batcher)
-            return await batcher.clone(request)
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
+        relay = None if on_progress is None else ProgressRelay(asyncio.get_running_loop(), on_progress)
+        try:
+            with _engine_errors():
+                # The first call may build the demo checkpoint: off the event loop.
+                batcher = self._batcher or await asyncio.to_thread(self._get_batcher)
+                return await batcher.clone(request, None if relay is None else relay.post)
+        finally:
+            if relay is not None:
+                relay.close()
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         return await self._run(lambda engine: engine.clone_batch(requests))

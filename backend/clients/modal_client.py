@@ -15,7 +15,7 @@ import modal
 import modal.exception
 import structlog
 
-from backend.clients.base import StageCallback
+from backend.clients.base import ProgressCallback
 from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE, from_service
 from backend.errors import (
     BackendFailed,
@@ -25,7 +25,7 @@ from backend.errors import (
     InvalidInput,
     VoicebotError,
 )
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.settings import BackendSettings
 from backend.variants import DEFAULT_VARIANT, VARIANTS
 from backend.wire import unwrap_reply
@@ -93,9 +93,9 @@ class ModalBackend:
         except VoicebotError as exc:
             raise from_service(exc, where)  # from_service keeps the cause
 
-    async def clone(self, request: CloneRequest, on_stage: StageCallback | None = None) -> CloneResult:
-        if on_stage is not None:
-            await on_stage("cloning")
+    async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
+        if on_progress is not None:
+            await on_progress(Progress(stage="cloning"))
         return CloneResult.model_validate(await self._call("clone", request.model_dump()))
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:

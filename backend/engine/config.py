@@ -42,6 +42,8 @@ class EngineConfig(BaseModel):
     base_frames: int = 75
     frames_per_char: float = 4.0
     max_new_tokens_cap: int = 2048
+    # Frames generated are reported at most this often (each report ends as a chat message edit).
+    progress_interval_s: float = Field(default=0.5, ge=0)
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     audio_limits: AudioLimits = Field(default_factory=AudioLimits)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
@@ -21,6 +22,7 @@ import structlog
 from backend.audio import to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
+from backend.engine.progress import ProgressReporter, ProgressSink
 from backend.engine.voice_cache import VoiceCache, voice_key
 from backend.errors import EngineConfigError
 from backend.intake import load_reference
@@ -30,6 +32,7 @@ from backend.validation import check_text
 
 log = structlog.get_logger(__name__)
 SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 frames per second
+T = TypeVar("T")
 
 
 @dataclass
@@ -220,10 +223,14 @@ class Engine:
         """Speak `request.text` in the reference clip's voice."""
         return self.clone_batch([request])[0]
 
-    def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]:
+    def clone_batch(self, requests: Sequence[CloneRequest], *,
+                    on_progress: ProgressSink | None = None) -> list[CloneResult]:
         """Generate several texts (one voice or several) in one batched `generate`. Rows share one frame budget
         (the largest), so each row is cut to its own request's budget afterwards. A seeded request generates
-        alone with its own seed (see `_generations`)."""
+        alone with its own seed (see `_generations`).
+
+        `on_progress` (called on this thread) hears "cloning" when the voices are prepared, "generating" when
+        generation starts and, on the fast path, the frames generated about twice a second."""
         if not requests:
             return []
         checked = [self._check(request) for request in requests]
@@ -231,10 +238,17 @@ class Engine:
             self.load()
             started = time.perf_counter()
             cold = self._served == 0
+            generations = _generations(requests)
+            budgets = [self._frame_budget([checked[i] for i in indices]) for _, indices in generations]
+            reporter = ProgressReporter(on_progress, frame_budget=sum(budgets) if self._fast is not None else 0,
+                                        interval_s=self.config.progress_interval_s)
+            reporter.stage("cloning")
             prepared = [self._prepare(*item) for item in checked]
+            reporter.stage("generating")
             outputs: dict[int, tuple[np.ndarray, int, float, float]] = {}
-            for seed, indices in _generations(requests):
-                wavs, sizes, generate_s, decode_s = self._generate([prepared[i] for i in indices], seed=seed)
+            for (seed, indices), offset in zip(generations, itertools.accumulate([0, *budgets]), strict=False):
+                wavs, sizes, generate_s, decode_s = self._generate([prepared[i] for i in indices], reporter,
+                                                                   seed=seed, offset=offset)
                 for index, wav, size in zip(indices, wavs, sizes, strict=True):
                     outputs[index] = (wav, size, generate_s, decode_s)
             self._served += len(requests)
@@ -269,9 +283,19 @@ class Engine:
             self._cache.put(key, prompt)
         return _Prepared(text, language, prompt, cached, time.perf_counter() - started, budget)
 
-    def _generate(self, prepared: list[_Prepared],
-                  seed: int | None) -> tuple[list[np.ndarray], list[int], float, float]:
-        """Waveforms, and per item the size of the generation it ran in; generate and decode seconds."""
+    def _groups(self, items: Sequence[T]) -> list[Sequence[T]]:
+        """The generations a batch runs as: the fast decoder takes at most its largest bucket at once."""
+        step = self.config.fast_max_batch if self._fast is not None else len(items)
+        return [items[start:start + step] for start in range(0, len(items), step)]
+
+    def _frame_budget(self, checked: Sequence[tuple[Any, ...]]) -> int:
+        """Frames one generation of these checked requests can produce: each group runs to its largest budget."""
+        return sum(max(item[-1] for item in group) - 1 for group in self._groups(checked))
+
+    def _generate(self, prepared: list[_Prepared], reporter: ProgressReporter, seed: int | None,
+                  offset: int = 0) -> tuple[list[np.ndarray], list[int], float, float]:
+        """Waveforms, and per item the size of the generation it ran in; generate and decode seconds. `offset`:
+        frames the batch's earlier generations already reported, so progress never goes back."""
         import torch
 
         if seed is not None:
@@ -279,16 +303,21 @@ class Engine:
         self._decode_s = 0.0
         started = time.perf_counter()
         wavs, sizes, sample_rate = [], [], SAMPLE_RATE
-        generate = self._fast.generate_voice_clone if self._fast is not None else self.tts.generate_voice_clone
-        step = self.config.fast_max_batch if self._fast is not None else len(prepared)  # fast: largest bucket
-        for start in range(0, len(prepared), step):
-            group = prepared[start:start + step]
-            group_wavs, sample_rate = generate(
+        done = offset  # frames of the earlier generations and groups
+        for group in self._groups(prepared):
+            budget = max(p.max_new_tokens for p in group)
+            inputs: dict[str, Any] = dict(
                 text=[p.text for p in group],
                 language=[p.language.lower() if p.language != AUTO else "auto" for p in group],
                 voice_clone_prompt=[p.prompt for p in group],
-                max_new_tokens=max(p.max_new_tokens for p in group),
+                max_new_tokens=budget,
             )
+            if self._fast is not None:
+                group_wavs, sample_rate = self._fast.generate_voice_clone(
+                    **inputs, on_frame=lambda frames, done=done: reporter.frames(done + frames))
+            else:
+                group_wavs, sample_rate = self.tts.generate_voice_clone(**inputs)
+            done += budget - 1
             wavs += list(group_wavs)
             sizes += [len(group)] * len(group)
         if sample_rate != SAMPLE_RATE:

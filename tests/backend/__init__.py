@@ -30,9 +30,9 @@ def record_batches(patch: pytest.MonkeyPatch) -> list[list[CloneRequest]]:
     calls: list[list[CloneRequest]] = []
     original = Engine.clone_batch
 
-    def recording(self, requests):
+    def recording(self, requests, **options):
         calls.append(list(requests))
-        return original(self, requests)
+        return original(self, requests, **options)
 
     patch.setattr(Engine, "clone_batch", recording)
     return calls

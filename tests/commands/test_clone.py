@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
 import sys
 
@@ -12,13 +14,15 @@ from structlog.testing import capture_logs
 from backend.errors import BackendFailed, BackendTimeout, BackendUnavailable, InvalidInput, VoicebotError
 from backend.intake import ReferenceClip
 from backend.languages import LANGUAGES
+from backend.schema import FRAME_SECONDS, Progress
 from commands.clone import CloneService
 from commands.errors import Cooldown, QueueFull, TooManyJobs, UnexpectedJobError
 from commands.jobs import JobQueue, JobStatus
+from commands.result_check import USER_MESSAGE
 from commands.settings import CommandSettings
 from commands.voices import autocomplete_languages, language_choices
 from tests.clips import sine_clip
-from tests.fakes import FakeBackend, NeverAnswers
+from tests.fakes import BAD_ANSWERS, FakeBackend, IgnoresCancellation, NeverAnswers, RaisesBaseException, fake_result
 
 
 def settings(**overrides) -> CommandSettings:
@@ -297,3 +301,85 @@ def test_commands_import_no_platform_or_gpu_library():
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- what the backend answers is checked; no job hangs -------------------------------------------------------
+WATCHDOG = 30.0  # seconds: far beyond every deadline here; reaching it means a job was left hanging
+
+
+@pytest.mark.parametrize("name", list(BAD_ANSWERS))
+async def test_a_broken_answer_fails_the_job_and_is_never_handed_to_an_adapter(services, clip, name):
+    """None, random bytes, empty or truncated audio, another rate, stereo, a length that does not match: a
+    backend failure with its code and the job id, the slot freed for the next job."""
+    backend = FakeBackend(answer=BAD_ANSWERS[name])
+    service = services(backend, settings=settings(max_concurrent_jobs=1))
+    job, following = await submit(service, clip), await submit(service, clip, user="discord:2")
+
+    with pytest.raises(BackendFailed) as failed:
+        await asyncio.wait_for(job.wait(), WATCHDOG)
+    assert failed.value.code == "bad_audio" and job.result is None and job.status is JobStatus.FAILED
+    assert failed.value.message == f"Job {job.id} failed: {USER_MESSAGE}"
+    assert failed.value.detail  # what was wrong, for the admins and the log
+    with pytest.raises(BackendFailed):
+        await asyncio.wait_for(following.wait(), WATCHDOG)  # the next job ran (and got the same answer)
+
+
+async def test_an_answer_within_a_frame_of_its_reported_length_is_accepted(services, clip):
+    result = fake_result(2.0)
+    backend = FakeBackend(answer=lambda: result.model_copy(update={"audio_seconds": 2.0 + FRAME_SECONDS}))
+    job = await submit(services(backend), clip)
+    assert (await asyncio.wait_for(job.wait(), WATCHDOG)).audio == result.audio
+
+
+async def test_a_backend_that_ignores_cancellation_still_times_out_and_frees_its_slot(services, clip):
+    backend = IgnoresCancellation()
+    service = services(backend, settings=settings(job_timeout_s=0.05, max_concurrent_jobs=1))
+    job, following = await submit(service, clip), await submit(service, clip, user="discord:2")
+
+    with pytest.raises(BackendTimeout) as failed:
+        await asyncio.wait_for(job.wait(), WATCHDOG)
+    assert failed.value.message.startswith(f"Job {job.id} failed: the backend did not finish within 0.05 s.")
+    with pytest.raises(BackendTimeout):
+        await asyncio.wait_for(following.wait(), WATCHDOG)  # it got the slot, and its own deadline
+    assert len(backend.calls) == 2 and backend.cancellations >= 1
+    backend.release()
+
+
+async def test_a_base_exception_from_the_backend_fails_the_job_and_frees_its_slot(services, clip):
+    backend = FakeBackend(hold=True)
+    service = services(backend, settings=settings(max_concurrent_jobs=1))
+    with capture_logs() as logs:
+        job, following = await submit(service, clip), await submit(service, clip, user="discord:2")
+        (await backend.next_call()).fail(RaisesBaseException("from a library"))
+        with pytest.raises(UnexpectedJobError):
+            await asyncio.wait_for(job.wait(), WATCHDOG)
+    (await asyncio.wait_for(backend.next_call(), WATCHDOG)).release()
+    assert (await asyncio.wait_for(following.wait(), WATCHDOG)).audio_seconds == pytest.approx(2.0)
+    assert any(entry["event"] == "job.crashed" and entry["job_id"] == job.id for entry in logs)
+
+
+async def test_the_backends_progress_shows_as_a_bar_in_the_jobs_line(services, clip):
+    progress = Progress(stage="generating", frames=76, frame_budget=146)
+    backend = FakeBackend(hold=True, progress=[progress])
+    job = await submit(services(backend), clip)
+    call = await backend.next_call()
+
+    assert job.progress == progress
+    assert re.fullmatch(rf"Job {job.id}: generating ▓▓▓▓░░░░ 52% · 6\.1 s of audio · \d+ s", job.describe())
+    call.release()
+    await job.wait()
+
+
+async def test_a_backend_failure_does_not_start_the_users_cooldown(services, clip):
+    """The user was told to try again: an immediate retry is accepted (a job that failed on its input keeps
+    the cooldown, see test_jobs)."""
+    backend = FakeBackend(error=BackendUnavailable("The voice backend is unavailable; try again later."))
+    service = services(backend, settings=settings(cooldown_s=10))
+    job = await submit(service, clip)
+    with pytest.raises(BackendUnavailable):
+        await job.wait()
+    backend.error = None
+    retry = await submit(service, clip)
+    assert (await retry.wait()).audio_seconds == pytest.approx(2.0)
+    with pytest.raises(Cooldown):
+        await submit(service, clip)  # the retry that was accepted started it

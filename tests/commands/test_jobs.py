@@ -8,11 +8,11 @@ import re
 import pytest
 from structlog.testing import capture_logs
 
-from backend.errors import BackendUnavailable
-from backend.schema import CloneRequest
+from backend.errors import BackendFailed, BackendTimeout, BackendUnavailable, InvalidInput, VoicebotError
+from backend.schema import CloneRequest, Progress
 from commands.errors import BotRestarting, Cooldown, QueueFull, TooManyJobs, UnexpectedJobError
 from commands.jobs import Job, JobQueue, JobStatus, p50_p95
-from tests.fakes import FakeBackend
+from tests.fakes import FakeBackend, RaisesBaseException
 
 ORDER = list(JobStatus)
 
@@ -52,10 +52,10 @@ def work_on(backend: FakeBackend, queue: JobQueue):
     """The work function a CloneService would pass: one backend call reporting its stages to the queue."""
 
     async def work(job: Job):
-        async def on_stage(stage):
-            queue.stage(job, stage)
+        async def on_progress(progress):
+            queue.progress(job, progress)
 
-        return await backend.clone(CloneRequest(reference=b"clip", text=job.text), on_stage)
+        return await backend.clone(CloneRequest(reference=b"clip", text=job.text), on_progress)
 
     return work
 
@@ -88,7 +88,7 @@ async def make_queue(clock):
     queues: list[JobQueue] = []
 
     def make(max_concurrent: int = 1, **options) -> JobQueue:
-        options = {"max_per_user": 5, "cooldown_s": 0, "clock": clock} | options
+        options = {"max_per_user": 5, "cooldown_s": 0, "clock": clock, "progress_interval_s": 0} | options
         queues.append(JobQueue(max_concurrent, **options))
         return queues[-1]
 
@@ -414,3 +414,129 @@ async def test_drain_timeout_interrupts_backend_calls_and_uploads(make_queue):
     uploading.mark_done()  # too late: stays FAILED
     assert uploading.status is JobStatus.FAILED
     assert queue.running == 0
+
+
+# -- the queue as its users see it ---------------------------------------------------------------------------
+async def test_waiting_jobs_are_told_the_current_length_of_the_queue(make_queue):
+    """"position 1 of 1" must not stay on screen while more jobs line up behind it."""
+    queue = make_queue(1)
+    backend = FakeBackend(hold=True)
+    lines: list[str] = []
+    submit(queue, backend, "u0")
+    waiting = submit(queue, backend, "u1", on_progress=lambda job: lines.append(job.describe()))
+    await queue.flush()
+    assert lines == [f"Job {waiting.id}: queued, position 1 of 1"]
+
+    for user in ("u2", "u3"):
+        submit(queue, backend, user)
+        await queue.flush()
+
+    assert lines[-1] == f"Job {waiting.id}: queued, position 1 of 3" and len(lines) == 3
+
+
+async def test_the_progress_interval_holds_back_queue_length_and_frames_but_never_stages(make_queue):
+    """Each callback run is a chat message edit: a new queue length or frame count waits for the interval
+    (the latest state arriving at its end), a new status or place goes out at once."""
+    queue = make_queue(1, progress_interval_s=3600)
+    backend = FakeBackend(hold=True)
+    running, waiting = Recorder(), Recorder()
+    first = submit(queue, backend, "u0", on_progress=running)
+    second = submit(queue, backend, "u1", on_progress=waiting)
+    call = await backend.next_call()
+    await queue.flush()
+    calls_so_far = len(running.events), len(waiting.events)
+
+    submit(queue, backend, "u2")  # the second's queue length changes
+    queue.progress(first, Progress(stage="generating", frames=10, frame_budget=100))  # frames only
+    await queue.flush()
+    assert (len(running.events), len(waiting.events)) == calls_so_far
+    assert first.progress.frames == 10  # kept for the next line shown
+
+    call.release()
+    await deliver(first, queue)
+    await queue.flush()
+    assert running.statuses[-1] is JobStatus.DONE and waiting.statuses[-1] is JobStatus.GENERATING
+    assert second.describe() == f"Job {second.id}: generating speech…"
+
+
+async def test_a_held_back_update_arrives_at_the_end_of_the_interval(make_queue):
+    queue = make_queue(1, progress_interval_s=0.05)
+    backend = FakeBackend(hold=True)
+    lines: list[str] = []
+    arrived = asyncio.Event()
+
+    def show(job: Job) -> None:
+        lines.append(job.describe())
+        if "of 2" in lines[-1]:
+            arrived.set()
+
+    submit(queue, backend, "u0")
+    waiting = submit(queue, backend, "u1", on_progress=show)
+    await queue.flush()
+    submit(queue, backend, "u2")
+    await asyncio.wait_for(arrived.wait(), 30)
+    assert lines == [f"Job {waiting.id}: queued, position 1 of 1", f"Job {waiting.id}: queued, position 1 of 2"]
+
+
+# -- outcomes: every one frees the slot; only the user's own failures keep the cooldown -------------------
+@pytest.mark.parametrize("error, keeps_cooldown", [
+    (BackendUnavailable("The voice backend is unavailable; try again later."), False),
+    (BackendTimeout("the backend did not finish within 600 s."), False),
+    (BackendFailed("The voice backend sent back unusable audio.", code="bad_audio"), False),
+    (RuntimeError("a bug"), False),
+    (InvalidInput("The reference clip holds no speech.", code="no_speech"), True),
+])
+async def test_only_a_failure_of_the_users_own_input_keeps_the_cooldown(make_queue, error, keeps_cooldown):
+    queue = make_queue(1, cooldown_s=10)
+    with capture_logs():
+        job = submit(queue, FakeBackend(error=error), "u1")
+        with pytest.raises(VoicebotError):
+            await job.wait()
+
+    if keeps_cooldown:
+        with pytest.raises(Cooldown):
+            submit(queue, FakeBackend(), "u1")
+    else:
+        submit(queue, FakeBackend(), "u1")
+
+
+async def test_a_delivery_failure_gives_the_cooldown_back(make_queue):
+    queue = make_queue(1, cooldown_s=10)
+    job = submit(queue, FakeBackend(), "u1")
+    await job.wait()
+    with pytest.raises(VoicebotError):
+        async with job.delivering():
+            raise VoicebotError("the upload was refused by the platform.", code="upload_failed")
+    submit(queue, FakeBackend(), "u1")
+
+
+async def test_a_refund_never_undoes_a_later_jobs_cooldown(make_queue, clock):
+    queue = make_queue(2, cooldown_s=10)
+    backend = FakeBackend(hold=True)
+    first = submit(queue, backend, "u1")
+    clock.advance(10)
+    submit(queue, backend, "u1")  # starts the cooldown anew
+    (await backend.next_call()).fail(BackendUnavailable("down"))
+    with pytest.raises(BackendUnavailable):
+        await first.wait()
+    with pytest.raises(Cooldown):
+        submit(queue, backend, "u1")
+
+
+@pytest.mark.parametrize("outcome", ["returns None", "raises a BaseException"])
+async def test_work_that_misbehaves_fails_its_job_and_frees_the_slot(make_queue, outcome):
+    queue = make_queue(1)
+
+    async def work(job: Job):
+        if outcome == "returns None":
+            return None
+        raise RaisesBaseException("from a library")
+
+    with capture_logs() as logs:
+        broken = queue.submit(work, user_id="u1", place="test:place")
+        following = submit(queue, FakeBackend(), "u2")
+        with pytest.raises(UnexpectedJobError):
+            await asyncio.wait_for(broken.wait(), 30)
+        await asyncio.wait_for(deliver(following), 30)
+    assert following.status is JobStatus.DONE and queue.running == 0
+    assert any(entry["event"] == "job.crashed" for entry in logs)

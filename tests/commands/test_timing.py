@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from backend.schema import Timings
 from commands.jobs import JobQueue
 from commands.timing import (
     CONSENT_LINE,
@@ -66,6 +67,28 @@ async def test_job_fields_take_text_language_and_wait_from_the_job():
     fields = dict(job_timing_fields(job))
     assert (fields["Text"], fields["Language"], fields["Backend"]) == ("Bonjour", "French", "modal:fa2 on Fake GPU")
     assert fields["Queue wait"].endswith(" s")
+
+
+async def test_queue_wait_includes_the_wait_inside_the_backends_batch():
+    """A user who waited 10.8 s (8.7 s of them for the backend's batch) must not read "Queue wait 0.00 s"."""
+    clock = iter([100.0, 100.0, 101.5, 101.5, 112.3]).__next__  # submitted, started 1.5 s later, answered
+    queue = JobQueue(1, clock=lambda: clock())
+    backend = FakeBackend(total_s=2.1, queue_s=8.7)
+
+    async def work(job):
+        return await backend.clone(None)
+
+    job = queue.submit(work, user_id="u", place="cli", text="Hello", language="English")
+    await job.wait()
+    fields = dict(job_timing_fields(job))
+    assert (fields["Queue wait"], fields["Total"]) == ("10.2 s", "2.10 s")  # 1.5 s here + 8.7 s in the batch
+
+
+def test_a_backend_wait_shows_without_a_job_queue_and_a_broken_one_counts_nothing():
+    waited = fake_result(2.0).model_copy(update={"timings": Timings(total_s=1.0, queue_s=0.25)})
+    assert dict(timing_fields(waited, text="hi", language="Auto"))["Queue wait"] == "0.25 s"
+    broken = fake_result(2.0).model_copy(update={"timings": Timings(total_s=1.0, queue_s=float("nan"))})
+    assert dict(timing_fields(broken, text="hi", language="Auto", queue_wait_s=1.0))["Queue wait"] == "1.00 s"
 
 
 @pytest.mark.parametrize("rtf, text", [

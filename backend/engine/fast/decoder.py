@@ -393,11 +393,14 @@ class FastDecoder:
         b.step.zero_()
         b.position.fill_(length)
 
-    def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *,
-               chunks: Sequence[int] = ()) -> Iterator[torch.Tensor]:
+    def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *, chunks: Sequence[int] = (),
+               on_frame: Callable[[int], None] | None = None) -> Iterator[torch.Tensor]:
         """Decode, yielding new frames (real rows x n x 16 codes, on the device) in chunks of the sizes in
         `chunks` (the last size repeats; empty: one chunk at the end). Rows that hit EOS keep running until all
-        have, like stock generate; callers cut each row at its first EOS (`trim_at_eos`)."""
+        have, like stock generate; callers cut each row at its first EOS (`trim_at_eos`).
+
+        `on_frame(done)` is called after every frame with the frames done so far (of `max_new_tokens - 1`); on
+        CUDA the count runs at most `eos_check_every` frames ahead of the GPU (the EOS check waits for it)."""
         real, prompt = inputs.inputs_embeds.shape[0], inputs.inputs_embeds.shape[1]
         budget = settings.max_new_tokens - 1  # stock: the last sampled token never becomes a frame
         if real > self.max_batch or prompt + budget > self.max_len:
@@ -420,6 +423,8 @@ class FastDecoder:
                     stop = (last or done % self.eos_check_every == 0) and bool(self.buffers.finished[:real].all())
                     due = done - emitted >= sizes[0]
                     new = codes[:real, emitted:done].clone() if stop or last or due else None
+                if on_frame is not None:
+                    on_frame(done)
                 if new is not None:
                     emitted = done
                     sizes = sizes[1:] or sizes

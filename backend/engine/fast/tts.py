@@ -8,7 +8,7 @@ from the package). Those arguments feed `FastDecoder`; codes become audio exactl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,18 +70,20 @@ class FastTTS:
                               kwargs["tts_pad_embed"])
         return inputs, _settings(kwargs)
 
-    def generate_codes(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
-                       **generate_kwargs: Any) -> list[torch.Tensor]:
-        """Codec frames (n x 16) per text, cut at EOS: what stock `model.generate` returns as `talker_codes_list`."""
+    def generate_codes(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any, *,
+                       on_frame: Callable[[int], None] | None = None, **generate_kwargs: Any) -> list[torch.Tensor]:
+        """Codec frames (n x 16) per text, cut at EOS: what stock `model.generate` returns as `talker_codes_list`.
+        `on_frame(done)` follows the decode loop frame by frame (`FastDecoder.frames`)."""
         inputs, settings = self.talker_inputs(text, language, voice_clone_prompt, **generate_kwargs)
-        codes = torch.cat(list(self.decoder.frames(inputs, settings)), dim=1)
+        codes = torch.cat(list(self.decoder.frames(inputs, settings, on_frame=on_frame)), dim=1)
         return trim_at_eos(codes, settings.eos)
 
     def generate_voice_clone(self, text: str | list[str], language: str | list[str] | None,
-                             voice_clone_prompt: Sequence[Any], **generate_kwargs: Any) -> tuple[list[np.ndarray], int]:
-        """Drop-in for `Qwen3TTSModel.generate_voice_clone(..., voice_clone_prompt=[items])`."""
+                             voice_clone_prompt: Sequence[Any], *, on_frame: Callable[[int], None] | None = None,
+                             **generate_kwargs: Any) -> tuple[list[np.ndarray], int]:
+        """Drop-in for `Qwen3TTSModel.generate_voice_clone(..., voice_clone_prompt=[items])`, plus `on_frame`."""
         prompts = list(voice_clone_prompt)
-        codes = self.generate_codes(text, language, prompts, **generate_kwargs)
+        codes = self.generate_codes(text, language, prompts, on_frame=on_frame, **generate_kwargs)
         if len(prompts) == 1 and len(codes) > 1:
             prompts = prompts * len(codes)
         return self.codes_to_wavs(codes, prompts)

@@ -63,11 +63,11 @@ async def exercise(backend: BackendClient, clip: bytes, variant: str) -> None:
     """The happy path every client must serve."""
     stages = []
 
-    async def on_stage(stage):
-        stages.append(stage)
+    async def on_progress(progress):
+        stages.append(progress.stage)
 
-    result = await backend.clone(request(clip), on_stage=on_stage)
-    assert stages == ["cloning"] and result.variant == variant
+    result = await backend.clone(request(clip), on_progress=on_progress)
+    assert stages[0] == "cloning" and set(stages) <= {"cloning", "generating"} and result.variant == variant
     assert_wav_24k(result)
     batch = await backend.clone_batch([request(clip, text="One."), request(clip, text="Two.")])
     assert len(batch) == 2 and all(item.voice_cached for item in batch)

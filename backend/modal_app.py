@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import modal
 
-from backend.batcher import DEFAULT_WINDOW_S, CloneBatcher
+from backend.batcher import DEFAULT_WINDOW_S, CloneBatcher, ProgressSink
 from backend.errors import EngineConfigError, VoicebotError
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.progress_stream import progress_then_result
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.serving import TOKEN_ENV, ServingSettings, WebAccess
 from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, Variant
-from backend.wire import batch_from_call, checked_batch, reply_error, reply_ok, request_from_call
+from backend.wire import batch_from_call, checked_batch, progress_event, reply_error, reply_ok, request_from_call
 
 if TYPE_CHECKING:
     from backend.engine import Engine, EngineConfig
@@ -163,8 +164,8 @@ class _BatchedEngine:
         self.engine = engine
         self.batcher = batcher
 
-    def clone(self, request: CloneRequest) -> CloneResult:
-        return self.batcher.clone_blocking(request)  # the web handlers run in FastAPI's threadpool
+    def clone(self, request: CloneRequest, on_progress: ProgressSink | None = None) -> CloneResult:
+        return self.batcher.clone_blocking(request, on_progress)  # the web handlers run in FastAPI's threadpool
 
     def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         return self.engine.clone_batch(requests)
@@ -225,6 +226,18 @@ class _Service:
         except VoicebotError as exc:
             return reply_error(exc)
         return reply_ok(result.model_dump())
+
+    @modal.method()
+    async def clone_stream(self, request: dict):
+        """`clone` with progress, for `.remote_gen`: yields `{"progress": {...}}` as the engine reports it (about
+        twice a second), then the reply envelope `clone` returns. The request joins the container's batches
+        like any other clone."""
+        try:
+            clone_request = request_from_call(request)
+            async for event in progress_then_result(lambda sink: self.batcher.clone(clone_request, sink)):
+                yield progress_event(event) if isinstance(event, Progress) else reply_ok(event.model_dump())
+        except VoicebotError as exc:
+            yield reply_error(exc)
 
     @modal.method()
     def clone_batch(self, requests: list) -> dict:

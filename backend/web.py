@@ -12,19 +12,31 @@ What the edge enforces before a request costs anything:
   the limit is the largest valid request, derived from the clip and text limits.
 - No `/docs`, `/redoc` or `/openapi.json` unless asked for (`docs=True`, and then behind the token too).
 - Every failure answers `{"error": code, "message": ...}`, 4xx for the caller's mistakes.
+
+Progress. `POST /clone` answers one JSON result, as the deployment plan's clients expect. A client that sends
+`Accept: application/x-ndjson` gets a stream instead, one JSON object per line: `{"progress": {...}}` as the
+engine reports it (stage, frames, frame budget; about twice a second), then one final `{"result": {...}}` or
+`{"error": {"status": ..., "error": code, "message": ...}}`. Same route, so the token check, the body limit and
+the 4xx answers hold unchanged: the request is validated before the stream starts, so a bad one still answers
+a 4xx JSON error, never a stream; only what fails after the first line (a timeout, the engine) comes as the
+error line. Content negotiation rather than a second route, so a new client against an older server simply
+gets the plain answer (no progress) instead of a 404. On Modal, a plain request still running after 150 s is
+answered with a 303 to a result URL; a stream has begun answering at once (headers and the first line), so it
+stays one open connection for the whole generation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, SimpleUser
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.datastructures import Headers
@@ -33,31 +45,40 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.intake.limits import AudioLimits
+from backend.batcher import ProgressSink
 from backend.errors import VoicebotError
-from backend.schema import CloneRequest, CloneResult, HealthReport
+from backend.intake.limits import AudioLimits
+from backend.progress_stream import progress_then_result
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 from backend.wire import (
     CloneBatchBody,
     CloneBody,
+    NDJSON,
     ErrorBody,
     batch_body_limit,
     checked_batch,
     clone_body_limit,
     error_body,
+    error_event,
     http_status,
     invalid_request,
+    progress_event,
     result_to_json,
+    stream_line,
 )
 
 log = structlog.get_logger(__name__)
+_INTERNAL_MESSAGE = "The voice backend failed unexpectedly."
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 
 
 class CloneService(Protocol):
-    """What the API serves; `backend.engine.Engine` has exactly these (blocking) methods."""
+    """What the API serves: blocking methods, as `backend.engine.Engine` has them. `clone` takes the progress
+    sink the batcher takes (the Modal container serves its engine behind one); a service whose `clone` takes
+    none (the bare engine) serves every route but the progress stream."""
 
-    def clone(self, request: CloneRequest) -> CloneResult: ...
+    def clone(self, request: CloneRequest, on_progress: ProgressSink | None = None) -> CloneResult: ...
 
     def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]: ...
 
@@ -144,8 +165,30 @@ def _install_error_handlers(app: FastAPI) -> None:
         # The traceback goes to the log only: the body is shown to end users.
         log.exception("web.failed", path=request.url.path)
         return JSONResponse(
-            ErrorBody(error="internal", message="The voice backend failed unexpectedly.").model_dump(), status_code=500
+            ErrorBody(error="internal", message=_INTERNAL_MESSAGE).model_dump(), status_code=500
         )
+
+
+async def _clone_stream(service: CloneService, request: CloneRequest) -> AsyncIterator[bytes]:
+    """The NDJSON answer: each progress report as a line, then the result or the error line. The clone blocks,
+    so it runs in a worker thread; the lines are written from the event loop as the reports arrive."""
+    started = time.perf_counter()
+    try:
+        async for event in progress_then_result(
+                lambda sink: asyncio.to_thread(service.clone, request, on_progress=sink)):
+            if isinstance(event, Progress):
+                yield stream_line(progress_event(event))
+            else:
+                log.info("web.clone", seconds=round(time.perf_counter() - started, 3),
+                         audio_seconds=event.audio_seconds, stream=True)
+                yield stream_line({"result": result_to_json(event)})
+    except VoicebotError as exc:
+        log.info("web.rejected", path="/clone", code=exc.code, stream=True)
+        yield stream_line(error_event(exc))
+    except Exception:  # the status line is already sent: the error goes in the stream, the traceback to the log
+        log.exception("web.failed", path="/clone", stream=True)
+        yield stream_line({"error": {"status": 500, **ErrorBody(
+            error="internal", message=_INTERNAL_MESSAGE).model_dump()}})
 
 
 def create_web_app(
@@ -172,9 +215,13 @@ def create_web_app(
     _install_error_handlers(app)
 
     @app.post("/clone", max_body_size=body_limits["/clone"])
-    def clone(body: CloneBody) -> dict[str, Any]:
+    def clone(body: CloneBody, request: Request) -> Any:
+        clone_request = body.to_request()
+        if NDJSON in request.headers.get("accept", ""):
+            service.validate(clone_request)  # a bad request answers its 4xx here, before the stream starts
+            return StreamingResponse(_clone_stream(service, clone_request), media_type=NDJSON)
         started = time.perf_counter()
-        result = service.clone(body.to_request())
+        result = service.clone(clone_request)
         log.info("web.clone", seconds=round(time.perf_counter() - started, 3), audio_seconds=result.audio_seconds)
         return result_to_json(result)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 
 from backend.intake.limits import AudioLimits
 from backend.errors import BackendFailed, EngineConfigError, InvalidInput, VoicebotError
-from backend.schema import CloneRequest, CloneResult, Seed
+from backend.schema import FRAME_SECONDS, SAMPLE_RATE, CloneRequest, CloneResult, Progress, Seed
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
 MAX_BATCH_ITEMS = 16  # one batch holds the model lock for all its items: keep a single request bounded
@@ -194,3 +195,50 @@ def unwrap_reply(reply: dict[str, Any]) -> Any:
     if "result" in reply:
         return reply["result"]
     raise error_from_body(int(reply.get("status", 500)), reply)
+
+
+# -- progress streams: the HTTP API's NDJSON answer and the Modal generator method ---------------------------
+NDJSON = "application/x-ndjson"
+# A result line carries the WAV as base64; the engine caps a generation at 2048 frames by default (164 s of
+# audio). Twice that bounds what a client accepts from any voicebot server, however it is configured; a
+# longer line is not a voicebot answer, and a hostile server cannot make the client hold more.
+MAX_RESULT_FRAMES = 4096
+_WAV_HEADER_BYTES = 44
+_SAMPLES_PER_FRAME = round(SAMPLE_RATE * FRAME_SECONDS)
+
+
+def max_stream_line_bytes(max_frames: int = MAX_RESULT_FRAMES) -> int:
+    """The longest line of a progress stream: the result line of a `max_frames` WAV (16-bit mono) as base64,
+    plus its metadata. Progress and error lines are far shorter."""
+    wav_bytes = _WAV_HEADER_BYTES + 2 * _SAMPLES_PER_FRAME * max_frames
+    return 4 * math.ceil(wav_bytes / 3) + _BODY_MARGIN
+
+
+def progress_event(progress: Progress) -> dict[str, Any]:
+    return {"progress": progress.model_dump(mode="json")}
+
+
+def error_event(exc: VoicebotError) -> dict[str, Any]:
+    """The error shape every transport uses, with the HTTP status the plain answer would have had, so a client
+    maps it the same way (`error_from_body`)."""
+    return {"error": {"status": http_status(exc), **error_body(exc)}}
+
+
+def stream_line(event: dict[str, Any]) -> bytes:
+    """One event of the HTTP stream: compact JSON on one line (JSON escapes every newline inside strings)."""
+    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+
+
+def event_from_stream(data: Any, parse_result: Callable[[Any], T]) -> Progress | T:
+    """One event of a progress stream as `Progress` or the parsed result; an error event is raised as the
+    matching `VoicebotError`. Anything else (another shape, extra keys) raises `ValueError`."""
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ValueError("a stream event is an object with one key")
+    (kind, payload), = data.items()
+    if kind == "progress":
+        return Progress.model_validate(payload)
+    if kind == "result":
+        return parse_result(payload)
+    if kind == "error" and isinstance(payload, dict):
+        raise error_from_body(int(payload.get("status", 500)), payload)
+    raise ValueError(f"unknown stream event {kind!r:.40}")

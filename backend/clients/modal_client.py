@@ -4,11 +4,17 @@ The class is looked up by name (`modal.Cls.from_name`), so the bot never imports
 the variant table in `backend.variants` supplies the class names. Each failure mode becomes its own error:
 users read what happened (`backend.clients.failures`), operators the fix in its `detail` (missing token: run
 `modal token new`; app not deployed: `modal deploy`; timeout; the remote failure).
+
+Progress: given a callback, `clone` calls the generator method `clone_stream` (`.remote_gen.aio`), which yields
+the engine's progress reports and then the same reply envelope `clone` returns; VOICEBOT_TIMEOUT_S bounds the
+whole stream. Modal carries a generator's items as they are yielded, so no web endpoint and no polling is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import modal
@@ -57,46 +63,39 @@ class ModalBackend:
         return self._service
 
     async def _call(self, method: str, *args: Any) -> Any:
-        """`_remote_call`, with every failure logged once for operators (target, code, detail)."""
+        """The payload of `method.remote.aio(*args)`'s reply envelope, under the deadline."""
+        with self._failures(method) as where, _remote_errors(where, self._timeout_s):
+            return unwrap_reply(await asyncio.wait_for(getattr(self._remote(), method).remote.aio(*args),
+                                                       self._timeout_s))
+
+    async def _stream(self, method: str, on_progress: ProgressCallback, *args: Any) -> Any:
+        """The payload of the reply envelope that `method.remote_gen.aio(*args)` ends with, each progress item
+        before it handed to `on_progress`; the deadline covers the whole stream."""
+        with self._failures(method) as where:
+            with _remote_errors(where, self._timeout_s):
+                async with asyncio.timeout(self._timeout_s):
+                    async for item in getattr(self._remote(), method).remote_gen.aio(*args):
+                        if isinstance(item, dict) and "progress" in item:
+                            await _report(on_progress, Progress.model_validate(item["progress"]))
+                        else:
+                            return unwrap_reply(item)
+            raise BackendFailed(FAILED, detail=f"{where} ended its stream without a reply")
+
+    @contextmanager
+    def _failures(self, method: str) -> Iterator[str]:
+        """Yields the call's name for details; every failure is logged once for operators (target, code, detail)."""
         try:
-            return await self._remote_call(method, *args)
+            yield f"Modal {self._app_name}/{self._class_name}.{method}"
         except VoicebotError as exc:
             (log.info if isinstance(exc, InvalidInput) else log.warning)(
                 "modal.failed", target=f"{self._app_name}/{self._class_name}", method=method, code=exc.code,
                 detail=exc.detail)
             raise
 
-    async def _remote_call(self, method: str, *args: Any) -> Any:
-        where = f"Modal {self._app_name}/{self._class_name}.{method}"
-        try:
-            reply = await asyncio.wait_for(getattr(self._remote(), method).remote.aio(*args), self._timeout_s)
-        except (TimeoutError, modal.exception.TimeoutError) as exc:
-            raise BackendTimeout(TIMED_OUT, detail=f"{where} did not answer within {self._timeout_s:g} s "
-                                                   "(VOICEBOT_TIMEOUT_S)") from exc
-        except (modal.exception.AuthError, modal.exception.PermissionDeniedError) as exc:
-            raise BackendNotConfigured(NOT_SET_UP, detail=(
-                f"{where}: Modal credentials are missing or invalid ({type(exc).__name__}): set MODAL_TOKEN_ID and "
-                "MODAL_TOKEN_SECRET, or run `modal token new`")) from exc
-        except modal.exception.NotFoundError as exc:
-            raise BackendUnavailable(NOT_SET_UP, detail=(
-                f"{where}: the app is not deployed: run `modal deploy -m backend.modal_app`")) from exc
-        except modal.exception.ConnectionError as exc:
-            raise BackendUnavailable(UNREACHABLE,
-                                     detail=f"{where}: Modal cannot be reached: check the network") from exc
-        except VoicebotError as exc:  # raised outside the reply envelope, e.g. by the container's model load
-            raise from_service(exc, where)  # from_service keeps the cause
-        except Exception as exc:
-            log.exception("modal.crashed", target=where)
-            raise BackendFailed(FAILED, detail=f"{where} raised {type(exc).__name__}; the traceback is logged") from exc
-        try:
-            return unwrap_reply(reply)
-        except VoicebotError as exc:
-            raise from_service(exc, where)  # from_service keeps the cause
-
     async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
-        if on_progress is not None:
-            await on_progress(Progress(stage="cloning"))
-        return CloneResult.model_validate(await self._call("clone", request.model_dump()))
+        if on_progress is None:
+            return CloneResult.model_validate(await self._call("clone", request.model_dump()))
+        return CloneResult.model_validate(await self._stream("clone_stream", on_progress, request.model_dump()))
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         results = await self._call("clone_batch", [request.model_dump() for request in requests])
@@ -110,3 +109,35 @@ class ModalBackend:
 
     async def aclose(self) -> None:
         """Nothing to release: Modal's client is shared by the process and closes with it."""
+
+
+async def _report(on_progress: ProgressCallback, progress: Progress) -> None:
+    """A callback that raises never fails the clone (`backend.clients.base`)."""
+    try:
+        await on_progress(progress)
+    except Exception:
+        log.exception("modal.progress_callback_failed", stage=progress.stage)
+
+
+@contextmanager
+def _remote_errors(where: str, timeout_s: float) -> Iterator[None]:
+    """Each way a Modal call fails as its own `VoicebotError`: users read what happened, operators the fix."""
+    try:
+        yield
+    except (TimeoutError, modal.exception.TimeoutError) as exc:
+        raise BackendTimeout(TIMED_OUT, detail=f"{where} did not answer within {timeout_s:g} s "
+                                               "(VOICEBOT_TIMEOUT_S)") from exc
+    except (modal.exception.AuthError, modal.exception.PermissionDeniedError) as exc:
+        raise BackendNotConfigured(NOT_SET_UP, detail=(
+            f"{where}: Modal credentials are missing or invalid ({type(exc).__name__}): set MODAL_TOKEN_ID and "
+            "MODAL_TOKEN_SECRET, or run `modal token new`")) from exc
+    except modal.exception.NotFoundError as exc:
+        raise BackendUnavailable(NOT_SET_UP, detail=(
+            f"{where}: the app is not deployed: run `modal deploy -m backend.modal_app`")) from exc
+    except modal.exception.ConnectionError as exc:
+        raise BackendUnavailable(UNREACHABLE, detail=f"{where}: Modal cannot be reached: check the network") from exc
+    except VoicebotError as exc:  # an error reply, or raised outside the envelope (the container's model load)
+        raise from_service(exc, where)  # from_service keeps the cause
+    except Exception as exc:
+        log.exception("modal.crashed", target=where)
+        raise BackendFailed(FAILED, detail=f"{where} raised {type(exc).__name__}; the traceback is logged") from exc

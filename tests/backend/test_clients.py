@@ -21,6 +21,7 @@ import soundfile as sf
 from structlog.testing import capture_logs
 
 from backend import modal_app
+from backend.batcher import CloneBatcher
 from backend.clients import local
 from backend.clients.base import BackendClient
 from backend.clients.factory import create_backend
@@ -40,6 +41,7 @@ from backend.schema import CloneRequest, CloneResult
 from backend.settings import BackendSettings
 from backend.web import create_web_app
 from tests.backend import load_tiny_checkpoint
+from tests.backend.test_modal_app import local_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,13 +184,15 @@ def test_modal_backend_without_token_says_how_to_log_in(tmp_path):
     assert told.startswith(NOT_SET_UP) and "MODAL_TOKEN_ID" in told and "modal token new" in told, out.stderr
 
 
-def fake_lookup(monkeypatch, aio) -> list:
-    """Replace `modal.Cls.from_name` with a class whose every method's `.remote.aio` is `aio(method, *args)`."""
+def fake_lookup(monkeypatch, aio, gen=None) -> list:
+    """Replace `modal.Cls.from_name` with a class whose every method's `.remote.aio` is `aio(method, *args)` (and
+    `.remote_gen.aio` is `gen(method, *args)`, an async generator)."""
     looked_up = []
 
     class Service:
         def __getattr__(self, method):
-            return SimpleNamespace(remote=SimpleNamespace(aio=lambda *args: aio(method, *args)))
+            return SimpleNamespace(remote=SimpleNamespace(aio=lambda *args: aio(method, *args)),
+                                   remote_gen=SimpleNamespace(aio=lambda *args: gen(method, *args)))
 
     def from_name(app_name, class_name):
         looked_up.append((app_name, class_name))
@@ -271,7 +275,10 @@ async def test_modal_backend_against_the_modal_classes(monkeypatch, tiny_checkpo
         reply = await asyncio.to_thread(getattr(service, method).local, *args)
         return await reply if inspect.isawaitable(reply) else reply
 
-    fake_lookup(monkeypatch, local_call)
+    def local_gen(method, *args):
+        return local_stream(service, method, *args)
+
+    fake_lookup(monkeypatch, local_call, local_gen)
     await exercise(ModalBackend(settings(backend="modal"), "06b"), clip, "06b")
 
 
@@ -282,7 +289,9 @@ def http_backend(transport: httpx.AsyncBaseTransport, **overrides) -> HttpBacken
 
 @pytest.mark.slow
 async def test_http_backend_against_the_web_app(engine, clip):
-    transport = httpx.ASGITransport(app=create_web_app(engine, token="s3cret-0123456789"))
+    """Served as the Modal container serves it (the engine behind a batcher), so `clone` streams progress."""
+    service = modal_app._BatchedEngine(engine, CloneBatcher.for_engine(engine))
+    transport = httpx.ASGITransport(app=create_web_app(service, token="s3cret-0123456789"))
     backend = http_backend(transport, http_token="s3cret-0123456789")
     await exercise(backend, clip, "test")
     await backend.aclose()

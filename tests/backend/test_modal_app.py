@@ -24,7 +24,7 @@ from modal._utils.async_utils import synchronizer
 
 from backend import modal_app
 from backend.errors import EngineConfigError
-from backend.schema import SEED_MAX, CloneRequest, CloneResult, HealthReport
+from backend.schema import SEED_MAX, CloneRequest, CloneResult, HealthReport, Progress
 from backend.serving import OPEN_ENV, TOKEN_ENV, ServingSettings
 from backend.variants import DEFAULT_VARIANT, MODELS_DIR, VARIANTS
 from backend.wire import MAX_BATCH_ITEMS
@@ -129,6 +129,15 @@ def entered(service):
     return service
 
 
+def local_stream(service, method: str, *args):
+    """An async generator method run in this process. modal 1.6's `.local()` wraps every async method in a
+    coroutine that awaits its result, and a generator cannot be awaited; so this calls the method's own function
+    on the instance `.local()` uses (after `entered`, its `@modal.enter` has run)."""
+    function = synchronizer._translate_in(getattr(service, method))
+    instance = synchronizer._translate_in(service)._cached_user_cls_instance()
+    return function._get_source_info().raw_f(instance, *args)
+
+
 @pytest.fixture(scope="module")
 def services(on_cpu) -> dict:
     return {name: entered(getattr(modal_app, variant.class_name)()) for name, variant in VARIANTS.items()}
@@ -158,6 +167,22 @@ async def test_methods_through_local(services, name, clip):
 async def test_invalid_input_comes_back_as_an_error_reply(services, clip):
     reply = await services["sdpa"].clone.local(request(clip, language="Klingon"))
     assert reply["status"] == 422 and reply["error"] == "unknown_language" and "Klingon" in reply["message"]
+
+
+@pytest.mark.slow
+async def test_clone_stream_yields_progress_then_the_reply(services, clip):
+    """The generator method `ModalBackend.clone` calls with `.remote_gen`: the engine's reports as they come,
+    then the same reply envelope as `clone`; bad input is a single error reply."""
+    items = [item async for item in local_stream(services["sdpa"], "clone_stream", request(clip))]
+    progress = [Progress.model_validate(item["progress"]) for item in items[:-1]]
+    assert [report.stage for report in progress[:2]] == ["cloning", "generating"]
+    result = CloneResult.model_validate(items[-1]["result"])
+    assert result.frames > 0 and result.variant == "sdpa"
+    bad = [item async for item in local_stream(services["sdpa"], "clone_stream",
+                                                         request(clip, language="Klingon"))]
+    assert len(bad) == 1 and (bad[0]["status"], bad[0]["error"]) == (422, "unknown_language")
+    malformed = [item async for item in local_stream(services["sdpa"], "clone_stream", {"text": "no clip"})]
+    assert [(item["status"], item["error"]) for item in malformed] == [(422, "invalid_request")]
 
 
 @pytest.mark.slow

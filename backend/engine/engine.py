@@ -21,6 +21,7 @@ import structlog
 from backend.audio import to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
+from backend.engine.qwen_imports import import_qwen_tts
 from backend.engine.voice_cache import VoiceCache, voice_key
 from backend.errors import EngineConfigError
 from backend.intake import load_reference
@@ -67,18 +68,6 @@ def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, lis
     unseeded = [index for index, request in enumerate(requests) if request.seed is None]
     seeded = [(request.seed, [index]) for index, request in enumerate(requests) if request.seed is not None]
     return ([(None, unseeded)] if unseeded else []) + seeded
-
-
-def import_qwen_tts() -> type:
-    """qwen-tts's model class, imported without what serving never runs. transformers imports scikit-learn
-    (about 2 s, a tenth of a cold start's imports) only for assisted generation's ROC threshold; it checks
-    availability once, so saying "unavailable" before its generation module loads skips that import."""
-    from transformers.utils import import_utils
-
-    import_utils._sklearn_available = False
-    from qwen_tts import Qwen3TTSModel
-
-    return Qwen3TTSModel
 
 
 def _versions() -> dict[str, str]:

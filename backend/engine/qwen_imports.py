@@ -6,6 +6,9 @@
   one pulls in onnxruntime, torchaudio and SoX (and prints a flash-attn warning) for a model nobody loads. Its
   module is stood in for by `_Deferred25HzModule` until a 25 Hz tokenizer is really loaded, which then imports
   the real module and runs it: deferred, not removed.
+
+Both only work before qwen-tts (or transformers' generation module) is first imported: `Engine.load` calls
+`import_qwen_tts` first, and so does `backend.engine.fast` (its layers import qwen-tts).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 
 CHECK = textwrap.dedent("""
     import sys
+    import backend.engine.fast  # imports qwen-tts's layers before `Engine.load` imports qwen-tts
     from backend.engine.qwen_imports import TOKENIZER_25HZ, import_qwen_tts
 
     import_qwen_tts()

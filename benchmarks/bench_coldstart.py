@@ -100,28 +100,35 @@ def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
     return spans, originals
 
 
-def parity(engine, request, first_codes, spans) -> dict:
-    """Eager vs compiled graphs at batch 1: the seeded first request (on an eager graph, see its plan span)
-    against the same request now (compiled), and one greedy generation on each kind. Frames equal from the start,
-    and in all."""
+def parity(engine, request, first_codes, spans) -> dict | None:
+    """Eager vs compiled at batch 1: the seeded first request (which replayed an eager graph) against the same
+    request on its shape's compiled graph, and a greedy generation on that compiled graph against one in eager
+    frames (the kernels an eager graph replays). Frames equal from the start, and in all. None when the first
+    request did not replay an eager graph or its compiled graph is not there yet. Safe while the background
+    thread still compiles: it only changes graphs between generations, and this plans inside one."""
     fast, decoder = engine._fast, engine._fast.decoder
+    first_plan = spans["plan"][0]["what"] if spans["plan"] else ""
+    shape = first_plan.split(" -> ")[-1].rsplit(" ", 1)[0]
+    if not first_plan.endswith(" eager") or shape not in {str(s) for s in decoder._compiled_graphs}:
+        return None
 
     def compare(a, b) -> dict:
         same = (a == b).all(-1)
         return dict(frames=int(same.numel()), leading_equal=int(same.int().cumprod(0).sum()), equal=int(same.sum()))
 
     _, seeded = engine_codes(engine, request)
+    seeded_plan = spans["plan"][-1]["what"]
     prompt = engine.tts.create_voice_clone_prompt(ref_audio=request_audio(request), ref_text=REF_TEXT)[0]
     greedy = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=request.max_new_tokens)
     compiled = fast.generate_codes(TEXT, "english", [prompt], **greedy)[0]
     compiled_plan = spans["plan"][-1]["what"]
-    decoder._compiled_graphs.clear()  # every graph counts as eager: the plan takes the smallest that holds it
-    for shape in [s for s in decoder._graphs if s[0] == 1]:
-        del decoder._graphs[shape]
-        decoder.capture_eager(shape)
-    eager = fast.generate_codes(TEXT, "english", [prompt], **greedy)[0]
-    return dict(first_plan=spans["plan"][0]["what"], seeded_eager_vs_compiled=compare(first_codes, seeded),
-                greedy_plans=[compiled_plan, spans["plan"][-1]["what"]], greedy_eager_vs_compiled=compare(eager, compiled))
+    decoder._plan = lambda rows, length: (rows, lambda: decoder._frame(decoder.buffers, rows, length, compiled=False))
+    try:
+        eager = fast.generate_codes(TEXT, "english", [prompt], **greedy)[0]
+    finally:
+        del decoder._plan
+    return dict(first_plan=first_plan, seeded_plan=seeded_plan, seeded_eager_vs_compiled=compare(first_codes, seeded),
+                greedy_compiled_plan=compiled_plan, greedy_eager_frames_vs_compiled=compare(eager, compiled))
 
 
 def engine_codes(engine, request):
@@ -214,7 +221,7 @@ def child(args: argparse.Namespace) -> None:
                   fallback_reason=engine._fallback_reason,
                   peak_gb=torch.cuda.max_memory_allocated() / 1024**3 if cuda else 0.0,
                   inductor_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
-    if args.parity == "1" and thread is not None and not thread.is_alive():
+    if args.parity == "1":
         result["parity"] = parity(engine, request, first_codes, spans)
     print("RESULT " + json.dumps(result), flush=True)
     os._exit(0)  # an unfinished background compile (daemon thread, compile workers) must not hold the exit

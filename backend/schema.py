@@ -111,6 +111,16 @@ class GpuMemory(BaseModel):
     total_gb: float
 
 
+class FastGraphs(BaseModel):
+    """The fast engine's CUDA graphs: compiled ones, eager ones serving until their compiled graph is swapped in
+    (or for good, where compiling failed), and the failures (shape "batch x cache length" -> error)."""
+
+    compiled: int = 0
+    eager: int = 0
+    capturing: bool = False
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
 class HealthReport(BaseModel):
     """What `/tts-health` and `GET /health` show an operator."""
 
@@ -132,3 +142,4 @@ class HealthReport(BaseModel):
     cache: CacheStats
     gpu_memory: GpuMemory | None = None
     languages: list[str] = Field(default_factory=list)
+    fast_graphs: FastGraphs | None = Field(default=None, description="The fast engine's CUDA graphs; None: stock")

@@ -1,5 +1,6 @@
-"""Cold start of a serving process on a GPU: imports, Engine.load (weights, compile cache, first captures), ready,
-first result, and the background capture of the remaining shapes, each timed from the process's launch.
+"""Cold start of a serving process on a GPU: imports, Engine.load (weights, compile cache, first eager graphs),
+ready, first result, and the background thread's work (eager graphs for the other shapes, then every shape
+compiled and its compiled graph swapped in), each timed from the process's launch.
 
 The parent process launches one fresh child process per scenario (page cache dropped before each, where the
 machine allows it), with the production engine configuration of a Modal container (`fast_capture="background"`,
@@ -10,7 +11,12 @@ a compile cache folder standing in for the models volume):
 - persisted: the compile cache the cold run filled, page cache dropped (any later container, the models volume
   standing in as a local folder);
 - second: the same, page cache kept (a second process on the same machine);
-then `python -X importtime` of the serving imports with and without the import cut.
+then `python -X importtime` of the serving imports, the first round's cut against this one's.
+
+Spans (`spans` in the JSON) time each step of the start: the weights (`Qwen3TTSModel.from_pretrained`), the
+decoder's construction, every capture (eager and compiled) and graph recording, and each generation's plan (which
+graph it replayed: its shape and kind). Processes named in `--parity` end by comparing eager and compiled graphs'
+codes (seeded and greedy).
 
     python3 benchmarks/bench_coldstart.py --checkpoint /tmp/voicebot-ckpt --out coldstart.json
 """
@@ -32,10 +38,12 @@ HERE = Path(__file__).resolve().parent
 TEXT = "Thanks for waiting! Here is the voice you asked for, reading this sentence aloud for everyone."
 REF_TEXT = "This is the reference voice, read slowly and clearly."
 SCENARIOS = ("cold", "persisted", "second")
-IMPORTS = {  # the serving path's imports: before the cut (qwen-tts as it comes) and as Engine.load does them
-    "qwen_tts (as is)": "import torch; from qwen_tts import Qwen3TTSModel; import backend.engine.fast",
-    "serving (cut)": "import torch; from backend.engine.engine import import_qwen_tts; import_qwen_tts(); "
-                     "import backend.engine.fast",
+IMPORTS = {  # the serving path's imports: the first round's cut (scikit-learn) and this one's (+ 25 Hz tokenizer)
+    "round 1 (scikit-learn cut)": "import torch; from transformers.utils import import_utils; "
+                                  "import_utils._sklearn_available = False; from qwen_tts import Qwen3TTSModel; "
+                                  "import backend.engine.fast",
+    "round 2 (+ 25 Hz tokenizer deferred)": "import torch; from backend.engine.qwen_imports import import_qwen_tts; "
+                                            "import_qwen_tts(); import backend.engine.fast",
 }
 
 
@@ -44,6 +52,112 @@ def log(message: str) -> None:
 
 
 # -- one process's start -----------------------------------------------------------------------------------
+def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
+    """Wrap the start's steps so each call leaves a span (start since launch, seconds, thread, what)."""
+    import threading
+
+    from backend.engine.compile_cache import CompileCache
+    from backend.engine.fast import FastTTS
+    from backend.engine.fast.decoder import FastDecoder
+    from backend.engine.qwen_imports import import_qwen_tts
+
+    spans: dict[str, list] = {name: [] for name in ("weights", "decoder_init", "capture", "capture_eager", "record",
+                                                    "plan", "cache_load", "cache_save")}
+
+    def timed(name, original, describe=lambda a, k, result: str(a[0]) if a else ""):
+        def wrapper(self, *a, **k):
+            started = time.time()
+            result = original(self, *a, **k)
+            spans[name].append(dict(start=started - launched, seconds=time.time() - started,
+                                    thread=threading.current_thread().name, what=describe(a, k, result)))
+            return result
+        return wrapper
+
+    def planned(a, k, result):  # which graph (or none) a generation of shape a runs in
+        decoder, (_, advance) = planned.decoder, result
+        shape = next((s for s, graph in list(decoder._graphs.items()) if graph.replay == advance), None)
+        kind = "none" if shape is None else "compiled" if shape in decoder._compiled_graphs else "eager"
+        return f"{tuple(a)} -> {shape} {kind}"
+
+    def plan(self, *a, **k):
+        planned.decoder = self
+        return plan_timed(self, *a, **k)
+
+    plan_timed = timed("plan", FastDecoder._plan, planned)
+    model = import_qwen_tts()
+    originals = dict(model_from_pretrained=model.from_pretrained.__func__, init=FastTTS.__init__,
+                     capture=FastDecoder.capture, capture_eager=FastDecoder.capture_eager, record=FastDecoder._record,
+                     plan=FastDecoder._plan, load=CompileCache.load, save=CompileCache.save)
+    model.from_pretrained = classmethod(timed("weights", originals["model_from_pretrained"], lambda a, k, r: ""))
+    FastTTS.__init__ = timed("decoder_init", originals["init"], lambda a, k, r: "")
+    FastDecoder.capture = timed("capture", originals["capture"])
+    FastDecoder.capture_eager = timed("capture_eager", originals["capture_eager"])
+    FastDecoder._record = timed("record", originals["record"],
+                                lambda a, k, r: f"{a[0]} {'compiled' if k.get('compiled', True) else 'eager'}")
+    FastDecoder._plan = plan
+    CompileCache.load = timed("cache_load", originals["load"], lambda a, k, r: str(r))
+    CompileCache.save = timed("cache_save", originals["save"], lambda a, k, r: str(r))
+    return spans, originals
+
+
+def parity(engine, request, first_codes, spans) -> dict | None:
+    """Eager vs compiled at batch 1: the seeded first request (which replayed an eager graph) against the same
+    request on its shape's compiled graph, and a greedy generation on that compiled graph against one in eager
+    frames (the kernels an eager graph replays). Frames equal from the start, and in all. None when the first
+    request did not replay an eager graph or its compiled graph is not there yet. Safe while the background
+    thread still compiles: it only changes graphs between generations, and this plans inside one."""
+    fast, decoder = engine._fast, engine._fast.decoder
+    first_plan = spans["plan"][0]["what"] if spans["plan"] else ""
+    shape = first_plan.split(" -> ")[-1].rsplit(" ", 1)[0]
+    if not first_plan.endswith(" eager") or shape not in {str(s) for s in decoder._compiled_graphs}:
+        return None
+
+    def compare(a, b) -> dict:
+        same = (a == b).all(-1)
+        return dict(frames=int(same.numel()), leading_equal=int(same.int().cumprod(0).sum()), equal=int(same.sum()))
+
+    _, seeded = engine_codes(engine, request)
+    seeded_plan = spans["plan"][-1]["what"]
+    prompt = engine.tts.create_voice_clone_prompt(ref_audio=request_audio(request), ref_text=REF_TEXT)[0]
+    greedy = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=request.max_new_tokens)
+    compiled = fast.generate_codes(TEXT, "english", [prompt], **greedy)[0]
+    compiled_plan = spans["plan"][-1]["what"]
+    decoder._plan = lambda rows, length: (rows, lambda: decoder._frame(decoder.buffers, rows, length, compiled=False))
+    try:
+        eager = fast.generate_codes(TEXT, "english", [prompt], **greedy)[0]
+    finally:
+        del decoder._plan
+    return dict(first_plan=first_plan, seeded_plan=seeded_plan, seeded_eager_vs_compiled=compare(first_codes, seeded),
+                greedy_compiled_plan=compiled_plan, greedy_eager_frames_vs_compiled=compare(eager, compiled))
+
+
+def engine_codes(engine, request):
+    """The engine's result for `request` and the codes it generated."""
+    fast = engine._fast
+    original, kept = fast.generate_codes, []
+
+    def keep(*a, **k):
+        codes = original(*a, **k)
+        kept.extend(codes)
+        return codes
+
+    fast.generate_codes = keep
+    try:
+        result = engine.clone(request)
+    finally:
+        del fast.generate_codes
+    return result, kept[0]
+
+
+def request_audio(request):
+    import io
+
+    import soundfile as sf
+
+    samples, rate = sf.read(io.BytesIO(request.reference), dtype="float32")
+    return samples, rate
+
+
 def child(args: argparse.Namespace) -> None:
     """Run in a fresh process: print one JSON line of phase times (seconds since the parent launched it)."""
     launched = args.launched
@@ -51,12 +165,11 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     marks["torch_imported"] = time.time() - launched
-    from backend.engine.engine import Engine, import_qwen_tts
+    from backend.engine.engine import Engine
+    from backend.engine.qwen_imports import import_qwen_tts
 
     import_qwen_tts()
     import backend.engine.fast  # noqa: F401 - what load imports next
-    from backend.engine.compile_cache import CompileCache
-    from backend.engine.fast.decoder import FastDecoder
 
     marks["imported"] = time.time() - launched
     import numpy as np
@@ -65,25 +178,7 @@ def child(args: argparse.Namespace) -> None:
     from backend.engine import EngineConfig
     from backend.schema import CloneRequest
 
-    spans: dict[str, list] = {"capture": [], "record": [], "cache_load": [], "cache_save": []}
-    capture, record, cache_load, cache_save = FastDecoder.capture, FastDecoder._record, CompileCache.load, \
-        CompileCache.save
-
-    def timed(name, original):
-        def wrapper(self, *a, **k):
-            started = time.time()
-            result = original(self, *a, **k)
-            spans[name].append(dict(start=started - launched, seconds=time.time() - started,
-                                    thread=__import__("threading").current_thread().name,
-                                    what=str(a[0]) if a else "", result=result if isinstance(result, bool) else None))
-            return result
-        return wrapper
-
-    FastDecoder.capture = timed("capture", capture)
-    FastDecoder._record = timed("record", record)  # what a generation may wait for
-    CompileCache.load = timed("cache_load", cache_load)
-    CompileCache.save = timed("cache_save", cache_save)
-
+    spans, _ = timed_spans(launched)
     cuda = args.device.startswith("cuda")
     config = EngineConfig(model=str(args.checkpoint / args.preset), variant="coldstart", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
@@ -95,8 +190,9 @@ def child(args: argparse.Namespace) -> None:
     thread = engine.start_background_capture()
     engine.tts.model.config.talker_config.codec_eos_token_id = 10**6  # fixed length: EOS never sampled
     clip = to_wav((0.1 * np.random.default_rng(0).standard_normal(24_000 * 5)).astype(np.float32), 24_000)
-    first = engine.clone(CloneRequest(reference=clip, ref_text=REF_TEXT, text=TEXT, language="English",
-                                      max_new_tokens=args.frames + 1, seed=1))
+    request = CloneRequest(reference=clip, ref_text=REF_TEXT, text=TEXT, language="English",
+                           max_new_tokens=args.frames + 1, seed=1)
+    first, first_codes = engine_codes(engine, request)
     marks["first_result"] = time.time() - launched
     started = time.time()
     burst = engine.clone_batch([CloneRequest(reference=clip, ref_text=REF_TEXT, text=f"{TEXT} {i}",
@@ -104,20 +200,31 @@ def child(args: argparse.Namespace) -> None:
     marks["burst4_while_capturing_s"] = time.time() - started
     marks["burst4_done"] = time.time() - launched
     if thread is not None:
-        thread.join(timeout=args.background_limit)
+        thread.join(timeout=max(1.0, float(args.background_limit) - (time.time() - launched)))
         marks["background_done" if not thread.is_alive() else "background_unfinished"] = time.time() - launched
     started = time.time()
     engine.clone_batch([CloneRequest(reference=clip, ref_text=REF_TEXT, text=f"{TEXT} {i}", language="English",
                                      max_new_tokens=args.frames + 1) for i in range(4)])
     marks["burst4_after_capture_s"] = time.time() - started
     decoder = engine._fast.decoder
-    result = dict(marks=marks, spans=spans, first_frames=first.frames, burst_frames=[r.frames for r in burst],
-                  first_generate_s=first.timings.generate_s, load_s=engine.health().load_s,
-                  graphs=len(decoder._graphs), failed=sorted(decoder._failed), engine_mode=engine.engine_mode,
+    records = spans["record"]
+    eager_done = [r["start"] + r["seconds"] for r in records if r["what"].endswith("eager")]
+    compiled_done = {r["what"].removesuffix(" compiled"): r["start"] + r["seconds"] for r in records
+                     if r["what"].endswith("compiled")}
+    marks["eager_graphs_done"] = max(eager_done, default=float("nan"))
+    first_plan = spans["plan"][0]["what"].split(" -> ")[1].rsplit(" ", 1)[0] if spans["plan"] else ""
+    if first_plan in compiled_done:
+        marks["first_shape_compiled_swapped_in"] = compiled_done[first_plan]
+    result = dict(marks=marks, spans=spans, first_frames=first.frames,
+                  burst_frames=[r.frames for r in burst], load_s=engine.health().load_s,
+                  graphs=decoder.graph_status(), engine_mode=engine.engine_mode,
                   fallback_reason=engine._fallback_reason,
                   peak_gb=torch.cuda.max_memory_allocated() / 1024**3 if cuda else 0.0,
                   inductor_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+    if args.parity == "1":
+        result["parity"] = parity(engine, request, first_codes, spans)
     print("RESULT " + json.dumps(result), flush=True)
+    os._exit(0)  # an unfinished background compile (daemon thread, compile workers) must not hold the exit
 
 
 # -- the parent --------------------------------------------------------------------------------------------
@@ -135,11 +242,11 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6 if path.exists() else 0.0
 
 
-def launch(args: argparse.Namespace, name: str, volume: str, *, drop: bool) -> dict:
+def launch(args: argparse.Namespace, name: str, volume: str, *, drop: bool, background_limit: str) -> dict:
     dropped = drop and drop_page_cache()
     command = [sys.executable, __file__, "--child", "--checkpoint", str(args.checkpoint), "--preset", args.preset,
                "--device", args.device, "--frames", str(args.frames), "--background-limit",
-               str(args.background_limit), "--volume", volume]
+               background_limit, "--volume", volume, "--parity", str(int(name in args.parity.split(",")))]
     launched = time.time()
     done = subprocess.run([*command, "--launched", repr(launched)], capture_output=True, text=True,
                           timeout=args.child_limit)
@@ -150,7 +257,9 @@ def launch(args: argparse.Namespace, name: str, volume: str, *, drop: bool) -> d
     result = json.loads(lines[-1].removeprefix("RESULT ")) | dict(page_cache_dropped=dropped)
     marks = result["marks"]
     log(f"{name}: imports {marks['imported']:.1f} s, ready {marks['ready']:.1f} s, first result "
-        f"{marks['first_result']:.1f} s, background done {marks.get('background_done', float('nan')):.1f} s")
+        f"{marks['first_result']:.1f} s, first shape compiled "
+        f"{marks.get('first_shape_compiled_swapped_in', float('nan')):.1f} s, background done "
+        f"{marks.get('background_done', float('nan')):.1f} s, graphs {result['graphs']}")
     return result
 
 
@@ -179,12 +288,14 @@ def parent(args: argparse.Namespace) -> None:
                   command=" ".join(sys.argv), frames=args.frames, preset=args.preset,
                   versions=versions("torch", "triton", "transformers", "qwen-tts"), scenarios={}, imports={})
 
-    for name in args.scenarios.split(","):
+    names = args.scenarios.split(",")
+    limits = args.background_limit.split(",")
+    for name, limit in zip(names, limits * len(names) if len(limits) == 1 else limits, strict=True):
         log(f"scenario {name}")
-        result["scenarios"][name] = launch(args, name, str(volume), drop=name != "second")
+        result["scenarios"][name] = launch(args, name, str(volume), drop=name != "second", background_limit=limit)
         result["scenarios"][name]["compile_cache_mb"] = folder_mb(volume)
         args.out.write_text(json.dumps(result, indent=1))
-    for label, code in IMPORTS.items() if args.imports else ():
+    for label, code in list(IMPORTS.items())[len(IMPORTS) - args.imports:] if args.imports else ():
         result["imports"][label] = importtime(code)
         log(f"imports {label}: {result['imports'][label]['wall_s']:.1f} s")
         args.out.write_text(json.dumps(result, indent=1))
@@ -198,8 +309,14 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--device", default="cuda:0", help="cpu: a smoke test of the script (--preset tiny)")
     parser.add_argument("--work", default="/tmp/coldstart", help="caches and the stand-in for the models volume")
-    parser.add_argument("--imports", type=int, default=1, help="0: skip the -X importtime processes")
-    parser.add_argument("--background-limit", type=float, default=240.0)
+    parser.add_argument("--imports", type=int, default=len(IMPORTS),
+                        help="how many -X importtime processes: 0 none, 1 this round's, 2 both")
+    parser.add_argument("--background-limit", default="240",
+                        help="seconds from launch a process waits for its background capture (one, or one per "
+                             "scenario, comma-separated)")
+    parser.add_argument("--parity", default="persisted",
+                        help="processes that compare eager and compiled graphs' codes at the end (comma list; "
+                             "the parent passes a child 1 or 0)")
     parser.add_argument("--child-limit", type=float, default=400.0)
     parser.add_argument("--out", type=Path, default=Path("coldstart.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

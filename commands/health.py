@@ -17,7 +17,7 @@ import structlog
 from backend.clients.base import BackendClient
 from backend.errors import VoicebotError
 from backend.redaction import redact
-from backend.schema import HealthReport
+from backend.schema import FastGraphs, HealthReport
 from commands.errors import PermissionDenied
 from commands.jobs import JobQueue, QueueStats
 from commands.settings import CommandSettings
@@ -125,6 +125,15 @@ def _undelivered_fields(kept: list[UndeliveredResult]) -> list[Field]:
     return [("Undelivered results", redact(count)), ("Newest undelivered", redact("\n".join(newest)))]
 
 
+def _graphs_text(graphs: FastGraphs) -> str:
+    """Eager graphs serve at ~4x real time until their compiled ones are swapped in; a failed compile keeps one."""
+    text = f"{graphs.compiled} compiled, {graphs.eager} eager"
+    if graphs.capturing:
+        text += " (compiling in the background)"
+    failed = "; ".join(f"{shape}: {why}" for shape, why in graphs.failed.items())
+    return f"{text}; failed: {failed}" if failed else text
+
+
 def _variant_fields(variant: VariantHealth) -> list[Field]:
     report = variant.report
     if report is None:
@@ -138,6 +147,7 @@ def _variant_fields(variant: VariantHealth) -> list[Field]:
           else []),
         ("GPU", report.gpu or report.device),
         ("Attention", f"{report.attention}, {report.dtype}"),
+        *([("Fast graphs", _graphs_text(report.fast_graphs))] if report.fast_graphs is not None else []),
     ]
     if report.gpu_memory is not None:
         memory = report.gpu_memory

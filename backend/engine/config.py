@@ -28,8 +28,10 @@ class EngineConfig(BaseModel):
     engine_mode: EngineMode = "auto"
     fast_max_batch: int = Field(default=16, ge=1, description="Largest batch one fast generation takes")
     # When the fast engine captures its CUDA graphs: "lazy" batch 1 at `fast_ready_lengths` at load, any other
-    # shape inside the first generation that needs it; "background" the same at load, the rest on a thread
-    # started by `Engine.start_background_capture()` while requests are served; "all" every shape at load.
+    # shape inside the first generation that needs it; "background" (two-stage) batch 1 at those lengths as graphs
+    # of the uncompiled frame at load (no Inductor: under a second each), then on a thread started by
+    # `Engine.start_background_capture()` while requests are served: uncompiled graphs of the other shapes, then
+    # every shape compiled, its compiled graph replacing the uncompiled one; "all" every shape compiled at load.
     fast_capture: Literal["lazy", "background", "all"] = "lazy"
     # Prompt + frames (cache slots) of the requests batch 1 is captured for before serving: 256 holds a ~30
     # character text behind a short clip, 768 ~100 characters behind a 10 s clip.

@@ -23,6 +23,7 @@ from backend.audio import to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
 from backend.engine.progress import ProgressReporter, ProgressSink
+from backend.engine.qwen_imports import import_qwen_tts
 from backend.engine.voice_cache import VoiceCache, voice_key
 from backend.errors import EngineConfigError
 from backend.intake import load_reference
@@ -72,18 +73,6 @@ def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, lis
     return ([(None, unseeded)] if unseeded else []) + seeded
 
 
-def import_qwen_tts() -> type:
-    """qwen-tts's model class, imported without what serving never runs. transformers imports scikit-learn
-    (about 2 s, a tenth of a cold start's imports) only for assisted generation's ROC threshold; it checks
-    availability once, so saying "unavailable" before its generation module loads skips that import."""
-    from transformers.utils import import_utils
-
-    import_utils._sklearn_available = False
-    from qwen_tts import Qwen3TTSModel
-
-    return Qwen3TTSModel
-
-
 def _versions() -> dict[str, str]:
     versions = {}
     for package in ("torch", "transformers", "qwen-tts", "flash-attn"):
@@ -111,7 +100,8 @@ class Engine:
         self._loaded = False  # set last, after the fast decoder: `tts` alone does not mean ready
         self._fallback_reason: str | None = None  # why "auto" on CUDA serves with stock
         self._compile_cache: Any = None  # backend.engine.compile_cache.CompileCache when configured
-        self._pending_shapes: list[tuple[int, int]] = []  # fast shapes left for start_background_capture
+        # fast shapes for start_background_capture: (eager-captured at load, not captured yet)
+        self._pending_shapes: tuple[list[tuple[int, int]], list[tuple[int, int]]] | None = None
 
     @property
     def engine_mode(self) -> str:
@@ -161,13 +151,15 @@ class Engine:
             self._compile_cache = self._open_compile_cache(device)
             fast = FastTTS(self.tts, max_batch=self.config.fast_max_batch,
                            max_len=self.config.max_new_tokens_cap + self.config.fast_prompt_slots)
-            # A capture costs a compilation (seconds; less from the compile cache) and the capture: batch 1 at
-            # the common lengths is paid here, the rest per `fast_capture`.
+            # A compiled capture costs a compilation (seconds; less from the compile cache) and the capture, an
+            # eager one a fraction of a second: batch 1 at the common lengths is paid here, the rest per
+            # `fast_capture` ("background": eager graphs now, compiled ones swapped in by the background thread).
             first, rest = fast.decoder.capture_plan(self.config.fast_ready_lengths)
             everything = self.config.fast_capture == "all"
+            background = self.config.fast_capture == "background"
             for shape in first + (rest if everything else []):
-                fast.decoder.capture(shape)
-            self._pending_shapes = rest if self.config.fast_capture == "background" else []
+                (fast.decoder.capture_eager if background else fast.decoder.capture)(shape)
+            self._pending_shapes = (first, rest) if background else None
             if self._compile_cache is not None:
                 self._compile_cache.save(complete=everything)
         except Exception as error:
@@ -194,15 +186,16 @@ class Engine:
         return cache
 
     def start_background_capture(self) -> threading.Thread | None:
-        """Capture the fast shapes left after `load` on a daemon thread, then save the compile cache; requests
-        are served meanwhile. Call it after a memory snapshot is restored (threads do not survive one); a no-op
-        unless `fast_capture` is "background"."""
-        if self._fast is None or not self._pending_shapes:
+        """On a daemon thread: eager graphs for the shapes `load` left, then every shape compiled, each compiled
+        graph replacing the eager one; then save the compile cache. Requests are served meanwhile, never waiting
+        for a compile. Call it after a memory snapshot is restored (threads do not survive one); a no-op unless
+        `fast_capture` is "background"."""
+        if self._fast is None or self._pending_shapes is None:
             return None
-        shapes, self._pending_shapes = self._pending_shapes, []
+        (first, rest), self._pending_shapes = self._pending_shapes, None
         cache = self._compile_cache
         return self._fast.decoder.capture_in_background(
-            shapes, after=(lambda: cache.save(complete=True)) if cache is not None else None)
+            first + rest, eager=rest, after=(lambda: cache.save(complete=True)) if cache is not None else None)
 
     def _time_decode(self) -> None:
         """Wrap the speech tokenizer's decode so the codec-to-waveform time is reported apart from generation."""
@@ -382,4 +375,5 @@ class Engine:
             dtype=str(self.tts.model.dtype).removeprefix("torch."), versions=_versions(), load_s=self._load_s,
             uptime_s=time.monotonic() - self._started, requests_served=self._served, warm=self._served > 0,
             cache=self._cache.stats(), gpu_memory=self._gpu_memory(), languages=self.languages(),
+            fast_graphs=self._fast.decoder.graph_status() if self._fast is not None else None,
         )

@@ -49,6 +49,17 @@ async def test_a_stock_fallback_is_reported_with_its_reason():
     assert values["Variant"].endswith("(stock)")
 
 
+async def test_fast_graphs_say_how_many_are_compiled_and_which_compiles_failed():
+    from backend.schema import FastGraphs
+
+    backend = FakeBackend()
+    backend.health_report = backend.health_report.model_copy(update={"fast_graphs": FastGraphs(
+        compiled=47, eager=3, capturing=True, failed={"16x2560": "OutOfMemoryError: CUDA out of memory"})})
+    values = dict(health_fields(await check_health(backend, JobQueue(2, max_queue=50))))
+    assert values["Fast graphs"] == ("47 compiled, 3 eager (compiling in the background); "
+                                     "failed: 16x2560: OutOfMemoryError: CUDA out of memory")
+
+
 async def test_unreachable_backend_is_reported_not_raised():
     down = FakeBackend(health_error=BackendUnavailable("The Modal app 'voicebot-tts' is not deployed."))
     health = await check_health(down)

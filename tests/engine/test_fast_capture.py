@@ -1,9 +1,10 @@
 """Which graphs a generation uses while others are still being captured, on the CPU.
 
-The CPU has no CUDA graphs, so compiling and recording are replaced by stand-ins: recording a shape stores a
-"graph" whose replay runs that shape's eager frame (what the real graph replays) and counts its replays; a
-compile can be held on an event, as a slow background compilation would be. Everything else (the plan, the
-locks, the background thread, prefill and the decode loop) is the real decoder on the tiny checkpoint.
+The CPU has no CUDA graphs, so compiling, warming up and recording are replaced by stand-ins: a new "graph" of a
+shape replays that shape's eager frame (what the real graph replays) and counts its replays by kind (eager or
+compiled); a compile can be held on an event, as a slow background compilation would be. Everything else (the
+plan, the bookkeeping of which graph a shape replays, the locks, the background thread, prefill and the decode
+loop) is the real decoder on the tiny checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from backend.engine import Engine, EngineConfig
 from backend.engine.fast import FastTTS
+from backend.schema import CloneRequest
+from tests.clips import sine_clip
 from tests.engine.fast_fixtures import TEXTS, prompts, tts  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -22,17 +26,19 @@ GREEDY = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=9)
 
 
 class Stand_ins:  # noqa: N801 - reads as a noun in the tests
-    """Compile and record for a decoder whose `use_graphs` is forced on, recording which shapes ran how."""
+    """Compile, warm-up and graphs for a decoder whose `use_graphs` and `compiled` are forced on, recording
+    which shapes ran how."""
 
     def __init__(self, decoder) -> None:
         self.decoder = decoder
         self.compiled: list = []
-        self.replays: dict = {}
+        self.replays: dict = {}  # (shape, "eager" | "compiled") -> frames replayed
         self.hold: dict = {}  # shape -> Event its compile waits for
         self.compiling = threading.Event()
-        decoder.use_graphs = True
+        decoder.use_graphs = decoder.compiled = True
         decoder._compile = self.compile
-        decoder._record = self.record
+        decoder._warm_up = lambda shape, *, compiled: None
+        decoder._new_graph = self.new_graph
 
     def compile(self, shape) -> None:
         self.compiling.set()
@@ -41,12 +47,14 @@ class Stand_ins:  # noqa: N801 - reads as a noun in the tests
         self.compiled.append(shape)
         self.decoder._ready.add(shape)
 
-    def record(self, shape) -> None:
+    def new_graph(self, shape, *, compiled: bool) -> SimpleNamespace:
+        key = (shape, "compiled" if compiled else "eager")
+
         def replay() -> None:
-            self.replays[shape] = self.replays.get(shape, 0) + 1
+            self.replays[key] = self.replays.get(key, 0) + 1
             self.decoder._frame(self.decoder.buffers, *shape, compiled=False)
 
-        self.decoder._graphs[shape] = SimpleNamespace(replay=replay)
+        return SimpleNamespace(replay=replay)
 
 
 @pytest.fixture
@@ -74,7 +82,7 @@ def test_a_request_for_a_shape_being_compiled_does_not_wait_for_it(fast, prompts
     stand_ins.hold[(2, 256)].set()
     thread.join(timeout=60)
     after = codes(fast, TEXTS[:2], prompts[0])
-    assert stand_ins.replays == {(2, 256): 8}
+    assert stand_ins.replays == {((2, 256), "compiled"): 8}
     assert all(torch.equal(a, b) for a, b in zip(during, after, strict=True))
 
 
@@ -86,7 +94,7 @@ def test_while_capturing_a_request_replays_the_smallest_captured_graph_that_hold
     thread = fast.decoder.capture_in_background([(2, 256)])
     assert stand_ins.compiling.wait(timeout=60)
     codes(fast, TEXTS[:2], prompts[0])
-    assert stand_ins.replays == {(4, 256): 8}  # batch 2 in the batch-4 graph, not the longer one
+    assert stand_ins.replays == {((4, 256), "compiled"): 8}  # batch 2 in the batch-4 graph, not the longer one
     stand_ins.hold[(2, 256)].set()
     thread.join(timeout=60)
 
@@ -95,7 +103,7 @@ def test_without_a_background_capture_a_request_captures_its_shape(fast, prompts
     stand_ins = Stand_ins(fast.decoder)
     fast.decoder.capture((1, 256))
     codes(fast, TEXTS[:3], prompts[0])
-    assert stand_ins.compiled == [(1, 256), (4, 256)] and stand_ins.replays == {(4, 256): 8}
+    assert stand_ins.compiled == [(1, 256), (4, 256)] and stand_ins.replays == {((4, 256), "compiled"): 8}
 
 
 def test_a_shape_whose_capture_failed_runs_eagerly_and_is_not_retried(fast, prompts):  # noqa: F811
@@ -108,7 +116,7 @@ def test_a_shape_whose_capture_failed_runs_eagerly_and_is_not_retried(fast, prom
     fast.decoder.capture_in_background([(2, 256)]).join(timeout=60)
     fast.decoder._compile = stand_ins.compile
     codes(fast, TEXTS[:2], prompts[0])
-    assert fast.decoder._failed == {(2, 256)} and stand_ins.compiled == [] and stand_ins.replays == {}
+    assert set(fast.decoder._failed) == {(2, 256)} and stand_ins.compiled == [] and stand_ins.replays == {}
 
 
 def test_capture_plan_serves_batch_one_first_then_covers_every_batch(tts):  # noqa: F811
@@ -119,3 +127,92 @@ def test_capture_plan_serves_batch_one_first_then_covers_every_batch(tts):  # no
     assert rest[1:2] == [(1, 1024)]  # then any single request
     assert rest[2:] == [(2, 256), (2, 512), (2, 768), (4, 256), (4, 512), (2, 1024), (4, 1024)]
     assert sorted(first + rest) == sorted((r, n) for r in (1, 2, 4) for n in (256, 512, 768, 1024))
+
+
+# -- two-stage start: eager graphs first, compiled ones swapped in ------------------------------------------------
+def test_a_request_replays_the_eager_graph_until_its_compiled_graph_replaces_it(fast, prompts):  # noqa: F811
+    """No request waits for the compile; the compiled graph serves the requests after it, with the same codes."""
+    stand_ins = Stand_ins(fast.decoder)
+    fast.decoder.capture_eager((1, 256))
+    stand_ins.hold[(1, 256)] = threading.Event()
+    thread = fast.decoder.capture_in_background([(1, 256)])
+    assert stand_ins.compiling.wait(timeout=60)
+
+    during = codes(fast, TEXTS[:1], prompts[0])
+    assert thread.is_alive() and stand_ins.replays == {((1, 256), "eager"): 8}
+    assert fast.decoder.graph_status() == dict(compiled=0, eager=1, capturing=True, failed={})
+
+    stand_ins.hold[(1, 256)].set()
+    thread.join(timeout=60)
+    after = codes(fast, TEXTS[:1], prompts[0])
+    assert stand_ins.replays == {((1, 256), "eager"): 8, ((1, 256), "compiled"): 8}
+    assert fast.decoder.graph_status() == dict(compiled=1, eager=0, capturing=False, failed={})
+    assert torch.equal(during[0], after[0])
+
+
+def test_a_streaming_generation_keeps_the_graph_it_started_with(fast, prompts):  # noqa: F811
+    """The compiled graph is ready mid-stream; it is swapped in after the stream, not under it."""
+    stand_ins = Stand_ins(fast.decoder)
+    fast.decoder.capture_eager((1, 256))
+    inputs, settings = fast.talker_inputs(TEXTS[:1], ["english"], [prompts[0]], **GREEDY)
+    stream = fast.decoder.frames(inputs, settings, chunks=(2,))
+    next(stream)
+    thread = fast.decoder.capture_in_background([(1, 256)])
+    assert stand_ins.compiling.wait(timeout=60)
+    rest = list(stream)
+    thread.join(timeout=60)
+    assert sum(chunk.shape[1] for chunk in rest) == 6
+    assert stand_ins.replays == {((1, 256), "eager"): 8}
+    assert fast.decoder.graph_status()["compiled"] == 1
+
+
+def test_the_eager_graphs_of_the_background_come_before_any_compile(fast, prompts):  # noqa: F811
+    stand_ins = Stand_ins(fast.decoder)
+    stand_ins.hold[(1, 256)] = threading.Event()
+    thread = fast.decoder.capture_in_background([(1, 256), (2, 256)], eager=[(2, 256), (4, 256)])
+    assert stand_ins.compiling.wait(timeout=60)
+    codes(fast, TEXTS[:2], prompts[0])
+    assert stand_ins.replays == {((2, 256), "eager"): 8}
+    stand_ins.hold[(1, 256)].set()
+    thread.join(timeout=60)
+    assert stand_ins.compiled == [(1, 256), (2, 256)]
+
+
+def test_a_compiled_graph_that_holds_the_batch_comes_before_its_own_eager_graph(fast, prompts):  # noqa: F811
+    stand_ins = Stand_ins(fast.decoder)
+    fast.decoder.capture_eager((2, 256))
+    fast.decoder.capture((4, 256))
+    codes(fast, TEXTS[:2], prompts[0])
+    assert stand_ins.replays == {((4, 256), "compiled"): 8}
+
+
+def test_a_failed_compile_leaves_the_eager_graphs_serving_and_health_says_so(tiny_checkpoint, monkeypatch):
+    """The production start ("background") on the tiny checkpoint: eager graphs at load, then every compile
+    fails (as without a C compiler for Triton); every shape keeps serving on its eager graph."""
+    from backend.engine import fast as fast_package
+
+    installed = []
+
+    def with_stand_ins(*args, **kwargs):
+        built = FastTTS(*args, **kwargs)
+        installed.append(Stand_ins(built.decoder))
+        built.decoder._compile = broken
+        return built
+
+    def broken(shape):
+        raise RuntimeError("Failed to find C compiler.")
+
+    monkeypatch.setattr(fast_package, "FastTTS", with_stand_ins)
+    engine = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=2,
+                                 max_new_tokens_cap=200, fast_prompt_slots=312, fast_capture="background"))
+    engine.load()
+    assert engine.health().fast_graphs.model_dump() == dict(compiled=0, eager=2, capturing=False, failed={})
+    engine.start_background_capture().join(timeout=60)
+
+    graphs = engine.health().fast_graphs
+    assert graphs.compiled == 0 and graphs.eager == 4 and not graphs.capturing  # 2 batches x 2 lengths
+    assert graphs.failed == {shape: "RuntimeError: Failed to find C compiler." for shape in
+                             ("1x256", "1x512", "2x256", "2x512")}
+    result = engine.clone(CloneRequest(reference=sine_clip(), text="Still served.", max_new_tokens=8))
+    assert result.engine_mode == "fast" and result.frames > 0
+    assert installed[0].replays == {((1, 256), "eager"): 7}

@@ -14,10 +14,19 @@ Both run on scratch buffers of the same shapes and strides, never on the buffers
 background thread can capture while requests run (`capture_in_background`): until a generation's own shape is
 captured it replays a captured graph of a larger shape, or runs its frames eagerly. Without a background thread a
 generation captures its shape when it first needs it.
+
+A shape can also be captured uncompiled (`capture_eager`): a graph of the plain functions, in a fraction of a
+second and without Inductor, which replays at ~4x real time (eager frames without a graph run slower than real
+time). A start can open on such graphs and let the background thread compile each shape and swap its compiled
+graph in (two-stage start). Both kinds draw the same random numbers (the draw is outside the compiled code, see
+sampling.py); their bf16 arithmetic differs in rounding (fused kernels), so a seeded sample may take another path
+after some frames, as on any other kernel change. A swap happens between generations (recording waits for the
+running one): a generation keeps the graph it started with. A shape whose compilation fails keeps its eager graph.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +44,7 @@ log = structlog.get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
 LENGTH_BUCKET = 256  # talker attention reads this many cache slots per step, rounded up
 Shape = tuple[int, int]  # (batch bucket, cache length): one compiled frame and one CUDA graph
+SERVING_SWITCH_INTERVAL_S = 0.0005  # GIL switch interval while a background thread compiles (default 0.005)
 
 
 @dataclass
@@ -153,9 +163,10 @@ class FastDecoder:
         self.select = torch.compile(select_tokens, dynamic=False) if self.compiled else select_tokens
         self.eager_step = LayerRunner(False)
         fuse_projections(model)
-        self._graphs: dict[Shape, torch.cuda.CUDAGraph] = {}
+        self._graphs: dict[Shape, torch.cuda.CUDAGraph] = {}  # the graph each shape replays now
+        self._compiled_graphs: set[Shape] = set()  # shapes whose graph runs the compiled code (else eager)
         self._ready: set[Shape] = set()  # compiled for this shape: calling the compiled code cannot compile
-        self._failed: set[Shape] = set()
+        self._failed: dict[Shape, str] = {}  # shapes whose compile or capture failed, and why
         self._capture_lock = threading.Lock()  # one capture at a time (start-up, background or a generation)
         # Held by a generation from prefill to its last frame and by a graph's recording: a Lock, not an RLock,
         # since a streaming generation may be resumed on another thread than the one that started it.
@@ -259,70 +270,108 @@ class FastDecoder:
         return first, cover + rest
 
     def capture(self, shape: Shape) -> None:
-        """Compile and capture `shape`'s frame (idempotent; no-op without graphs). Compiling and warming up run
-        on scratch buffers while generations go on; only recording the graph waits for the running generation
-        (the default random generator is in capture mode while recording, so nothing may draw from it)."""
-        if not self.use_graphs or shape in self._graphs:
+        """Compile and capture `shape`'s frame, replacing its eager graph if it has one (idempotent; no-op without
+        graphs). Compiling and warming up run on scratch buffers while generations go on; only recording the
+        graph waits for the running generation (the default random generator is in capture mode while
+        recording, so nothing may draw from it)."""
+        if not self.use_graphs or shape in self._compiled_graphs or (shape in self._graphs and not self.compiled):
             return
         with self._capture_lock:
             self._compile(shape)
             with self._generating:
                 self._record(shape)
 
+    def capture_eager(self, shape: Shape) -> None:
+        """Capture `shape`'s uncompiled frame: no Inductor, a fraction of a second (no-op if it has a graph)."""
+        if not self.use_graphs or shape in self._graphs:
+            return
+        with self._capture_lock:
+            self._warm_up(shape, compiled=False)
+            with self._generating:
+                self._record(shape, compiled=False)
+
     def _compile(self, shape: Shape) -> None:
-        """Run `shape`'s frame twice on scratch buffers (the first call compiles it), on a side stream as CUDA
-        graphs want their warm-up."""
+        """Compile `shape`'s frame by running it (see `_warm_up`)."""
         if shape in self._ready:
             return
+        self._warm_up(shape, compiled=True)
+        self._ready.add(shape)
+
+    def _warm_up(self, shape: Shape, *, compiled: bool) -> None:
+        """Run `shape`'s frame twice on scratch buffers (with `compiled`, the first call compiles it), on a side
+        stream as CUDA graphs want their warm-up."""
         with torch.inference_mode():
             scratch = self.buffers.scratch()
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(2):
-                    self._frame(scratch, *shape)
+                    self._frame(scratch, *shape, compiled=compiled)
             side.synchronize()
-        self._ready.add(shape)
 
-    def _record(self, shape: Shape) -> None:
-        """Record the graph on the real buffers (nothing executes); the caller holds `_generating`."""
-        if shape in self._graphs:
+    def _record(self, shape: Shape, *, compiled: bool = True) -> None:
+        """Make a new graph the one `shape` replays, a compiled one in place of an eager one; the caller holds
+        `_generating`, so no generation is replaying the graph it replaces."""
+        if shape in self._compiled_graphs or (shape in self._graphs and not compiled):
             return
+        self._graphs[shape] = self._new_graph(shape, compiled=compiled)
+        if compiled and self.compiled:
+            self._compiled_graphs.add(shape)
+
+    def _new_graph(self, shape: Shape, *, compiled: bool) -> torch.cuda.CUDAGraph:
+        """Record `shape`'s frame on the real buffers (nothing executes)."""
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.inference_mode():
             # thread_local: a thread doing host work meanwhile (validation, health) cannot spoil the capture
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-                self._frame(self.buffers, *shape)
-        self._graphs[shape] = graph
+                self._frame(self.buffers, *shape, compiled=compiled)
+        return graph
 
     def warmup(self, batches: tuple[int, ...] | None = None, length: int = LENGTH_BUCKET) -> None:
         """Capture the graphs for these batch buckets (default: all) at one cache length, ahead of requests."""
         for rows in batches or self.batch_buckets:
             self.capture(self.shape(rows, length))
 
-    def capture_in_background(self, shapes: Sequence[Shape], *,
+    def graph_status(self) -> dict[str, object]:
+        """For health: graphs by kind, whether a background capture runs, and which shapes failed and why."""
+        return dict(compiled=len(self._compiled_graphs), eager=len(self._graphs) - len(self._compiled_graphs),
+                    capturing=self._background,
+                    failed={f"{rows}x{length}": why for (rows, length), why in sorted(self._failed.items())})
+
+    def capture_in_background(self, shapes: Sequence[Shape], *, eager: Sequence[Shape] = (),
                               after: Callable[[], object] | None = None) -> threading.Thread | None:
-        """Capture `shapes` on a daemon thread; meanwhile generations wait at most for one graph's recording
-        (about 0.1 s), never for a compilation (see `_plan`). `after` runs on that thread once all are tried."""
+        """On a daemon thread, capture `eager` uncompiled (seconds), then compile and capture `shapes`, each
+        compiled graph replacing that shape's eager one. Meanwhile generations wait at most for one graph's
+        recording (about 0.1 s), never for a compilation (see `_plan`). `after` runs on that thread once all
+        are tried.
+
+        While it runs, the interpreter's thread switch interval is lowered: compiling holds the GIL for long
+        stretches, and a generation's host thread, which gives the GIL up at every CUDA call, would otherwise
+        wait up to the default 5 ms to get it back each time (thousands of times per eager prompt)."""
         if not self.use_graphs:
             return None
         self._background = True
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, SERVING_SWITCH_INTERVAL_S))
 
         def work() -> None:
             started = time.perf_counter()
             try:
-                for shape in shapes:
+                for capture, shape in [(self.capture_eager, s) for s in eager] + [(self.capture, s) for s in shapes]:
                     try:
-                        self.capture(shape)
-                    except Exception as error:  # noqa: BLE001 - that shape runs in another graph or eagerly
-                        self._failed.add(shape)
-                        log.warning("fast.capture_failed", shape=shape, error=repr(error))
+                        capture(shape)
+                        self._failed.pop(shape, None)
+                    except Exception as error:  # noqa: BLE001 - that shape keeps its eager graph or runs in another
+                        self._failed[shape] = f"{type(error).__name__}: {error}"[:300]
+                        log.warning("fast.capture_failed", shape=shape, compiled=capture == self.capture,
+                                    error=repr(error), serving="eager graph" if shape in self._graphs else "other")
             finally:
                 self._background = False
-            log.info("fast.background_captured", graphs=len(self._graphs), failed=len(self._failed),
-                     seconds=round(time.perf_counter() - started, 2))
+                sys.setswitchinterval(interval)
+            log.info("fast.background_captured", compiled=len(self._compiled_graphs), graphs=len(self._graphs),
+                     failed=len(self._failed), seconds=round(time.perf_counter() - started, 2))
             if after is not None:
                 after()
 
@@ -331,10 +380,10 @@ class FastDecoder:
         return thread
 
     def _plan(self, rows: int, length: int) -> tuple[int, Callable[[], None]]:
-        """The batch bucket a generation runs in and how it advances one frame: its shape's graph; while a
-        background capture runs (or if its capture failed), the smallest captured graph that holds it, else
-        eager frames (compiled only if that shape already is); otherwise it captures its shape now. Called with
-        `_generating` held."""
+        """The batch bucket a generation runs in and how it advances one frame. Without a background capture
+        it captures its shape now (unless that failed before). Then the best captured graph that holds it: a
+        compiled one before an eager one, and of those the smallest (its own shape first); else eager frames
+        (compiled only if that shape already is). Called with `_generating` held."""
         shape = (rows, length)
         if not self.use_graphs:
             return rows, lambda: self._frame(self.buffers, rows, length, compiled=self.compiled)
@@ -346,11 +395,9 @@ class FastDecoder:
                 self._record(shape)
             finally:
                 self._capture_lock.release()
-        if shape in self._graphs:
-            return rows, self._graphs[shape].replay
-        larger = [s for s in list(self._graphs) if s[0] >= rows and s[1] >= length]
-        if larger:
-            best = min(larger, key=lambda s: (s[0] * s[1], s))
+        holding = [s for s in self._graphs if s[0] >= rows and s[1] >= length]
+        if holding:
+            best = min(holding, key=lambda s: (s not in self._compiled_graphs, s[0] * s[1], s))
             return best[0], self._graphs[best].replay
         compiled = shape in self._ready
         return rows, lambda: self._frame(self.buffers, rows, length, compiled=compiled)

@@ -75,8 +75,12 @@ IMAGE_STEPS: dict[str, list[ImageStep]] = {
     "sdpa": _service_steps("2.10.0"),
 }
 # Every container imports this module first, so every image installs what its top-level imports need
-# (backend.batcher, .schema, .wire, .errors); tests/backend/test_modal_images.py checks each image against it.
-MODULE_PACKAGES = ("pydantic", "structlog")
+# (backend.batcher, .schema, .errors, and .wire, whose request limits come from the reference-clip intake);
+# tests/backend/test_modal_images.py checks each image against it.
+MODULE_PACKAGES = (
+    "pydantic", "pydantic-settings", "structlog", "numpy<2.0", "soundfile", "imageio-ffmpeg", "filetype",
+    "webrtcvad-wheels", "soxr",
+)
 DOWNLOAD_STEPS: list[ImageStep] = [("pip_install", ("huggingface_hub", *MODULE_PACKAGES)), ("env", (HF_ENV,))]
 
 

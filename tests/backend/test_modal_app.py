@@ -314,7 +314,7 @@ def test_a_crash_at_debug_leaves_no_token_text_or_clip_in_the_logs(on_cpu, monke
 
     serving(http_token=TOKEN, log_level="DEBUG")
 
-    def crash(self, requests):
+    def crash(self, requests, **options):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setattr(Engine, "clone_batch", crash)

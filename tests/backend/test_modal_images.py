@@ -222,9 +222,9 @@ def test_the_guard_refuses_what_an_image_lacks():
     """The check can fail: with the download image's packages, the engine cannot be imported."""
     download = synchronizer._translate_in(modal_app.DOWNLOAD_IMAGE)
     allowed = frozenset(importable_roots(image_requirements(download)))
-    assert "torch" not in allowed and "numpy" not in allowed and "pydantic" in allowed
-    assert failures(allowed, ("backend.engine.fast",)) == [
-        "backend.engine.fast: No module named 'numpy'"]
+    assert "torch" not in allowed and "pydantic" in allowed
+    [failure] = failures(allowed, ("backend.engine.fast",))
+    assert failure.startswith("backend.engine.fast: No module named")
 
 
 def test_every_modal_function_and_class_is_checked():

@@ -114,14 +114,19 @@ async def test_wrong_http_path_admins_read_the_host_without_credentials(discord_
 
 
 def fake_modal(monkeypatch, failures: list[BaseException]) -> None:
-    """`modal.Cls.from_name(...)().<method>.remote.aio` raises the next of `failures`."""
+    """`modal.Cls.from_name(...)().<method>.remote.aio` (and the streaming `.remote_gen.aio` a clone with progress
+    uses) raises the next of `failures`."""
 
     async def aio(*args):
         raise failures.pop(0)
 
+    async def gen(*args):
+        raise failures.pop(0)
+        yield  # an async generator, as `.remote_gen.aio` returns
+
     class Service:
         def __getattr__(self, method):
-            return SimpleNamespace(remote=SimpleNamespace(aio=aio))
+            return SimpleNamespace(remote=SimpleNamespace(aio=aio), remote_gen=SimpleNamespace(aio=gen))
 
     monkeypatch.setattr(modal.Cls, "from_name", lambda app_name, class_name: Service)
 

@@ -18,8 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
-from backend.intake.limits import AudioLimits
 from backend.errors import BackendFailed, EngineConfigError, InvalidInput, VoicebotError
+from backend.intake.limits import AudioLimits
 from backend.schema import FRAME_SECONDS, SAMPLE_RATE, CloneRequest, CloneResult, Progress, Seed
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from backend.intake.limits import MIB
 from backend.errors import InvalidInput, VoicebotError
+from backend.intake.limits import MIB
 from backend.redaction import redact_url
 
 log = structlog.get_logger(__name__)

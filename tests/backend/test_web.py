@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from backend.intake.limits import AudioLimits
 from backend.errors import EngineConfigError
+from backend.intake.limits import AudioLimits
 from backend.schema import SEED_MAX, SEED_MIN
 from backend.web import create_web_app
 from backend.wire import MAX_MESSAGE_CHARS

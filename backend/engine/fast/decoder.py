@@ -36,9 +36,10 @@ import structlog
 import torch
 from transformers import DynamicCache
 
+from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.layers import LayerRunner
-from backend.engine.fast.sampling import SamplerSlots, SamplingConfig, choose_tokens, select_tokens
+from backend.engine.fast.sampling import SamplingConfig, choose_tokens, select_tokens
 
 log = structlog.get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
@@ -70,69 +71,6 @@ class DecodeSettings:
 
 def _bucket(value: int, buckets: tuple[int, ...]) -> int:
     return next(b for b in buckets if b >= value)
-
-
-class _Buffers:
-    """Every device tensor a frame reads or writes. The decoder owns one set; `scratch` makes a copy whose written
-    tensors are fresh (same shapes and strides, so compiled code and graphs made on it fit the real set)."""
-
-    WRITTEN = ("valid", "token", "past_hidden", "seen", "finished", "codes", "step", "position")
-
-    def __init__(self, decoder: FastDecoder, config, rows: int, length: int) -> None:
-        dev, dt = decoder.device, decoder.dtype
-        hidden = config.hidden_size
-        self.generator: torch.Generator | None = None  # None: the default stream, which seeds act on
-
-        def cache(module, slots: int) -> list[torch.Tensor]:
-            """Per layer, keys and values stacked: (2, rows, KV heads, slots, head dim), written in one kernel."""
-            cfg = module.config
-            shape = (2, rows, cfg.num_key_value_heads, slots, cfg.head_dim)
-            # zeros, not empty: masked slots are multiplied by 0 in attention, and 0 * NaN garbage is NaN
-            return [torch.zeros(shape, dtype=dt, device=dev) for _ in range(cfg.num_hidden_layers)]
-
-        self.talker_cache = cache(decoder.talker.model, length)
-        self.predictor_cache = cache(decoder.predictor.model, decoder.groups)
-        self.valid = torch.zeros(rows, length, dtype=torch.bool, device=dev)
-        self.token = torch.zeros(rows, dtype=torch.long, device=dev)
-        self.past_hidden = torch.zeros(rows, 1, hidden, dtype=dt, device=dev)
-        self.rope_delta = torch.zeros(rows, 1, dtype=torch.long, device=dev)
-        self.trailing = torch.zeros(rows, length, hidden, dtype=dt, device=dev)
-        self.seen = torch.zeros(rows, decoder.vocab, dtype=torch.bool, device=dev)
-        self.finished = torch.zeros(rows, dtype=torch.bool, device=dev)
-        self.codes = torch.zeros(rows, length, decoder.groups, dtype=torch.long, device=dev)
-        self.step = torch.zeros(1, dtype=torch.long, device=dev)  # frames done
-        self.position = torch.zeros(1, dtype=torch.long, device=dev)  # talker cache slot of the next token
-        self.talker_slots = SamplerSlots(rows, dev)
-        self.predictor_slots = SamplerSlots(rows, dev)
-
-        self.eos = torch.zeros(1, dtype=torch.long, device=dev)
-        self.filler = torch.zeros(1, dtype=torch.long, device=dev)  # what finished rows feed back
-        self.suppress = torch.zeros(decoder.vocab, dtype=torch.float32, device=dev)
-        self.eos_ban = torch.zeros(decoder.vocab, dtype=torch.float32, device=dev)
-        self.min_new_tokens = torch.full((1,), 2, dtype=torch.long, device=dev)
-
-        # The code predictor restarts at position 0 every frame: its rotary tables, write slots and causal
-        # biases are constants.
-        slots = decoder.groups
-        positions = torch.arange(slots, device=dev)
-        probe = torch.zeros(1, slots, decoder.predictor.config.hidden_size, dtype=dt, device=dev)
-        self.predictor_rope = decoder.predictor.model.rotary_emb(probe, positions[None])
-        self.predictor_slot = [positions[i:i + 1] for i in range(slots)]
-        self.predictor_prefill_slots = positions[:2]
-        causal = torch.full((slots, slots), torch.finfo(dt).min, dtype=dt, device=dev).triu(1)
-        self.predictor_bias = causal[None, None]  # (1, 1, slots, slots): row p may read slots <= p
-
-    def scratch(self) -> _Buffers:
-        """A set to compile and warm up on: what a frame writes is new (one K/V tensor serves every layer, as
-        nothing reads it back), the rest is shared read-only, and its random draws use a generator of its own."""
-        copy = object.__new__(_Buffers)
-        copy.__dict__.update(self.__dict__)
-        for name in self.WRITTEN:
-            setattr(copy, name, torch.zeros_like(getattr(self, name)))
-        copy.talker_cache = [torch.zeros_like(self.talker_cache[0])] * len(self.talker_cache)
-        copy.predictor_cache = [torch.zeros_like(self.predictor_cache[0])] * len(self.predictor_cache)
-        copy.generator = torch.Generator(self.token.device)
-        return copy
 
 
 class FastDecoder:
@@ -175,7 +113,7 @@ class FastDecoder:
         self._pool = None
         self._eos_id: int | None = None
         with torch.inference_mode():
-            self.buffers = _Buffers(self, config, max_batch, max_len)
+            self.buffers = DecodeBuffers(self, config, max_batch, max_len)
             self._set_eos(config.codec_eos_token_id)
 
     def _set_eos(self, eos: int) -> None:
@@ -194,7 +132,7 @@ class FastDecoder:
             b.eos_ban[eos] = float("-inf")
 
     # -- one frame -----------------------------------------------------------------------------------------
-    def _predict_codes(self, b: _Buffers, rows: int, compiled: bool) -> torch.Tensor:
+    def _predict_codes(self, b: DecodeBuffers, rows: int, compiled: bool) -> torch.Tensor:
         """The 15 residual codes of the current frame (stock: `code_predictor.generate`), unrolled."""
         predictor, model = self.predictor, self.predictor.model
         layer_step, select = (self.layer_step, self.select) if compiled else (self.eager_step, select_tokens)
@@ -216,7 +154,7 @@ class FastDecoder:
                 positions, span = b.predictor_slot[step + 2], slice(step + 2, step + 3)
         return torch.stack(codes, dim=1)
 
-    def _frame(self, b: _Buffers, rows: int, length: int, compiled: bool = True) -> None:
+    def _frame(self, b: DecodeBuffers, rows: int, length: int, compiled: bool = True) -> None:
         """Emit one frame (previous talker token + 15 predicted codes) into `b` and sample the next talker token;
         `compiled=False` runs the plain functions (a shape not compiled yet)."""
         talker = self.talker

@@ -98,16 +98,21 @@ async def test_flush_reports_a_final_state_that_could_not_be_shown() -> None:
     assert not await progress.flush("done")
 
 
-async def test_a_cancelled_flush_caller_does_not_cancel_the_final_send() -> None:
+def gated(gate: asyncio.Event, sent: list[str]) -> Coalescer[str]:
+    """A coalescer whose sends wait for `gate`, then record what they sent."""
     time = VirtualTime()
-    gate = asyncio.Event()
-    sent: list[str] = []
 
     async def slow(value: str) -> None:
         await gate.wait()
         sent.append(value)
 
-    progress = Coalescer(slow, min_interval_s=2.0, clock=time.clock, sleep=time.sleep)
+    return Coalescer(slow, min_interval_s=2.0, clock=time.clock, sleep=time.sleep)
+
+
+async def test_a_cancelled_flush_caller_does_not_cancel_the_final_send() -> None:
+    gate = asyncio.Event()
+    sent: list[str] = []
+    progress = gated(gate, sent)
     waiter = asyncio.ensure_future(progress.flush("done"))
     await asyncio.sleep(0)
     waiter.cancel()
@@ -117,15 +122,9 @@ async def test_a_cancelled_flush_caller_does_not_cancel_the_final_send() -> None
 
 
 async def test_aclose_drops_what_is_pending() -> None:
-    time = VirtualTime()
     gate = asyncio.Event()
     sent: list[str] = []
-
-    async def slow(value: str) -> None:
-        await gate.wait()
-        sent.append(value)
-
-    progress = Coalescer(slow, min_interval_s=2.0, clock=time.clock, sleep=time.sleep)
+    progress = gated(gate, sent)
     progress.push("generating")
     await asyncio.sleep(0)
     await progress.aclose()

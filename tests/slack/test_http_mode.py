@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -50,19 +51,27 @@ class Endpoint:
             return response.status
 
 
-@pytest.fixture
-async def endpoint() -> AsyncIterator[Endpoint]:
+@asynccontextmanager
+async def serving() -> AsyncIterator[Endpoint]:
+    """The bot's HTTP-mode endpoint on a free port, in front of a fake Slack; closed (jobs idle first) on exit."""
     fake = await FakeSlack().start()
     services = SlackServices(CloneService(FakeBackend(), CommandSettings(_env_file=None)), bot_token=BOT_TOKEN)
     app = build_app(services, AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url), SIGNING_SECRET)
-    settings = SlackSettings(mode="http", host="127.0.0.1", port=0, bot_token=BOT_TOKEN,
-                             signing_secret=SIGNING_SECRET, _env_file=None)
-    transport = await start_transport(app, settings)
+    settings_ = SlackSettings(mode="http", host="127.0.0.1", port=0, bot_token=BOT_TOKEN,
+                              signing_secret=SIGNING_SECRET, _env_file=None)
+    transport = await start_transport(app, settings_)
     try:
         yield Endpoint(f"http://127.0.0.1:{transport.port}/slack/events", fake)
     finally:
+        await services.idle(timeout=5)
         await transport.close()
         await fake.close()
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[Endpoint]:
+    async with serving() as served:
+        yield served
 
 
 @pytest.mark.parametrize(("body", "content_type"), [*MALFORMED, NOT_UTF8])
@@ -109,19 +118,8 @@ def test_any_body_gets_an_answer_not_a_crash(logged_errors, body, content_type, 
     """Whatever the bytes, signed or not, the endpoint answers 2xx/4xx and logs no ERROR."""
 
     async def post_once() -> int:
-        fake = await FakeSlack().start()
-        services = SlackServices(CloneService(FakeBackend(), CommandSettings(_env_file=None)), bot_token=BOT_TOKEN)
-        app = build_app(services, AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url), SIGNING_SECRET)
-        settings_ = SlackSettings(mode="http", host="127.0.0.1", port=0, bot_token=BOT_TOKEN,
-                                  signing_secret=SIGNING_SECRET, _env_file=None)
-        transport = await start_transport(app, settings_)
-        try:
-            return await Endpoint(f"http://127.0.0.1:{transport.port}/slack/events", fake).post(
-                body, content_type, sign(body) if signed else None)
-        finally:
-            await services.idle(timeout=5)
-            await transport.close()
-            await fake.close()
+        async with serving() as served:
+            return await served.post(body, content_type, sign(body) if signed else None)
 
     status = asyncio.run(post_once())
     assert status in (200, 400, 401, 404) and (signed or status == 401)

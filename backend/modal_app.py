@@ -55,6 +55,11 @@ FA2_WHEEL = (
     "flash_attn-2.8.3+cu12torch2.9cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
 )
 
+# Every module byte-compiled at build time: a container that finds no `__pycache__` compiles ~2,000 modules of
+# torch, transformers and qwen-tts from source at each cold start (seconds; measured on the H200, see
+# benchmarks/RESULTS.coldstart.md). pip compiles what it installs, but not every installer does.
+COMPILE_BYTECODE = "python -m compileall -q -j 0 $(python -c 'import site; print(*site.getsitepackages())')"
+
 ImageStep = tuple[str, tuple[Any, ...]]  # (modal.Image method, its positional arguments), applied in order
 
 
@@ -66,6 +71,7 @@ def _service_steps(torch_version: str, *extra: ImageStep) -> list[ImageStep]:
         ("pip_install", (f"torch=={torch_version}", f"torchaudio=={torch_version}")),
         ("pip_install", SERVICE_PACKAGES),
         *extra,
+        ("run_commands", (COMPILE_BYTECODE,)),
     ]
 
 

@@ -22,6 +22,7 @@ import structlog
 from backend.audio import to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
+from backend.engine.prefetch import prefetch_checkpoint
 from backend.engine.progress import ProgressReporter, ProgressSink
 from backend.engine.qwen_imports import import_qwen_tts
 from backend.engine.voice_cache import VoiceCache, voice_key
@@ -116,6 +117,7 @@ class Engine:
         with self._lock:
             if self._loaded:
                 return
+            prefetch = prefetch_checkpoint(self.config.model)  # before the imports, which it overlaps
             import torch
 
             Qwen3TTSModel = import_qwen_tts()  # noqa: N806 - a class
@@ -135,6 +137,8 @@ class Engine:
             self._fast = self._load_fast(device)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
+            if prefetch is not None:  # done by now (the weights were read); no thread outlives a memory snapshot
+                prefetch.join()
             self._load_s = time.perf_counter() - started
             self._loaded = True
             log.info("engine.loaded", seconds=round(self._load_s, 2), attention=active_attention(self.tts.model))

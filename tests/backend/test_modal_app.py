@@ -85,7 +85,8 @@ def test_each_variant_is_a_modal_class_with_its_gpu_image_and_volume(name):
 
 def test_image_recipes_are_the_plans():
     fa2, sdpa = modal_app.IMAGE_STEPS["fa2"], modal_app.IMAGE_STEPS["sdpa"]
-    assert [method for method, _ in fa2] == ["apt_install", "env", "pip_install", "pip_install", "pip_install"]
+    assert [method for method, _ in fa2] == ["apt_install", "env", "pip_install", "pip_install", "pip_install",
+                                             "run_commands"]
     assert fa2[0][1] == ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")  # gcc: Triton, fast engine
     assert set(fa2[1][1][0]) == {"HF_HOME", "TRANSFORMERS_CACHE", "HF_HUB_CACHE", "TOKENIZERS_PARALLELISM"}
     assert fa2[2][1] == ("torch==2.9.0", "torchaudio==2.9.0")  # its own step, before qwen-tts
@@ -95,7 +96,8 @@ def test_image_recipes_are_the_plans():
         "flash_attn-2.8.3+cu12torch2.9cxx11abiTRUE-cp312-cp312-linux_x86_64.whl",
     )
     assert sdpa[2][1] == ("torch==2.10.0", "torchaudio==2.10.0")
-    assert sdpa[:2] + sdpa[3:] == fa2[:2] + fa2[3:4]  # same recipe otherwise, no flash-attn
+    assert fa2[5][1] == sdpa[4][1] == (modal_app.COMPILE_BYTECODE,)  # every module byte-compiled at build time
+    assert sdpa[:2] + sdpa[3:] == fa2[:2] + fa2[3:4] + fa2[5:]  # same recipe otherwise, no flash-attn
 
 
 def test_built_images_run_the_steps_in_order():

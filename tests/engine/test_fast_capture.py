@@ -216,3 +216,19 @@ def test_a_failed_compile_leaves_the_eager_graphs_serving_and_health_says_so(tin
     result = engine.clone(CloneRequest(reference=sine_clip(), text="Still served.", max_new_tokens=8))
     assert result.engine_mode == "fast" and result.frames > 0
     assert installed[0].replays == {((1, 256), "eager"): 7}
+
+
+def test_compiled_functions_are_made_at_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making a torch.compile wrapper imports Inductor: a decoder that serves eager graphs first must not pay it
+    at construction, only when a compiled function first runs (and then once)."""
+    from backend.engine.fast.layers import LayerRunner, LazyCompiled
+
+    made: list[object] = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: made.append(fn) or (lambda *a, **k: ("compiled", a)))
+    runner = LayerRunner(True)
+    lazy = LazyCompiled(sum)
+    assert made == []
+    assert lazy([1, 2]) == ("compiled", ([1, 2],))
+    assert lazy([3]) == ("compiled", ([3],))
+    assert made == [sum]
+    assert isinstance(runner.project, LazyCompiled) and isinstance(runner.finish, LazyCompiled)

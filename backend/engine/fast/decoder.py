@@ -38,7 +38,7 @@ from transformers import DynamicCache
 
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
-from backend.engine.fast.layers import LayerRunner
+from backend.engine.fast.layers import LayerRunner, LazyCompiled
 from backend.engine.fast.sampling import SamplingConfig, choose_tokens, select_tokens
 
 log = structlog.get_logger(__name__)
@@ -98,7 +98,7 @@ class FastDecoder:
             shapes = len(self.batch_buckets) * (len(self.length_buckets) + 2)
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, shapes + 8)
         self.layer_step = LayerRunner(self.compiled)
-        self.select = torch.compile(select_tokens, dynamic=False) if self.compiled else select_tokens
+        self.select = LazyCompiled(select_tokens) if self.compiled else select_tokens
         self.eager_step = LayerRunner(False)
         fuse_projections(model)
         self._graphs: dict[Shape, torch.cuda.CUDAGraph] = {}  # the graph each shape replays now

@@ -13,7 +13,9 @@ a compiled function that mutates a view of its input may copy the whole view bac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +65,29 @@ def finish(layer: torch.nn.Module, hidden: torch.Tensor, query: torch.Tensor, ca
     return hidden + mlp.down_proj(mlp.act_fn(gate) * up)
 
 
+class LazyCompiled:
+    """`torch.compile(fn, dynamic=False)`, made at the first call.
+
+    Making the wrapper imports Inductor (about 560 modules: 2-6 s of a cold start). A start that serves eager CUDA
+    graphs first and compiles on a background thread (`fast_capture="background"`) needs none of it before it is
+    ready, so the import moves to the thread's first compile.
+    """
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self._compiled: Callable | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        compiled = self._compiled
+        if compiled is None:
+            with self._lock:
+                if self._compiled is None:
+                    self._compiled = torch.compile(self.fn, dynamic=False)
+                compiled = self._compiled
+        return compiled(*args, **kwargs)
+
+
 class LayerRunner:
     """Runs a layer step, with `project`/`finish` compiled when asked (CUDA): one compiled graph per shape serves
     every layer of a stack, since torch.compile lifts module parameters and buffers to inputs."""
@@ -71,8 +96,8 @@ class LayerRunner:
         if compile:  # (talker, predictor prefill, predictor step) x batch buckets x cache lengths
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         self.compiled = compile
-        self.project: Callable = torch.compile(project, dynamic=False) if compile else project
-        self.finish: Callable = torch.compile(finish, dynamic=False) if compile else finish
+        self.project: Callable = LazyCompiled(project) if compile else project
+        self.finish: Callable = LazyCompiled(finish) if compile else finish
 
     def __call__(self, layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                  cache: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -279,7 +279,8 @@ def clone_menu(service: CloneService) -> app_commands.ContextMenu:
                                               "voice message or a message with an audio file.")
             return
         try:  # refuse before the user types a text that could not be used anyway
-            await service.queue.check_admission(user_key(interaction.user), is_admin=caller_is_admin(interaction, service))
+            await service.queue.check_admission(user_key(interaction.user),
+                                                is_admin=caller_is_admin(interaction, service))
             interaction.client.cdn.check(reference.url)  # type: ignore[attr-defined]
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)

@@ -62,7 +62,8 @@ def work_on(backend: FakeBackend, queue: JobQueue):
 
 
 async def submit(queue: JobQueue, backend: FakeBackend, user: str = "u1", **kwargs) -> Job:
-    return await queue.submit(work_on(backend, queue), user_id=user, place="test:place", text=f"text of {user}", **kwargs)
+    return await queue.submit(work_on(backend, queue), user_id=user, place="test:place", text=f"text of {user}",
+                              **kwargs)
 
 
 async def deliver(job: Job, queue: JobQueue | None = None) -> None:

@@ -112,7 +112,7 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
     client.track(asyncio.current_task())
     user_id, admin = user_key(interaction.user), caller_is_admin(interaction, service)
     try:
-        service.check_request(user_id, ask.text, ask.ref_text, ask.language, ask.variant,
+        await service.check_request(user_id, ask.text, ask.ref_text, ask.language, ask.variant,
                               reference_size=ask.reference.size, is_admin=admin)
         client.cdn.check(ask.reference.url)
     except VoicebotError as exc:
@@ -279,7 +279,8 @@ def clone_menu(service: CloneService) -> app_commands.ContextMenu:
                                               "voice message or a message with an audio file.")
             return
         try:  # refuse before the user types a text that could not be used anyway
-            service.queue.check_admission(user_key(interaction.user), is_admin=caller_is_admin(interaction, service))
+            await service.queue.check_admission(user_key(interaction.user),
+                                                is_admin=caller_is_admin(interaction, service))
             interaction.client.cdn.check(reference.url)  # type: ignore[attr-defined]
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)

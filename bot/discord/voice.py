@@ -153,7 +153,7 @@ def voice_group(library: VoiceLibrary) -> app_commands.Group:
         async def keep(answer: discord.Interaction) -> str:
             return "Nothing was deleted."
 
-        view = Confirm(interaction.user.id, yes="Forget me", no="Cancel", on_yes=forget, on_no=keep,
+        view = Confirm(interaction.user.id, FORGET_QUESTION, yes="Forget me", no="Cancel", on_yes=forget, on_no=keep,
                        timeout_s=CONFIRM_TIMEOUT_S, danger=True)
         await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
                      interaction.response.send_message(FORGET_QUESTION, view=view, ephemeral=True))

@@ -210,8 +210,8 @@ def say_command(service: CloneService, library: VoiceLibrary) -> app_commands.Co
     async def say(interaction: discord.Interaction, voice: Name, text: Text, language: str | None = None) -> None:
         member, admin = member_of(interaction), caller_is_admin(interaction, service.settings)
 
-        def check() -> None:
-            service.check_request(member.key, text, None, language, is_admin=admin)
+        async def check() -> None:
+            await service.check_request(member.key, text, None, language, is_admin=admin)
 
         async def submit(progress: JobProgress) -> Job:
             return await library.say(member, voice, text, language, place=place_of(interaction),

@@ -80,7 +80,7 @@ class CloneFlow:
         file = await resolve(self.client, order.file)  # by id: URLs in the payload are never used
         size = file.get("size")
         # Everything but the audio itself, before downloading it (Slack tells the file's size).
-        clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
+        await clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
                             reference_size=size if isinstance(size, int) else None, is_admin=admin)
         data = await download_private(file, self.services.bot_token, settings.audio_limits.max_bytes,
                                       origins=self.services.file_origins)

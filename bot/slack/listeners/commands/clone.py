@@ -21,7 +21,7 @@ def clone_command(services: SlackServices):
         await ack()
         user_key = f"slack:{command['user_id']}"
         try:  # no form to fill in when the job would be refused anyway (a cooldown may be over by the submit)
-            services.clone.queue.check_admission(user_key, is_admin=is_admin(user_key, False, services.settings))
+            await services.clone.queue.check_admission(user_key, is_admin=is_admin(user_key, False, services.settings))
         except Cooldown:
             pass
         except VoicebotError as exc:

@@ -34,6 +34,7 @@ from backend.schema import (
     HealthReport,
     Progress,
     Timings,
+    WatermarkCheck,
 )
 
 
@@ -135,6 +136,8 @@ class FakeBackend:
         self.calls: list[CloneRequest] = []
         self.forgotten: list[list[str]] = []  # each forget_voices call's digests
         self.forget_error: BaseException | None = None
+        self.checked: list[bytes] = []  # clips given to check_watermark
+        self.watermark = WatermarkCheck(watermarked=True, confidence=0.97)
         self.health_calls = 0
         self.closed = False
         self._entered: asyncio.Queue[FakeCall] = asyncio.Queue()
@@ -174,6 +177,11 @@ class FakeBackend:
 
     async def languages(self) -> list[str]:
         return list(LANGUAGES)
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        """`watermark` (the verdict to give); records what it was asked to check."""
+        self.checked.append(audio)
+        return self.watermark
 
     async def forget_voices(self, clip_sha256s: list[str]) -> int:
         """Drops the cached voices of those clips: the ones it was sent (SHA-256 of `CloneRequest.reference`)."""

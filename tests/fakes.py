@@ -6,7 +6,9 @@
     call.release()                               # or call.fail(BackendUnavailable("..."))
     result = await job.wait()
 
-Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`.
+Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`, every
+watermark check's audio in `checked` (answered with `verdict`, or `check_error` raised) and every digest
+sent to `forget_voices` in `forgotten`.
 `answer` replaces the result with anything (a broken backend: see `BAD_ANSWERS`); `progress` adds frame
 reports after "generating".
 """
@@ -14,7 +16,6 @@ reports after "generating".
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,9 +119,13 @@ class FakeBackend:
         health_error: BaseException | None = None, audio_seconds: float = 2.0, total_s: float = 0.9,
         gpu: str | None = "Fake GPU", voice_cached: bool = False, cold_start: bool = False,
         answer: Callable[[], object] | None = None, progress: list[Progress] | None = None,
-        queue_s: float = 0.0,
+        queue_s: float = 0.0, verdict: WatermarkCheck | None = None, check_error: BaseException | None = None,
     ) -> None:
         self.name = name
+        self.verdict = verdict or WatermarkCheck(watermarked=True, confidence=0.97)
+        self.check_error = check_error
+        self.checked: list[bytes] = []
+        self.forgotten: list[str] = []
         self.hold = hold
         self.error = error
         self.answer = answer
@@ -134,10 +139,6 @@ class FakeBackend:
         self.voice_cached = voice_cached
         self.cold_start = cold_start
         self.calls: list[CloneRequest] = []
-        self.forgotten: list[list[str]] = []  # each forget_voices call's digests
-        self.forget_error: BaseException | None = None
-        self.checked: list[bytes] = []  # clips given to check_watermark
-        self.watermark = WatermarkCheck(watermarked=True, confidence=0.97)
         self.health_calls = 0
         self.closed = False
         self._entered: asyncio.Queue[FakeCall] = asyncio.Queue()
@@ -179,17 +180,16 @@ class FakeBackend:
         return list(LANGUAGES)
 
     async def check_watermark(self, audio: bytes) -> WatermarkCheck:
-        """`watermark` (the verdict to give); records what it was asked to check."""
         self.checked.append(audio)
-        return self.watermark
+        if self.check_error is not None:
+            raise self.check_error
+        return self.verdict
 
     async def forget_voices(self, clip_sha256s: list[str]) -> int:
-        """Drops the cached voices of those clips: the ones it was sent (SHA-256 of `CloneRequest.reference`)."""
-        if self.forget_error is not None:
-            raise self.forget_error
-        self.forgotten.append(list(clip_sha256s))
-        sent = {hashlib.sha256(call.reference).hexdigest() for call in self.calls}
-        return len(sent & set(clip_sha256s))
+        """Each digest counts as one cached voice prompt dropped, the first time it is sent."""
+        new = set(clip_sha256s) - set(self.forgotten)
+        self.forgotten += sorted(new)
+        return len(new)
 
     async def aclose(self) -> None:
         self.closed = True

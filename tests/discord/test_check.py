@@ -23,8 +23,7 @@ def tts_check(bot, attachment):
     (WatermarkCheck(watermarked=False, confidence=0.03), "No voicebot watermark found (detector score 0.03)"),
 ])
 async def test_the_verdict_is_private(discord_bot, verdict, words):
-    backend = FakeBackend()
-    backend.watermark = verdict
+    backend = FakeBackend(verdict=verdict)
     bot = await discord_bot(backend)
     payload = tts_check(bot, bot.attachment(CLIP, "suspicious.wav"))
     assert (await bot.response(payload)).json["data"]["flags"] == EPHEMERAL
@@ -48,11 +47,6 @@ async def test_a_clip_that_cannot_be_checked_never_reaches_the_backend(discord_b
 
 
 async def test_an_unreachable_backend_is_told(discord_bot):
-    backend = FakeBackend()
-
-    async def down(audio: bytes) -> WatermarkCheck:
-        raise BackendUnavailable("The voice backend is unreachable; try again later.")
-
-    backend.check_watermark = down  # type: ignore[method-assign]
+    backend = FakeBackend(check_error=BackendUnavailable("The voice backend is unreachable; try again later."))
     bot = await discord_bot(backend)
     assert "unreachable" in await bot.answer(tts_check(bot, bot.attachment(CLIP)), "unreachable")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from backend.errors import BackendFailed, InvalidInput
+from backend.errors import BackendFailed, InvalidInput, VoicebotError
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
 from commands.jobs import JobStatus
@@ -422,3 +422,16 @@ async def test_forget_me_reports_an_unreachable_backend_cache(world, monkeypatch
     report = await world.library.forget_me(ALICE)
     assert report.cached_voices is None and "could not be reached" in report.summary()
     assert report.voices == ["Narrator"]
+
+
+async def test_unconfirmed_saves_are_bounded_in_memory(world, monkeypatch):
+    first = await world.library.prepare_save(ALICE, "One", "me", CLIP, None)
+    again = await world.library.prepare_save(ALICE, "Two", "me", CLIP, None)  # replaces her first form
+    with pytest.raises(SaveExpired):
+        await world.library.confirm_save(first.id, ALICE)
+    monkeypatch.setattr("commands.voice_library.MAX_PENDING_BYTES", len(again.wav) + 1000)
+    with pytest.raises(VoicebotError, match="Too many voices are being saved") as busy:
+        await world.library.prepare_save(BOB, "Three", "me", CLIP, None)
+    assert busy.value.code == "busy"
+    await world.library.confirm_save(again.id, ALICE)
+    assert (await world.library.prepare_save(BOB, "Three", "me", CLIP, None)).name == "Three"

@@ -441,3 +441,15 @@ async def test_unconfirmed_saves_are_bounded_in_memory(world, monkeypatch):
     assert busy.value.code == "busy"
     await world.library.confirm_save(again.id, ALICE)
     assert (await world.library.prepare_save(BOB, "Three", "me", CLIP, None)).name == "Three"
+
+
+@pytest.mark.parametrize(("typed", "told"), [
+    ("narrator", "no voice called “narrator”"),
+    ("@everyone", "no voice by that name"),
+    ("<@&123> **x**", "no voice by that name"),
+    ("a\u202eb", "no voice by that name"),
+])
+async def test_an_unknown_name_is_echoed_only_when_it_is_a_possible_name(world, typed, told):
+    with pytest.raises(VoiceNotFound) as missing:
+        await world.library.find(ALICE, typed)
+    assert told in missing.value.message

@@ -120,7 +120,7 @@ async def test_say_with_an_unknown_or_private_voice_is_told_privately(discord_bo
     await save_voice(bot, "Secret", alice)
     payload = bot.say("Secret", "Hello", bob)
     told = await bot.api.wait_for(followup_of(payload))
-    assert told.flags == EPHEMERAL and "no voice called “secret”" in told.content
+    assert told.flags == EPHEMERAL and "no voice called “Secret”" in told.content
     await bot.api.wait_for(delete_of(payload))  # the public progress message goes
     assert backend.calls == []
 

@@ -453,3 +453,12 @@ async def test_an_unknown_name_is_echoed_only_when_it_is_a_possible_name(world, 
     with pytest.raises(VoiceNotFound) as missing:
         await world.library.find(ALICE, typed)
     assert told in missing.value.message
+
+
+async def test_a_block_placed_while_the_form_is_open_stops_the_save(world):
+    pending = await world.library.prepare_save(ALICE, "Narrator", "me", CLIP, None)
+    await world.library.block(ADMIN, ALICE.user_id, is_admin=True)
+    with pytest.raises(Blocked):
+        await world.library.confirm_save(pending.id, ALICE)
+    assert await world.storage.voices.owned_by("discord", "111") == []
+    assert list((world.settings.data_dir / "clips").rglob("*.wav")) == []

@@ -232,3 +232,26 @@ def _member(invoker: Invoker):
     from tests.discord.fake_api import GUILD_ID
 
     return Member("discord", str(GUILD_ID), str(invoker.user_id))
+
+
+async def test_a_locked_database_keeps_the_consent_form_open(discord_bot):
+    import sqlite3
+
+    bot = await discord_bot(FakeBackend(), library=True, database_timeout_s=0.5)
+    alice = Invoker()
+    attachment = bot.attachment(CLIP)
+    question = bot.voice("save", alice, attachments=[attachment], name="Narrator", clip=attachment["id"])
+    await bot.answer(question, "Before the voice is saved")
+    lock = sqlite3.connect(bot.library.settings.data_dir / "voicebot.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        first = await bot.click(question, "I confirm: save the voice", alice)
+        text = await bot.answer(first, "nothing was changed")
+        assert CONSENT_STATEMENT in text  # the question is still there, under the error
+        edit = bot.api.calls_to(lambda c: first["token"] in c.path and c.method == "PATCH")[-1]
+        assert [b["label"] for b in components_of(edit)] == ["I confirm: save the voice", "Cancel"]
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    again = await bot.click(first, "I confirm: save the voice", alice)
+    assert (await bot.answer(again, "Saved")).startswith("Saved “Narrator”")

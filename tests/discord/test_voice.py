@@ -94,7 +94,7 @@ async def test_a_clip_that_fails_intake_is_refused_before_consent(discord_bot):
     attachment = bot.attachment(sine_clip(0.4))
     question = bot.voice("save", Invoker(), attachments=[attachment], name="Short", clip=attachment["id"])
     text = await bot.answer(question, "at least 1 s")
-    assert CONSENT_STATEMENT not in text and bot.library._pending == {}
+    assert CONSENT_STATEMENT not in text and len(bot.library.pending) == 0
 
 
 async def test_say_speaks_with_the_saved_voice_publicly(discord_bot):

@@ -43,6 +43,11 @@ CHECK_LIMITS = AudioLimits(max_bytes=16 * MIB, min_seconds=1.0, max_seconds=180.
 # Below one step of 16-bit audio there is nothing to mark or to score (the detector's score on noise that faint
 # drifts up to 0.5 and more); such a clip is treated as silence.
 SILENCE_PEAK = 2.0**-15
+# PerthNet's spectrogram (2048-sample windows, 320-sample hops at 32 kHz) needs more than half a window of audio,
+# and its round trip drops the partial hop at the end. So audio is padded with a window of silence (and to at
+# least MIN_SECONDS) before marking or scoring, and cut back after: no sample of the clip is lost.
+PAD_SECONDS = 0.064
+MIN_SECONDS = 0.05
 STREAM_CONTEXT_S = 0.2
 STREAM_LOOKAHEAD_S = 0.1
 
@@ -84,11 +89,9 @@ class Watermarker:
         if _silent(samples):
             return samples.copy()
         with torch.inference_mode():
-            marked = np.asarray(self._model().apply_watermark(samples, sample_rate=sample_rate), dtype=np.float32)
-        # The spectrogram round trip drops a partial last hop: pad back (or cut) to the length given.
-        out = np.zeros_like(samples)
-        out[: min(out.size, marked.size)] = marked[: out.size]
-        return out
+            marked = np.asarray(self._model().apply_watermark(_padded(samples, sample_rate), sample_rate=sample_rate),
+                                dtype=np.float32)
+        return marked[: samples.size]
 
     def confidence(self, samples: np.ndarray, sample_rate: int) -> float:
         """The detector's score in [0, 1]; 0 where it has nothing to score (silence)."""
@@ -98,12 +101,17 @@ class Watermarker:
         if _silent(samples):
             return 0.0
         with torch.inference_mode():
-            score = float(self._model().get_watermark(samples, sample_rate, round=False))
+            score = float(self._model().get_watermark(_padded(samples, sample_rate), sample_rate, round=False))
         return min(1.0, max(0.0, score)) if np.isfinite(score) else 0.0
 
     def check(self, samples: np.ndarray, sample_rate: int) -> WatermarkCheck:
         score = self.confidence(samples, sample_rate)
         return WatermarkCheck(watermarked=score >= THRESHOLD, confidence=round(score, 4))
+
+
+def _padded(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    pad = max(int(np.ceil(PAD_SECONDS * sample_rate)), int(np.ceil(MIN_SECONDS * sample_rate)) - samples.size)
+    return np.pad(samples, (0, pad))
 
 
 def _silent(samples: np.ndarray) -> bool:

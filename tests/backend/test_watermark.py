@@ -40,9 +40,20 @@ def test_the_mark_survives_opus_at_64_kbits(marker, tmp_path):
     assert [detect(clip, marker).watermarked for clip in opus] == [True, False]
 
 
-@pytest.mark.parametrize("samples", [12_345, 24_000 * 3 + 1, 1920 * 7])
-def test_marking_keeps_the_length(marker, plain, samples):
-    assert marker.mark(plain[:samples]).shape == (samples,)
+@pytest.mark.parametrize("samples", [1, 540, 1_199, 1_200, 12_345, 24_000 * 3 + 1, 1920 * 7])
+def test_any_length_is_marked_and_scored_and_keeps_its_length(marker, plain, samples):
+    """The spectrogram needs a window's worth: shorter audio (a stream's last scrap) is padded, then cut back."""
+    clip = plain[12_000:12_000 + samples]
+    assert marker.mark(clip).shape == (samples,)
+    assert 0.0 <= marker.confidence(clip, 24_000) <= 1.0
+
+
+def test_the_end_of_a_clip_is_marked_not_cut(marker, plain):
+    """The spectrogram round trip drops a partial last hop; the clip's last samples must still be its own."""
+    clip = plain[:24_000 * 3 + 199]
+    tail, marked_tail = clip[-480:], marker.mark(clip)[-480:]
+    assert np.abs(tail).max() > 0.01
+    assert np.abs(marked_tail - tail).max() < 0.5 * np.abs(tail).max()
 
 
 @pytest.mark.parametrize("level", [0.0, SILENCE_PEAK / 2])
@@ -65,7 +76,7 @@ def test_stream_marking_adds_up_to_the_whole_clip_marked(marker, plain):
     assembled = np.concatenate([*parts, stream.finish()])
     whole = marker.mark(plain)
     assert assembled.shape == plain.shape
-    assert np.abs(assembled - whole).max() < 0.01 * np.abs(whole).max()
+    assert np.abs(assembled - whole).max() < 0.01 * np.abs(whole).max()  # -40 dB, anywhere in the clip
     assert marker.check(assembled, 24_000).watermarked
 
 

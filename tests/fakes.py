@@ -6,7 +6,9 @@
     call.release()                               # or call.fail(BackendUnavailable("..."))
     result = await job.wait()
 
-Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`.
+Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`, every
+watermark check's audio in `checked` (answered with `verdict`, or `check_error` raised) and every digest
+sent to `forget_voices` in `forgotten`.
 `answer` replaces the result with anything (a broken backend: see `BAD_ANSWERS`); `progress` adds frame
 reports after "generating".
 """
@@ -33,6 +35,7 @@ from backend.schema import (
     HealthReport,
     Progress,
     Timings,
+    WatermarkCheck,
 )
 
 
@@ -116,9 +119,13 @@ class FakeBackend:
         health_error: BaseException | None = None, audio_seconds: float = 2.0, total_s: float = 0.9,
         gpu: str | None = "Fake GPU", voice_cached: bool = False, cold_start: bool = False,
         answer: Callable[[], object] | None = None, progress: list[Progress] | None = None,
-        queue_s: float = 0.0,
+        queue_s: float = 0.0, verdict: WatermarkCheck | None = None, check_error: BaseException | None = None,
     ) -> None:
         self.name = name
+        self.verdict = verdict or WatermarkCheck(watermarked=True, confidence=0.97)
+        self.check_error = check_error
+        self.checked: list[bytes] = []
+        self.forgotten: list[str] = []
         self.hold = hold
         self.error = error
         self.answer = answer
@@ -172,12 +179,24 @@ class FakeBackend:
     async def languages(self) -> list[str]:
         return list(LANGUAGES)
 
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        self.checked.append(audio)
+        if self.check_error is not None:
+            raise self.check_error
+        return self.verdict
+
+    async def forget_voices(self, clip_sha256s: list[str]) -> int:
+        """Each digest counts as one cached voice prompt dropped, the first time it is sent."""
+        new = set(clip_sha256s) - set(self.forgotten)
+        self.forgotten += sorted(new)
+        return len(new)
+
     async def aclose(self) -> None:
         self.closed = True
 
 
 class NeverAnswers(FakeBackend):
-    """A backend that hangs (for timeouts): clone and health wait forever."""
+    """A backend that hangs (for timeouts): clone, health and the watermark check wait forever."""
 
     async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
         self.calls.append(request)
@@ -185,6 +204,11 @@ class NeverAnswers(FakeBackend):
         raise AssertionError("unreachable")
 
     async def health(self) -> HealthReport:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        self.checked.append(audio)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 

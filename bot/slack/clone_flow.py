@@ -22,7 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
 from bot.slack.delivery import Route, deliver
-from bot.slack.files import download_private, resolve
+from bot.slack.members import PLATFORM
+from bot.slack.clip_fetch import fetch_clip
 from bot.slack.messages import UNEXPECTED, escape, progress_text, user_text
 from bot.slack.progress import ProgressMessage
 from bot.slack.replies import Replier
@@ -30,6 +31,7 @@ from bot.slack.services import SlackServices
 from commands.errors import UnexpectedJobError
 from commands.health import is_admin
 from commands.jobs import Job
+from commands.storage.voices import Member
 
 log = structlog.get_logger(__name__)
 
@@ -42,19 +44,24 @@ class CloneOrder:
     team: str
     channel: str
     thread_ts: str | None  # None: a new message in the channel, the result in its thread
-    file: dict[str, Any]  # Slack file object of the reference clip
+    file: dict[str, Any] | None  # Slack file object of the reference clip (None: a saved voice speaks)
     text: str
     ref_text: str | None = None
     language: str | None = None
     variant: str | None = None
+    voice: str | None = None  # the saved voice's name (`/say`)
 
     @property
     def user_key(self) -> str:
-        return f"slack:{self.user}"
+        return self.member.key
+
+    @property
+    def member(self) -> Member:
+        return Member(PLATFORM, self.team, self.user)
 
     @property
     def place(self) -> str:
-        return f"slack:{self.team}/{self.channel}"
+        return f"{PLATFORM}:{self.team}/{self.channel}"
 
 
 class CloneFlow:
@@ -77,15 +84,15 @@ class CloneFlow:
     async def _submit(self) -> Job:
         order, settings, clone = self.order, self.services.settings, self.services.clone
         admin = is_admin(order.user_key, False, settings)
-        file = await resolve(self.client, order.file)  # by id: URLs in the payload are never used
-        size = file.get("size")
-        # Everything but the audio itself, before downloading it (Slack tells the file's size).
-        clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
-                            reference_size=size if isinstance(size, int) else None, is_admin=admin)
-        data = await download_private(file, self.services.bot_token, settings.audio_limits.max_bytes,
-                                      origins=self.services.file_origins)
+        assert order.file is not None
+
+        def check(size: int | None) -> None:  # everything but the audio itself, before downloading it
+            clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
+                                reference_size=size, is_admin=admin)
+
+        clip = await fetch_clip(self.services, self.client, order.file, check)
         return await clone.submit(
-            order.user_key, order.place, data, file.get("name"), order.text, order.ref_text, order.language,
+            order.user_key, order.place, clip.data, clip.filename, order.text, order.ref_text, order.language,
             order.variant, is_admin=admin, on_progress=self.progress.on_job,
         )
 

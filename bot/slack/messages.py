@@ -66,9 +66,11 @@ def fields_mrkdwn(fields: list[Field]) -> str:
     return "\n".join(f"*{escape(label)}:* {escape(value)}" for label, value in fields)
 
 
-def result_comment(job: Job, user_id: str) -> str:
-    """What is posted with the WAV: who asked, the timing report of `commands.timing`, the consent line."""
-    return f"<@{user_id}> here is your voice clone (job {job.id}).\n{fields_mrkdwn(job_timing_fields(job))}\n" \
+def result_comment(job: Job, user_id: str, voice: str | None = None) -> str:
+    """What is posted with the WAV: who asked (and which saved voice spoke), the timing report of
+    `commands.timing`, the consent line."""
+    what = f"the voice *{escape(voice)}*" if voice else "your voice clone"
+    return f"<@{user_id}> here is {what} (job {job.id}).\n{fields_mrkdwn(job_timing_fields(job))}\n" \
            f"_{CONSENT_LINE}_"
 
 

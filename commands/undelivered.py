@@ -74,6 +74,16 @@ class UndeliveredStore:
                 found.append(entry)
         return sorted(found, key=lambda entry: entry.kept_at, reverse=True)
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete every result kept for `user_id` (forget-me); how many went."""
+        with self._lock:
+            mine = [entry for entry in self.entries() if entry.user_id == user_id]
+            for entry in mine:
+                entry.wav.unlink(missing_ok=True)
+                entry.wav.with_suffix(".json").unlink(missing_ok=True)
+        log.info("result.undelivered_forgotten", user_id=user_id, removed=len(mine))
+        return len(mine)
+
     def _evict(self) -> None:
         entries = self.entries()
         total = 0

@@ -67,3 +67,10 @@ def _describe(char: str) -> str:
         name = unicodedata.name(char, "")
         return f"the invisible character U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
     return f"“{char}”"
+
+
+def name_key(typed: str) -> str:
+    """The key of what a user has typed so far (autocomplete): normalised like `check_voice_name`'s key, but
+    never refused, since a half-typed name may end in a space or hold a character no name has."""
+    key = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", typed or "").casefold())
+    return " ".join(part for part in key.split(" ") if part)

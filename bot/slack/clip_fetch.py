@@ -8,7 +8,7 @@ past the size limit, whatever Slack stated (`bot.slack.files.download_private`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,13 @@ class FetchedClip:
 
 
 async def fetch_clip(services: SlackServices, client: AsyncWebClient, file: dict[str, Any],
-                     check: Callable[[int | None], None] = lambda size: None) -> FetchedClip:
+                     check: Callable[[int | None], Awaitable[None]] | None = None) -> FetchedClip:
     """The clip's bytes (at most the configured limit + 1) and name; raises `VoicebotError` subclasses
     (`SlackProblem` for Slack's failures, whatever `check` raises)."""
     found = await resolve(client, file)  # by id: URLs in the payload are never used
     size = found.get("size")
-    check(size if isinstance(size, int) else None)
+    if check is not None:
+        await check(size if isinstance(size, int) else None)
     data = await download_private(found, services.bot_token, services.settings.audio_limits.max_bytes,
                                   origins=services.file_origins)
     name = found.get("name")

@@ -86,15 +86,17 @@ class CloneFlow:
         admin = is_admin(order.user_key, False, settings)
         assert order.file is not None
 
-        def check(size: int | None) -> None:  # everything but the audio itself, before downloading it
+        async def check(size: int | None) -> None:  # everything but the audio itself, before downloading it
             clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
                                 reference_size=size, is_admin=admin)
 
         clip = await fetch_clip(self.services, self.client, order.file, check)
-        return await clone.submit(
+        job = await clone.submit(
             order.user_key, order.place, clip.data, clip.filename, order.text, order.ref_text, order.language,
             order.variant, is_admin=admin, on_progress=self.progress.on_job,
         )
+        self.services.library.record_clone(job, order.member, order.channel)
+        return job
 
     async def run(self) -> None:
         """Admission (if not done yet), then the job to its end; every failure reaches the user."""

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from slack_bolt.async_app import AsyncAck
 
 from backend.errors import VoicebotError
 from bot.slack.messages import UNEXPECTED, user_text
+from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def _view_key(view: dict[str, Any]) -> str | None:
@@ -59,3 +61,19 @@ async def refused_on_form(services: SlackServices, ack: AsyncAck, work: asyncio.
     log.error("slack.form_work_failed", user=user, exc_info=refused)
     await ack(response_action="errors", errors={block_for(VoicebotError(UNEXPECTED)): UNEXPECTED})
     return True
+
+
+async def tell_outcome(services: SlackServices, work: asyncio.Task[T], reply: Replier,
+                       done_text: Callable[[T], str]) -> None:
+    """The outcome of `work` whose form has closed, told privately: `done_text(result)`, or why it failed."""
+    try:
+        result = await work
+    except VoicebotError as exc:
+        services.note(exc, user=reply.user)
+        await reply.ephemeral(f":x: {user_text(exc)}")
+        return
+    except Exception:
+        log.exception("slack.form_work_failed", user=reply.user)
+        await reply.ephemeral(f":x: {UNEXPECTED}")
+        return
+    await reply.ephemeral(done_text(result))

@@ -103,13 +103,18 @@ def language_block() -> dict[str, Any]:
 
 async def open_clone_form(services: SlackServices, client: AsyncWebClient, respond: AsyncRespond, trigger_id: str,
                           origin: Origin) -> None:
-    """`views.open` with the clone form; a Slack failure (expired trigger, missing scope) is told to the user."""
     view = clone_view(origin, services.settings, services.clone.variant_names)
+    await open_form(services, client, respond, trigger_id, view, "the clone form")
+
+
+async def open_form(services: SlackServices, client: AsyncWebClient, respond: AsyncRespond, trigger_id: str,
+                    view: dict[str, Any], what: str) -> None:
+    """`views.open`; a Slack failure (expired trigger, missing scope) is told to the user privately."""
     try:
         await client.views_open(trigger_id=trigger_id, view=view)
     except SlackClientError as exc:
-        problem = explain(exc, "open the clone form")
-        services.note(problem, channel=origin.channel_id)
+        problem = explain(exc, f"open {what}")
+        services.note(problem)
         await respond(text=f":x: {user_text(problem)}", response_type="ephemeral")
 
 

@@ -1,4 +1,4 @@
-"""What the Slack listeners share: the clone service (queue, limits, backends), the bot token and where it may
+"""What the Slack listeners share: the clone service (queue, limits, backends), the voice library, the bot token and where it may
 go, the budgets of Slack calls (`pacing`), the results no route could deliver (`undelivered`), the tasks still
 delivering a result (so shutdown can wait for them), the requests already handled (so a re-delivered or
 replayed one runs once) and the Slack problems admins should see in /tts-health.
@@ -25,6 +25,7 @@ from bot.slack.slack_errors import SlackProblem
 from commands.clone import CloneService
 from commands.settings import CommandSettings
 from commands.undelivered import UndeliveredStore
+from commands.voice_library import VoiceLibrary
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +51,7 @@ class NotedProblem:
 @dataclass(eq=False)
 class SlackServices:
     clone: CloneService
+    library: VoiceLibrary
     bot_token: str
     ack_budget_s: float = ACK_BUDGET_S
     file_origins: tuple[str, ...] = SLACK_FILE_ORIGINS  # where the bot token may fetch files (tests: a fake)

@@ -47,6 +47,7 @@ NAME, SCOPE, CONSENT, VOICE, NEW_NAME = "name", "scope", "consent", "voice", "ne
 VOICE_ACTION = "voice_name"  # the external_select's action id: the options listener answers for it
 CONSENT_ACTION, SCOPE_ACTION = "consent", "scope"
 CHOOSE_CLONE, CHOOSE_SAVE = "choose_clone", "choose_save"  # the shortcut's two buttons
+FORGET_ME = "forget_me"  # the button of /voice forget-me
 # Slack counts what the user types; NFKC can shorten it ("ｍｙ" -> "my"), so the form lets a little more in and
 # `commands.voice_names` has the last word.
 NAME_INPUT_CHARS = MAX_NAME_CHARS * 2
@@ -151,3 +152,17 @@ def choice_view(origin: Origin) -> dict[str, Any]:
 
 def selected_voice(values: dict[str, Any]) -> str:
     return read_selected(values, VOICE, VOICE_ACTION) or ""
+
+
+def forget_me_prompt() -> dict[str, Any]:
+    """The ephemeral question `/voice forget-me` answers with: one red button, and Slack's own confirmation
+    dialog before it does anything."""
+    text = ("This deletes every voice you saved (in every workspace), their reference clips, your activity records, "
+            "your jobs in flight and results kept for you, and the backend's cached copies. It cannot be undone.")
+    button = {"type": "button", "action_id": FORGET_ME, "style": "danger", "value": "forget-me",
+              "text": plain("Delete everything"),
+              "confirm": {"title": plain("Forget me?"), "text": plain("Everything Voicebot keeps about you is "
+                                                                      "deleted. This cannot be undone."),
+                          "confirm": plain("Delete everything"), "deny": plain("Keep it"), "style": "danger"}}
+    return {"text": f"Forget you? {text}",
+            "blocks": [section(f"*Forget you?* {text}"), {"type": "actions", "elements": [button]}]}

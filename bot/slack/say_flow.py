@@ -1,0 +1,20 @@
+"""One `/say` job seen from Slack: the same progress message and delivery as a clone job (`CloneFlow`), but
+the voice is a saved one, looked up by name (the member's own first, then the workspace's) and its clip read
+from the voice library, so nothing is downloaded from Slack."""
+
+from __future__ import annotations
+
+from bot.slack.clone_flow import CloneFlow
+from commands.health import is_admin
+from commands.jobs import Job
+
+
+class SayFlow(CloneFlow):
+    async def _submit(self) -> Job:
+        order = self.order
+        assert order.voice is not None
+        return await self.services.library.say(
+            order.member, order.voice, order.text, order.language, place=order.place,
+            on_progress=self.progress.on_job, is_admin=is_admin(order.user_key, False, self.services.settings),
+            channel_id=order.channel,
+        )

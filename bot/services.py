@@ -1,12 +1,16 @@
-"""What every bot process builds first: the clone service over the configured backend.
+"""What every bot process builds first: the clone service over the configured backend, and the voice library
+over the process's storage.
 
-Discord, Slack and the CLI share it, so a backend choice (`VOICEBOT_BACKEND`, Modal variants) means the same
-thing in each of them. Building it also registers the backend's secrets with `backend.redaction`, so no log
-line, message or health report of the process can show them, whatever shape they have.
+Discord, Slack and the CLI share them, so a backend choice (`VOICEBOT_BACKEND`, Modal variants) or a database
+(`VOICEBOT_DATABASE_URL`, else SQLite under `VOICEBOT_DATA_DIR`) means the same thing in each of them. Building
+the service also registers the backend's secrets with `backend.redaction`, so no log line, message or health
+report of the process can show them, whatever shape they have (the storage registers the database password).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl, urlsplit
 
 from backend.clients.base import BackendClient
@@ -15,6 +19,8 @@ from backend.redaction import register_secrets
 from backend.settings import BackendSettings
 from commands.clone import CloneService
 from commands.settings import CommandSettings
+from commands.storage.sql import open_storage
+from commands.voice_library import VoiceLibrary
 
 
 def backend_secrets(settings: BackendSettings) -> list[object]:
@@ -45,3 +51,21 @@ def build_service(backend_settings: BackendSettings | None = None,
     else:
         clients = {backend_settings.backend: create_backend(backend_settings)}
     return CloneService(clients, command_settings or CommandSettings())
+
+
+@asynccontextmanager
+async def voice_library(service: CloneService) -> AsyncIterator[VoiceLibrary]:
+    """The voice library on the configured storage (opened, migrated to the current schema), with its audit
+    pruning running; on exit the audit records still pending are written, then the storage is closed. Enter it
+    before the bot takes interactions and leave it after the job queue has drained. Raises `StorageUnavailable`
+    (its detail says which database and why) when the database cannot be opened."""
+    storage = await open_storage(service.settings)
+    library = VoiceLibrary(storage, service, service.settings)
+    library.start()
+    try:
+        yield library
+    finally:
+        try:
+            await library.aclose()
+        finally:
+            await storage.close()

@@ -32,6 +32,11 @@ class TooManyJobs(VoicebotError):
 
     code = "too_many_jobs"
 
+    @classmethod
+    def at_limit(cls, in_flight: int, limit: int) -> TooManyJobs:
+        return cls(f"You already have {in_flight} voice clone job{'s' if in_flight != 1 else ''} queued or "
+                   f"running (the limit is {limit}); wait for one to finish.")
+
 
 class QueueFull(VoicebotError):
     """The clone job would have to wait and the queue is at its configured length."""

@@ -6,10 +6,10 @@ Example: VOICEBOT_MAX_CONCURRENT_JOBS=1 VOICEBOT_ADMIN_USER_IDS=discord:1234,sla
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.intake import MIB, AudioLimits
@@ -35,8 +35,19 @@ class CommandSettings(BaseSettings):
     max_ref_mib: float = Field(10.0, gt=0, description="Largest reference clip upload")
     min_ref_seconds: float = Field(1.0, ge=0)
     max_ref_seconds: float = Field(30.0, gt=0)
-    # where the bot keeps what must outlive a process: results no route could deliver (and, later, its database)
+    # where the bot keeps what must outlive a process: results no route could deliver, saved voices' clips and
+    # (without VOICEBOT_DATABASE_URL) the SQLite database
     data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("voicebot"))
+    # the voice library, audit trail, job journal and shared limits (`commands.storage`)
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host/db to share one library and one set of limits between "
+        "bot processes; unset: SQLite in <data_dir>/voicebot.db")
+    database_timeout_s: float = Field(5.0, gt=0, description="Deadline of one database operation (a lock wait "
+                                      "included); past it the user is told nothing was changed")
+    audit_text: Literal["hash", "keep"] = Field("hash", description="Keep the spoken text in the audit trail, or "
+                                                "only its SHA-256")
+    audit_retention_days: int = Field(30, ge=1, description="Days an audit entry is kept")
+    max_voices_per_user: int = Field(25, ge=1, description="Voices one member may save in one workspace")
     # who may use admin commands besides those the platform calls admins ("discord:1234", "slack:U0ABC" or a bare id)
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -1,4 +1,4 @@
-"""The Discord client: owns the command tree, syncs it, tracks running clone flows and shuts down gracefully.
+"""The Discord client: owns the command tree, syncs it, tracks running job flows and shuts down gracefully.
 
 No privileged intents (no intents at all): slash commands, message menus and modals arrive as interactions,
 which carry everything the bot needs (the attachment, the target message, the member's permissions).
@@ -17,32 +17,42 @@ from bot.discord.calls import DiscordTiming
 from bot.discord.clone import clone_command, clone_menu
 from bot.discord.errors import on_app_command_error
 from bot.discord.health import health_command
+from bot.discord.voice import say_command, voice_group
 from bot.settings import DiscordSettings
 from commands.clone import CloneService
 from commands.jobs import DrainReport
 from commands.undelivered import UndeliveredStore
+from commands.voice_library import VoiceLibrary
 
 log = structlog.get_logger(__name__)
 
 
 class VoicebotClient(discord.Client):
     def __init__(self, service: CloneService, settings: DiscordSettings | None = None, *,
-                 sync_global: bool = False, cdn: DiscordCdn | None = None, timing: DiscordTiming | None = None,
-                 undelivered: UndeliveredStore | None = None, **options: object) -> None:
-        """`cdn` says where reference clips may be downloaded from: Discord's CDN hosts over HTTPS unless a
-        test points it at its fake. `timing`: deadlines and the progress edit interval. `undelivered` keeps the
-        results no route could deliver (default: under the data directory, `VOICEBOT_DATA_DIR`)."""
+                 library: VoiceLibrary | None = None, sync_global: bool = False, cdn: DiscordCdn | None = None,
+                 timing: DiscordTiming | None = None, undelivered: UndeliveredStore | None = None,
+                 **options: object) -> None:
+        """`library`: the voice library (`/voice`, `/say`, "save as a voice" and the audit trail); without one
+        the bot offers one-off clones only. `cdn` says where reference clips may be downloaded from: Discord's
+        CDN hosts over HTTPS unless a test points it at its fake. `timing`: deadlines and the progress edit
+        interval. `undelivered` keeps the results no route could deliver (default: under the data directory,
+        `VOICEBOT_DATA_DIR`)."""
         self.timing = timing or DiscordTiming()
         super().__init__(intents=discord.Intents.none(),  # type: ignore[arg-type]
                          max_ratelimit_timeout=self.timing.max_ratelimit_wait_s, **options)
         self.service = service
+        self.library = library
         self.settings = settings or DiscordSettings()
         self.sync_global = sync_global
         self.cdn = cdn or DiscordCdn()
         self.undelivered = undelivered or UndeliveredStore(service.settings.undelivered_dir)
         self.tree = app_commands.CommandTree(self)
         self.tree.error(on_app_command_error)
-        for command in (clone_command(service), clone_menu(service), health_command(service)):
+        commands: list[app_commands.Command | app_commands.ContextMenu | app_commands.Group] = [
+            clone_command(service), clone_menu(service, library), health_command(service)]
+        if library is not None:
+            commands += [voice_group(library), say_command(service, library)]
+        for command in commands:
             self.tree.add_command(command)
         self._flows: set[asyncio.Task[object]] = set()
 

@@ -1,65 +1,40 @@
-"""`/clone` and the "Clone this voice" message menu: a Discord interaction in, a clone job, the WAV posted back.
+"""`/clone` and the "Clone this voice" message menu: a reference clip and a text in, the cloned speech out.
 
-Both entry points end in `run_clone`:
-
-1. checks that need no audio (text, transcript, language, variant, reference size, cooldown, jobs in flight,
-   an attachment URL on Discord's CDN) answer at once, ephemerally, before anything is downloaded;
-2. defer ("thinking") inside Discord's 3 s window, download the reference clip from Discord's CDN only
-   (`bot.discord.attachments`: size cap, deadline, no redirect off the CDN), submit the clone job;
-3. the progress message follows the job (queued #n -> cloning the voice -> generating -> uploading), moving to a
-   message the bot owns before the interaction token expires (`bot.discord.progress`);
-4. the WAV (OGG/Opus when over a route's upload limit) is posted with the timing embed and the consent line:
-   follow-up, else a channel message mentioning the user, else a DM; when none takes it, it is kept on disk for
-   the admins and the user gets the job id (`deliver`).
-
-Any failure after step 1 is told privately (ephemeral while the token lives, else DM) and the public progress
-message goes away.
+Both run the shared job flow (`bot.discord.job_flow`): cheap refusals at once, then the download from Discord's
+CDN only (`bot.discord.attachments`: size cap, deadline, no redirect off the CDN), the clone job, its progress and
+the delivery. With a voice library, the menu first offers a one-off clone or saving the clip as a voice
+(`bot.discord.voice_save`), and every clone job is audited when it ends.
 """
 
 # No `from __future__ import annotations`: discord.py reads the option types (Range[str, 1, N] with N from the
 # settings) from the callbacks' annotations, which must be evaluated where the callbacks are defined.
 
-import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import discord
 import structlog
 from discord import app_commands
 
 from backend.errors import VoicebotError
-from backend.schema import CloneResult
-from bot.discord.calls import CALL_FAILURES, describe_failure, within
-from bot.discord.errors import UNEXPECTED, report, send_ephemeral
-from bot.discord.files import ResultFile, fit_result
+from bot.discord.calls import within
+from bot.discord.errors import report, send_ephemeral
+from bot.discord.identity import caller_is_admin, member_of, place_of
+from bot.discord.job_flow import run_job
 from bot.discord.progress import JobProgress
-from bot.discord.routes import NoRouteLeft, Route, Routes
 from commands.clone import CloneService
-from commands.health import is_admin
+from bot.discord.voice_save import SaveVoiceModal
 from commands.jobs import Job
-from commands.timing import CONSENT_LINE, job_timing_fields, result_filename
+from commands.storage.voices import Scope
+from commands.voice_library import VoiceLibrary
 from commands.voices import autocomplete_languages
-
-if TYPE_CHECKING:
-    from bot.discord.client import VoicebotClient
 
 log = structlog.get_logger(__name__)
 
 CLONE_MENU = "Clone this voice"
-# Discord's own caps: string options 6000 characters, modal text inputs 4000, embed field values 1024.
-OPTION_MAX_CHARS, MODAL_MAX_CHARS, FIELD_MAX_CHARS = 6000, 4000, 1024
+# Discord's own caps: string options 6000 characters, modal text inputs 4000.
+OPTION_MAX_CHARS, MODAL_MAX_CHARS = 6000, 4000
 # What a message attachment must look like to be offered to the commands layer (which sniffs the bytes).
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".mp4", ".amr")
-
-
-UNDELIVERED = "Discord did not let the bot post the audio here or send it to you in a direct message."
-KEPT = "It is kept for you: ask an admin for it with the job id."
-
-
-class ResultUndelivered(VoicebotError):
-    """No route took the result; the audio is kept in the bot's `UndeliveredStore`."""
-
-    code = "undelivered"
 
 
 @dataclass(frozen=True)
@@ -73,19 +48,6 @@ class CloneAsk:
     variant: str | None = None
 
 
-def user_key(user: discord.abc.User) -> str:
-    return f"discord:{user.id}"
-
-
-def place_of(interaction: discord.Interaction) -> str:
-    return f"discord:{interaction.guild_id or 'dm'}/{interaction.channel_id}"
-
-
-def caller_is_admin(interaction: discord.Interaction, service: CloneService) -> bool:
-    """Server admins (as Discord reports them in this interaction) and the configured admin ids."""
-    return is_admin(user_key(interaction.user), interaction.permissions.administrator, service.settings)
-
-
 def is_audio_attachment(attachment: discord.Attachment) -> bool:
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
     return (attachment.is_voice_message() or content_type.startswith("audio/")
@@ -97,119 +59,30 @@ def first_audio(message: discord.Message) -> discord.Attachment | None:
     return next((a for a in message.attachments if is_audio_attachment(a)), None)
 
 
-def result_embed(job: Job) -> discord.Embed:
-    embed = discord.Embed(title="Voice clone", colour=discord.Colour.blurple())
-    for name, value in job_timing_fields(job):
-        if name == "Text":
-            value = discord.utils.escape_markdown(value)
-        embed.add_field(name=name, value=value[:FIELD_MAX_CHARS] or "-", inline=name != "Text")
-    return embed
-
-
 async def run_clone(interaction: discord.Interaction, service: CloneService, ask: CloneAsk) -> None:
-    """The whole clone flow for one interaction (slash command or modal submit); never raises."""
-    client: VoicebotClient = interaction.client  # type: ignore[assignment]
-    client.track(asyncio.current_task())
-    user_id, admin = user_key(interaction.user), caller_is_admin(interaction, service)
-    try:
-        service.check_request(user_id, ask.text, ask.ref_text, ask.language, ask.variant,
-                              reference_size=ask.reference.size, is_admin=admin)
-        client.cdn.check(ask.reference.url)
-    except VoicebotError as exc:
-        await send_ephemeral(interaction, exc.message)
-        return
+    """The clone flow for one interaction (slash command or modal submit); never raises."""
+    client = interaction.client
+    member, admin = member_of(interaction), caller_is_admin(interaction, service.settings)
 
-    routes = Routes(interaction, client.timing)
-    progress = JobProgress(routes, client.timing)
-    try:
-        await progress.start()
-    except CALL_FAILURES as exc:  # the 3 s window passed (a stalled event loop) or Discord failed
-        log.warning("discord.defer_failed", reason=describe_failure(exc), user_id=user_id)
-        return
-    job: Job | None = None
-    try:
-        reference = await client.cdn.download(ask.reference.url, service.settings.audio_limits.max_bytes)
-        job = await service.submit(user_id, place_of(interaction), reference, ask.reference.filename, ask.text,
+    def check() -> None:
+        service.check_request(member.key, ask.text, ask.ref_text, ask.language, ask.variant,
+                              reference_size=ask.reference.size, is_admin=admin)
+        client.cdn.check(ask.reference.url)  # type: ignore[attr-defined]
+
+    async def submit(progress: JobProgress) -> Job:
+        reference = await client.cdn.download(  # type: ignore[attr-defined]
+            ask.reference.url, service.settings.audio_limits.max_bytes)
+        job = await service.submit(member.key, place_of(interaction), reference, ask.reference.filename, ask.text,
                                    ask.ref_text, ask.language, ask.variant, is_admin=admin,
                                    on_progress=progress.on_job)
-        progress.job_id = interaction.extras["job_id"] = job.id
-        structlog.contextvars.bind_contextvars(job_id=job.id)
-        result = await job.wait()
-        async with job.delivering():
-            progress.show(job.describe())  # "uploading the audio…", before a transcode can take its time
-            route = await deliver(client, routes, job, result)
-        await progress.finish(job.describe() + (" — sent to you in a direct message." if route is Route.DM else ""))
-    except VoicebotError as exc:
-        # A job's own failures carry its id ("Job J7K2QX failed: ..."); refusals before queueing do not need one.
-        message = job.error.message if job is not None and job.error is not None else exc.message
-        await _tell(progress, message, public_failure(job, exc))
-    except Exception as exc:
-        if job is not None and job.error is not None:  # delivery crashed: commands.jobs logged it with the job id
-            await _tell(progress, job.error.message, public_failure(job, exc))
-        else:
-            log.exception("discord.clone_crashed", job_id=job.id if job else None, user_id=user_id)
-            await _tell(progress, f"Job {job.id} failed: {UNEXPECTED}" if job else UNEXPECTED,
-                        public_failure(job, exc))
-    finally:
-        progress.close()
-        structlog.contextvars.unbind_contextvars("job_id")
+        if client.library is not None:  # type: ignore[attr-defined]
+            client.library.record_clone(job, member, str(interaction.channel_id))  # type: ignore[attr-defined]
+        return job
+
+    await run_job(interaction, check, submit, title="Voice clone", starting="Fetching the reference clip…")
 
 
-async def deliver(client: "VoicebotClient", routes: Routes, job: Job, result: CloneResult) -> Route:
-    """The audio through the first route that takes it (follow-up, channel, DM: each fitted to its upload
-    limit). A result is never dropped: when no route takes it, or delivery crashes or is interrupted, it is kept in
-    the bot's `UndeliveredStore` for the admins, and the user is told (`ResultUndelivered`) with the job id."""
-    fitted: dict[int, ResultFile | VoicebotError] = {}
-
-    async def message_for(limit: int) -> dict[str, object]:
-        if limit not in fitted:
-            try:
-                fitted[limit] = await fit_result(result.audio, result_filename(job.text), limit)
-            except VoicebotError as exc:
-                fitted[limit] = exc
-        upload = fitted[limit]
-        if isinstance(upload, VoicebotError):
-            raise upload
-        content = "\n".join(filter(None, [upload.note, CONSENT_LINE]))
-        return {"content": content, "embed": embed, "file": upload.to_discord()}
-
-    try:
-        embed = result_embed(job)
-        return await routes.post_result(message_for)
-    except NoRouteLeft as exc:
-        await _keep(client, job, result, str(exc))
-        told = next((f.user_message for f in exc.failures if f.user_message), None)
-        raise ResultUndelivered(f"{told or UNDELIVERED} {KEPT}") from exc
-    except BaseException as exc:  # a bug or the bot stopping: keep the audio, let the job fail as it would
-        await _keep(client, job, result, f"delivery stopped: {describe_failure(exc)}")
-        raise
-
-
-async def _keep(client: "VoicebotClient", job: Job, result: CloneResult, reason: str) -> None:
-    try:
-        await asyncio.to_thread(client.undelivered.keep, job.id, job.user_id, job.place, result.audio, reason)
-    except OSError:
-        log.exception("discord.result_lost", job_id=job.id, user_id=job.user_id, reason=reason)
-
-
-def public_failure(job: Job | None, exc: BaseException) -> str:
-    """What the public progress message ends with when the user cannot be told privately: no details."""
-    if job is None:
-        return "This voice clone failed."
-    if isinstance(exc, ResultUndelivered):
-        return f"Job {job.id}: the audio could not be delivered; it is kept for you: ask an admin for job {job.id}."
-    return f"Job {job.id}: failed."
-
-
-async def _tell(progress: JobProgress, message: str, public: str) -> None:
-    """The failure message, privately where Discord still takes it (the bot may be closing)."""
-    try:
-        await progress.fail(message, public=public)
-    except Exception as exc:
-        log.warning("discord.failure_not_delivered", error=message, reason=repr(exc))
-
-
-async def _complete_language(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+async def complete_language(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=name, value=name) for name in autocomplete_languages(current)]
 
 
@@ -241,7 +114,7 @@ def clone_command(service: CloneService) -> app_commands.Command:
             await run_clone(interaction, service, CloneAsk(reference, text, ref_text, language))
 
     clone = app_commands.describe(**descriptions)(clone)
-    clone = app_commands.autocomplete(language=_complete_language)(clone)
+    clone = app_commands.autocomplete(language=complete_language)(clone)
     return app_commands.Command(name="clone", description="Speak a text in the voice of a reference clip",
                                 callback=clone)
 
@@ -269,8 +142,59 @@ class CloneVoiceModal(discord.ui.Modal, title=CLONE_MENU):
         await report(interaction, error)
 
 
-def clone_menu(service: CloneService) -> app_commands.ContextMenu:
-    """Message menu "Clone this voice": the message's first audio attachment becomes the reference clip."""
+CHOICE = ("What should the bot do with this voice?\n"
+          "**Clone once**: type a text and get it spoken in this voice.\n"
+          "**Save as a voice**: keep it under a name and use it any time with `/say` (you confirm consent next).")
+
+
+async def open_clone_modal(interaction: discord.Interaction, service: CloneService,
+                           reference: discord.Attachment) -> None:
+    """The one-off clone's form, unless the user could not start a job now anyway (cooldown, jobs in flight)."""
+    try:  # refuse before the user types a text that could not be used anyway
+        service.queue.check_admission(member_of(interaction).key,
+                                      is_admin=caller_is_admin(interaction, service.settings))
+    except VoicebotError as exc:
+        await send_ephemeral(interaction, exc.message)
+        return
+    await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
+                 interaction.response.send_modal(CloneVoiceModal(service, reference)))
+
+
+class CloneOrSave(discord.ui.View):
+    """The menu's private choice: a one-off clone, or saving the clip as the user's or the server's voice."""
+
+    def __init__(self, service: CloneService, library: VoiceLibrary, reference: discord.Attachment,
+                 in_server: bool) -> None:
+        super().__init__(timeout=15 * 60)
+        self.service = service
+        self.library = library
+        self.reference = reference
+        if not in_server:
+            self.remove_item(self.save_server)
+
+    @discord.ui.button(label="Clone once", style=discord.ButtonStyle.primary)
+    async def clone_once(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await open_clone_modal(interaction, self.service, self.reference)
+
+    @discord.ui.button(label="Save as my voice", style=discord.ButtonStyle.secondary)
+    async def save_mine(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._save(interaction, "me")
+
+    @discord.ui.button(label="Save for this server", style=discord.ButtonStyle.secondary)
+    async def save_server(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._save(interaction, "server")
+
+    async def _save(self, interaction: discord.Interaction, scope: Scope) -> None:
+        await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
+                     interaction.response.send_modal(SaveVoiceModal(self.library, self.reference, scope)))
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
+        await report(interaction, error)
+
+
+def clone_menu(service: CloneService, library: VoiceLibrary | None = None) -> app_commands.ContextMenu:
+    """Message menu "Clone this voice": the message's first audio attachment becomes the reference clip, for a
+    one-off clone or (with a voice library) a saved voice."""
 
     async def clone_this_voice(interaction: discord.Interaction, message: discord.Message) -> None:
         reference = first_audio(message)
@@ -278,13 +202,16 @@ def clone_menu(service: CloneService) -> app_commands.ContextMenu:
             await send_ephemeral(interaction, "That message has no audio attachment. Use “Clone this voice” on a "
                                               "voice message or a message with an audio file.")
             return
-        try:  # refuse before the user types a text that could not be used anyway
-            service.queue.check_admission(user_key(interaction.user), is_admin=caller_is_admin(interaction, service))
+        try:
             interaction.client.cdn.check(reference.url)  # type: ignore[attr-defined]
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)
             return
+        if library is None:
+            await open_clone_modal(interaction, service, reference)
+            return
+        view = CloneOrSave(service, library, reference, in_server=interaction.guild_id is not None)
         await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
-                     interaction.response.send_modal(CloneVoiceModal(service, reference)))
+                     interaction.response.send_message(CHOICE, view=view, ephemeral=True))
 
     return app_commands.ContextMenu(name=CLONE_MENU, callback=clone_this_voice)

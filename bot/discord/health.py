@@ -15,10 +15,9 @@ import discord
 from discord import app_commands
 
 from bot.discord.calls import within
-from bot.discord.errors import NotAdmin
+from bot.discord.identity import admins_only
 from commands.clone import CloneService
-from commands.errors import PermissionDenied
-from commands.health import BotHealth, health_fields, require_admin
+from commands.health import BotHealth, health_fields
 
 # Discord's caps: 25 fields per embed, 10 embeds per message, 1024 characters per field value.
 FIELDS_PER_EMBED, MAX_EMBEDS, FIELD_MAX_CHARS = 25, 10, 1024
@@ -48,14 +47,7 @@ def health_command(service: CloneService) -> app_commands.Command:
         await within(timing.call_s, interaction.followup.send(
             embeds=health_embeds(dataclasses.replace(health, undelivered=kept)), ephemeral=True))
 
-    def admins_only(interaction: discord.Interaction) -> bool:
-        try:
-            require_admin(f"discord:{interaction.user.id}", interaction.permissions.administrator, service.settings)
-        except PermissionDenied as exc:
-            raise NotAdmin(exc.message) from None
-        return True
-
     command = app_commands.Command(name="tts-health", callback=tts_health,
                                    description="Backend health and bot statistics (admins only)")
-    command.add_check(admins_only)
+    command.add_check(admins_only(service.settings))
     return app_commands.default_permissions(administrator=True)(command)

@@ -17,7 +17,7 @@ from backend.errors import VoicebotError
 from backend.log_setup import setup_logging
 from backend.redaction import register_secret
 from bot.discord.client import VoicebotClient
-from bot.services import build_service
+from bot.services import build_service, voice_library
 from bot.settings import BotSettings, DiscordSettings
 
 log = structlog.get_logger(__name__)
@@ -44,8 +44,10 @@ def run_discord(sync_global: bool = False) -> None:
     register_secret(token)  # masked in every log line from here on, whatever logs it (discord.py included)
 
     async def main() -> None:
-        client = VoicebotClient(build_service(), settings, sync_global=sync_global)
-        await serve(client, token, grace_s=bot_settings.shutdown_grace_s)
+        service = build_service()
+        async with voice_library(service) as library:
+            client = VoicebotClient(service, settings, library=library, sync_global=sync_global)
+            await serve(client, token, grace_s=bot_settings.shutdown_grace_s)
 
     try:
         asyncio.run(main())
@@ -53,7 +55,7 @@ def run_discord(sync_global: bool = False) -> None:
         print("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again from the Developer "
               "Portal (Bot -> Reset Token).", file=sys.stderr)
         raise SystemExit(2) from None
-    except VoicebotError as exc:  # backend misconfiguration found at startup: the operator reads the detail
+    except VoicebotError as exc:  # backend or database misconfiguration found at startup: the operator reads it
         print(exc.operator_text, file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -21,6 +21,24 @@ from commands.storage.voices import BlockList, VoiceStore
 
 
 @dataclass(frozen=True)
+class ForgetReport:
+    """What `Storage.forget_user` deleted, for the user's confirmation ("3 voices, 2 clips, ...").
+
+    Blocks an admin put ON the user stay (forgetting must not lift a block); blocks the user made as an admin
+    stay too, so the people they blocked stay blocked, but no longer name them (`blocks_made` counts those).
+    """
+
+    voices: int = 0  # saved voices, in every workspace of the platform
+    clips: int = 0  # clip files deleted: reference clips no other voice uses, and kept results of their jobs
+    audit_entries: int = 0
+    journal_entries: int = 0
+    blocks_made: int = 0  # blocks by this user, kept with the blocker's name removed
+    # every reference clip their voices and jobs used, deleted or still used by another voice: what the
+    # backend's voice-prompt cache must forget (`forget_voices`)
+    clip_sha256s: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Storage:
     """Every store of one process, opened together on one database (`commands.storage.sql.open_storage`)."""
 
@@ -30,4 +48,6 @@ class Storage:
     audit: AuditLog
     journal: JobJournal
     limits: SharedLimits
+    forget_user: Callable[[str, str], Awaitable[ForgetReport]]
+    """`forget_user(platform, user_id)`: every voice, clip, audit and journal entry of the user, everywhere."""
     close: Callable[[], Awaitable[None]]

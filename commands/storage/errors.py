@@ -12,6 +12,11 @@ class StorageUnavailable(VoicebotError):
 
     code = "storage_unavailable"
 
+    MESSAGE = "The voice library is not available right now; nothing was changed. Please try again in a minute."
+
+    def __init__(self, message: str = MESSAGE, *, code: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message, code=code, detail=detail)
+
 
 class NameTaken(InvalidInput):
     """A voice of that name already exists where the new one would be visible (the owner's own voices, or the

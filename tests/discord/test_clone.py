@@ -210,10 +210,10 @@ async def test_backend_timeout(discord_bot):
 async def test_unexpected_error_is_logged_with_the_job_id(discord_bot, monkeypatch):
     bot = await discord_bot(FakeBackend())
 
-    def broken_embed(job):
+    def broken_embed(job, title):
         raise RuntimeError("bug in the embed")
 
-    monkeypatch.setattr("bot.discord.clone.result_embed", broken_embed)
+    monkeypatch.setattr("bot.discord.job_flow.result_embed", broken_embed)
     payload = bot.clone(bot.attachment(CLIP), "hello")
     message = await ephemeral_error(bot, payload)
     job_id = message.split()[1]

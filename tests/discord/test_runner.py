@@ -46,6 +46,7 @@ def test_the_token_is_masked_in_every_log_line(monkeypatch, tmp_path, capsys):
     token = "plain-discord-token-9f8e7d"  # not shaped like a Discord token: only registration can mask it
     monkeypatch.setenv("DISCORD_TOKEN", token)
     monkeypatch.setenv("VOICEBOT_BACKEND", "local")
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "data"))  # the SQLite library is created there
 
     async def serve(client, token_, *, grace_s):
         structlog.get_logger("discord.gateway").warning("gateway.closed", reason=f"session {token_} invalidated")

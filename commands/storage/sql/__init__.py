@@ -1,0 +1,64 @@
+"""The stores of `commands.storage` on SQLAlchemy 2 (async): SQLite (aiosqlite; the file
+`<data_dir>/voicebot.db`, created on first run) by default, PostgreSQL (asyncpg) when
+`VOICEBOT_DATABASE_URL` is set, so several bot processes share one voice library and one set of limits.
+
+    storage = await open_storage(settings)   # migrates the schema to the newest revision first
+    ...
+    await storage.close()
+
+Every operation has a deadline (`VOICEBOT_DATABASE_TIMEOUT_S`) and fails as `StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from functools import partial
+
+import structlog
+
+from commands.settings import CommandSettings
+from commands.storage import Storage
+from commands.storage.clip_files import FileClipStore
+from commands.storage.sql.audit import SqlAuditLog
+from commands.storage.sql.database import Database, database_url
+from commands.storage.sql.forget import forget_user
+from commands.storage.sql.journal import SqlJobJournal
+from commands.storage.sql.limits import SqlLimits
+from commands.storage.sql.migrate import migrate, run_migration
+from commands.storage.sql.voices import SqlBlockList, SqlVoiceStore
+
+__all__ = ["migrate", "open_storage"]
+log = structlog.get_logger(__name__)
+
+CLIPS_DIR = "clips"
+
+
+async def open_storage(settings: CommandSettings, *, clock: Callable[[], float] = time.time) -> Storage:
+    """Connect, migrate to the newest schema, and start renewing this process's jobs in flight. Raises
+    `StorageUnavailable` when the database cannot be reached or migrated. `clock` (wall-clock seconds) is
+    what the shared limits count staleness by; tests pass the job queue's fake clock."""
+    database = Database(database_url(settings), timeout_s=settings.database_timeout_s)
+    try:
+        revision = await run_migration(database, "upgrade")
+    except BaseException:
+        await database.dispose()
+        raise
+    limits = SqlLimits(database, clock=clock)
+    clips = FileClipStore(settings.data_dir / CLIPS_DIR)
+    heartbeat = asyncio.get_running_loop().create_task(limits.keep_alive(), name="storage-heartbeat")
+    log.info("storage.opened", database=database.where, revision=revision)
+
+    async def close() -> None:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        await database.dispose()
+
+    return Storage(
+        voices=SqlVoiceStore(database), blocks=SqlBlockList(database), clips=clips, audit=SqlAuditLog(database),
+        journal=SqlJobJournal(database), limits=limits, forget_user=partial(forget_user, database, clips),
+        close=close,
+    )

@@ -72,7 +72,7 @@ PUBLISHED_LIMITS = {
     "chat.postMessage": Limit(2, 1.0, per_channel=True),
     "chat.update": TIER_3, "chat.delete": TIER_3, "conversations.open": TIER_3,
     "chat.postEphemeral": TIER_4, "files.getUploadURLExternal": TIER_4, "files.completeUploadExternal": TIER_4,
-    "files.info": TIER_4, "users.info": TIER_4, "views.open": TIER_4,
+    "files.info": TIER_4, "users.info": TIER_4, "views.open": TIER_4, "views.update": TIER_4,
 }
 
 
@@ -150,6 +150,7 @@ class FakeSlack:
         self.socket_replies: list[dict[str, Any]] = []  # what the bot sent back over Socket Mode
         self._socket_open = asyncio.Event()
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        self.view_hashes: dict[str, str] = {}  # view id -> its current hash (views.update checks it)
 
     def now(self) -> float:
         """Slack's clock: the event loop's, `speed` times faster."""
@@ -332,7 +333,17 @@ class FakeSlack:
             return ok(url="https://t.example.slack.com/", team="Test", user="voicebot", team_id=TEAM_ID,
                       user_id=BOT_USER_ID, bot_id="B1", is_enterprise_install=False)
         if method in ("views.open", "views.push"):
-            return ok(view={**a["view"], "id": f"V{next(self._ts)}", "hash": f"h{next(self._ts)}"})
+            view = {**a["view"], "id": f"V{next(self._ts)}", "hash": f"h{next(self._ts)}"}
+            self.view_hashes[view["id"]] = view["hash"]
+            return ok(view=view)
+        if method == "views.update":  # like Slack: a stale `hash` means the view changed meanwhile
+            view_id = a.get("view_id")
+            if view_id not in self.view_hashes:
+                return error("not_found")
+            if a.get("hash") and a["hash"] != self.view_hashes[view_id]:
+                return error("hash_conflict")
+            self.view_hashes[view_id] = f"h{next(self._ts)}"
+            return ok(view={**a["view"], "id": view_id, "hash": self.view_hashes[view_id]})
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return ok(channel=a.get("channel"), ts=ts, message={"text": a.get("text"), "ts": ts})

@@ -199,19 +199,27 @@ class VoiceLibrary:
         if pending.member != member:
             raise PermissionDenied("Only the person who started this save can confirm it.")
         del self._pending[pending_id]
+        try:
+            voice = await self._store(pending)
+        except StorageUnavailable:  # nothing was saved: the same form can be confirmed again
+            self._pending[pending_id] = pending
+            raise
+        log.info("voice.saved", voice_id=voice.id, user_id=member.key, name=voice.name, scope=voice.scope,
+                 clip_sha256=voice.clip_sha256, consent_version=CONSENT_VERSION)
+        return voice
+
+    async def _store(self, pending: PendingSave) -> Voice:
+        member = pending.member
         await self._check_not_blocked(member)
         await self._check_room(member)
         consent = Consent(pending.statement, member.key, datetime.now(UTC))
         sha256 = await self.storage.clips.put(pending.wav)
         try:
-            voice = await self.storage.voices.add(NewVoice(pending.name, pending.key, member, pending.scope, sha256,
-                                                           pending.transcript, consent))
+            return await self.storage.voices.add(NewVoice(pending.name, pending.key, member, pending.scope, sha256,
+                                                          pending.transcript, consent))
         except BaseException:
             await self._drop_clip_if_unused(sha256)
             raise
-        log.info("voice.saved", voice_id=voice.id, user_id=member.key, name=voice.name, scope=voice.scope,
-                 clip_sha256=sha256, consent_version=CONSENT_VERSION)
-        return voice
 
     def cancel_save(self, pending_id: str, member: Member) -> bool:
         """Drop a pending save (its own member only); False if there was none."""
@@ -336,7 +344,7 @@ class VoiceLibrary:
             del self._pending[pending.id]
         owned = await self.storage.voices.owned_by(member.platform, member.user_id)
         stored = await self.storage.forget_user(member.platform, member.user_id)
-        gone = sorted({voice.clip_sha256 for voice in owned})
+        gone = sorted({voice.clip_sha256 for voice in owned} | set(stored.clip_sha256s))
         cached = await self._forget_cached(gone) if gone else 0
         undelivered = await asyncio.to_thread(self.undelivered.forget_user, member.key)
         report = ForgetMeReport(

@@ -14,6 +14,7 @@ reports after "generating".
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ class FakeBackend:
         self.voice_cached = voice_cached
         self.cold_start = cold_start
         self.calls: list[CloneRequest] = []
+        self.forgotten: list[list[str]] = []  # each forget_voices call's digests
+        self.forget_error: BaseException | None = None
         self.health_calls = 0
         self.closed = False
         self._entered: asyncio.Queue[FakeCall] = asyncio.Queue()
@@ -171,6 +174,14 @@ class FakeBackend:
 
     async def languages(self) -> list[str]:
         return list(LANGUAGES)
+
+    async def forget_voices(self, clip_sha256s: list[str]) -> int:
+        """Drops the cached voices of those clips: the ones it was sent (SHA-256 of `CloneRequest.reference`)."""
+        if self.forget_error is not None:
+            raise self.forget_error
+        self.forgotten.append(list(clip_sha256s))
+        sent = {hashlib.sha256(call.reference).hexdigest() for call in self.calls}
+        return len(sent & set(clip_sha256s))
 
     async def aclose(self) -> None:
         self.closed = True

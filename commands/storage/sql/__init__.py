@@ -22,6 +22,7 @@ import structlog
 from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.clip_files import FileClipStore
+from commands.storage.errors import StorageUnavailable
 from commands.storage.sql.audit import SqlAuditLog
 from commands.storage.sql.database import Database, database_url
 from commands.storage.sql.forget import forget_user
@@ -43,6 +44,10 @@ async def open_storage(settings: CommandSettings, *, clock: Callable[[], float] 
     database = Database(database_url(settings), timeout_s=settings.database_timeout_s)
     try:
         revision = await run_migration(database, "upgrade")
+    except TypeError as exc:  # a query option in the URL that the driver's connect() does not take
+        await database.dispose()
+        raise StorageUnavailable(detail=f"VOICEBOT_DATABASE_URL has an option the driver does not know: {exc}"
+                                 ) from exc
     except BaseException:
         await database.dispose()
         raise

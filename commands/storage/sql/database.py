@@ -54,7 +54,10 @@ def database_url(settings: CommandSettings) -> URL:
     if driver is None:
         raise StorageUnavailable(
             detail=f"VOICEBOT_DATABASE_URL must be postgresql:// or sqlite://, not {url.drivername}://")
-    return url.set(drivername=driver)
+    url = url.set(drivername=driver)
+    if "sslmode" in url.query:  # libpq's spelling, which asyncpg calls `ssl` (same values)
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": url.query["sslmode"]})
+    return url
 
 
 def shown(url: URL) -> str:

@@ -1,0 +1,55 @@
+"""The Alembic migrations: up to head builds exactly the schema the stores use, down to base removes it, and
+up again works; the CLI's `migrate` reports where the database is."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from commands.storage.sql import migrate, open_storage
+from commands.storage.sql.database import Database, database_url
+from commands.storage.sql.tables import metadata
+from tests.storage.records import ALICE, new_voice
+
+TABLES = {"voices", "blocks", "audit_entries", "journal", "job_starts"}
+
+
+async def schema(settings) -> tuple[set[str], list[object]]:
+    """The tables in the database, and how they differ from `tables.metadata` (empty: identical)."""
+    database = Database(database_url(settings), timeout_s=30)
+    try:
+        async with database.engine.connect() as connection:
+            return await connection.run_sync(lambda sync: (
+                set(inspect(sync).get_table_names()) - {"alembic_version"},
+                compare_metadata(MigrationContext.configure(sync), metadata)))
+    finally:
+        await database.dispose()
+
+
+async def test_up_down_and_up_again(database_settings):
+    assert await migrate(database_settings, "upgrade") == "0001"
+    tables, differences = await schema(database_settings)
+    assert tables == TABLES
+    assert differences == []  # the migrations build exactly what tables.py declares
+
+    assert await migrate(database_settings, "downgrade", "base") is None
+    assert (await schema(database_settings))[0] == set()
+
+    storage = await open_storage(database_settings)  # opening upgrades again
+    try:
+        await storage.voices.add(new_voice("Back", ALICE))
+        assert (await storage.voices.resolve(ALICE, "back")).name == "Back"
+    finally:
+        await storage.close()
+
+
+async def test_processes_starting_together_migrate_once(database_settings):
+    opened = await asyncio.gather(*(open_storage(database_settings) for _ in range(3)))
+    try:
+        assert all([await storage.voices.visible_to(ALICE) == [] for storage in opened])
+    finally:
+        for storage in opened:
+            await storage.close()

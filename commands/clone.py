@@ -80,7 +80,7 @@ class CloneService:
         return (name if name in self.variants else name.lower()), client
 
     # -- the use case ------------------------------------------------------------------------------------
-    def check_request(
+    async def check_request(
         self,
         user_id: str,
         text: str,
@@ -93,9 +93,9 @@ class CloneService:
     ) -> None:
         """Every check of `submit` that needs no audio bytes (text, transcript, language, variant, the clip's
         size when known, admission), so an adapter can refuse before downloading the clip. Raises like `submit`."""
-        self._check(user_id, text, ref_text, language, variant, reference_size=reference_size, is_admin=is_admin)
+        await self._check(user_id, text, ref_text, language, variant, reference_size=reference_size, is_admin=is_admin)
 
-    def _check(
+    async def _check(
         self, user_id: str, text: str, ref_text: str | None, language: str | None, variant: str | None, *,
         reference_size: int | None, is_admin: bool,
     ) -> tuple[str, str | None, str, str, BackendClient]:
@@ -108,7 +108,7 @@ class CloneService:
         variant_name, backend = self.backend_for(variant)
         if reference_size is not None:
             check_size(reference_size, limits.audio_limits)
-        self.queue.check_admission(user_id, is_admin=is_admin)  # cheap: refuse before decoding
+        await self.queue.check_admission(user_id, is_admin=is_admin)  # cheap: refuse before decoding
         return text, transcript, language, variant_name, backend
 
     async def submit(
@@ -127,12 +127,13 @@ class CloneService:
         seed: int | None = None,
     ) -> Job:
         """Validate everything, then queue the job; raises `VoicebotError` subclasses when refused:
-        InvalidInput (text, transcript, language, variant, clip), TooManyJobs, Cooldown, QueueFull, BotRestarting.
+        InvalidInput (text, transcript, language, variant, clip), TooManyJobs, Cooldown, QueueFull, BotRestarting,
+        StorageUnavailable (the shared limits cannot be reached).
 
         `user_id` should be platform-qualified ("discord:1234", "slack:U0ABC"); `place` says where to answer
         ("discord:guild/channel"). The clip is decoded in a worker thread (ffmpeg may run).
         """
-        text, transcript, language, variant_name, backend = self._check(
+        text, transcript, language, variant_name, backend = await self._check(
             user_id, text, ref_text, language, variant, reference_size=len(reference), is_admin=is_admin
         )
         clip = await asyncio.to_thread(self._read_reference, reference, self.settings.audio_limits, filename)
@@ -141,8 +142,8 @@ class CloneService:
         async def work(job: Job) -> CloneResult:
             return await self._clone(job, backend, request)
 
-        # admission again: the same user may have been admitted by another command while the clip decoded
-        return self.queue.submit(
+        # admission again, atomically: another command or process may have admitted the user meanwhile
+        return await self.queue.submit(
             work, user_id=user_id, place=place, text=text, language=language, variant=variant_name,
             on_progress=on_progress, is_admin=is_admin,
         )

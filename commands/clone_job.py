@@ -25,7 +25,6 @@ from commands.progress import generation_line
 
 if TYPE_CHECKING:
     from backend.schema import CloneResult, Progress
-    from commands.admission import CooldownStart
     from commands.jobs import JobQueue
 
 log = structlog.get_logger(__name__)
@@ -74,7 +73,6 @@ class Job:
     def __init__(
         self, queue: JobQueue, id: str, *, user_id: str, place: str, text: str, language: str,
         variant: str | None, created_at: float, work: Work, on_progress: ProgressCallback | None,
-        cooldown: CooldownStart,
     ) -> None:
         self.id = id
         self.user_id = user_id
@@ -89,7 +87,6 @@ class Job:
         self.result: CloneResult | None = None
         self.error: VoicebotError | None = None
         self.progress: Progress | None = None
-        self.cooldown = cooldown
         self._queue = queue
         self._work = work
         self._on_progress = on_progress

@@ -3,7 +3,7 @@
 The queue owns a job's first three steps (admission, waiting for a slot, the backend call; see
 `commands.clone_job` for the job itself and the adapter's part):
 
-    job = queue.submit(work, ...)            # raises before queueing when the request is refused
+    job = await queue.submit(work, ...)      # raises before queueing when the request is refused
     result = await job.wait()
 
 `on_progress(job)` is called whenever what the job shows its user changes: its status and its place in the queue
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from backend.errors import VoicebotError
-from commands.admission import Admission, keeps_cooldown
+from commands.admission import Admission, LocalLimits, keeps_cooldown
 from commands.clone_job import ORDER, Job, JobStatus, ProgressCallback, Work, with_job_id
 from commands.errors import BotRestarting, UnexpectedJobError
 from commands.statistics import JobStatistics, QueueStats, p50_p95
@@ -40,6 +40,7 @@ from commands.statistics import JobStatistics, QueueStats, p50_p95
 if TYPE_CHECKING:
     from backend.schema import CloneResult, Progress
     from commands.settings import CommandSettings
+    from commands.storage.limits import SharedLimits
 
 # Re-exported: the adapters and the health report import these from here.
 __all__ = ["DrainReport", "Job", "JobQueue", "JobStatus", "ProgressCallback", "QueueStats", "Work", "p50_p95",
@@ -65,19 +66,23 @@ class DrainReport:
 class JobQueue:
     """FIFO with `max_concurrent` slots, per-user cooldown and in-flight limit, and a bounded wait list.
 
-    One instance per process, shared by every adapter. Must be used from one event loop.
+    One instance per process, shared by every adapter. Must be used from one event loop. The per-user limits
+    are `limits` (the storage's `SharedLimits`, shared by every bot process on its database), or this
+    process's own when none is given. `clock` times the jobs (monotonic); `wall_clock` the limits, which other
+    processes read too.
     """
 
     def __init__(
         self, max_concurrent: int = 2, *, max_queue: int = 50, max_per_user: int = 2, cooldown_s: float = 10.0,
         clock: Clock = time.monotonic, window: int = 500, progress_interval_s: float = 2.0,
+        limits: SharedLimits | None = None, wall_clock: Clock = time.time,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.max_concurrent = max_concurrent
         self.progress_interval_s = progress_interval_s
-        self.admission = Admission(max_per_user=max_per_user, cooldown_s=cooldown_s, max_queue=max_queue,
-                                   clock=clock)
+        self.admission = Admission(limits=limits or LocalLimits(wall_clock), max_per_user=max_per_user,
+                                   cooldown_s=cooldown_s, max_queue=max_queue, clock=wall_clock)
         self.statistics = JobStatistics(window)
         self._clock = clock
         self._started_at = clock()
@@ -86,13 +91,16 @@ class JobQueue:
         self._active: dict[str, Job] = {}  # every job not yet DONE/FAILED
         self._recent_ids: dict[str, None] = {}
         self._notifiers: set[asyncio.Task[None]] = set()
+        self._admitting = 0  # submissions waiting for the limits' answer: they count as waiting
         self._closing = False
 
     @classmethod
-    def from_settings(cls, settings: CommandSettings, *, clock: Clock = time.monotonic) -> JobQueue:
+    def from_settings(cls, settings: CommandSettings, *, limits: SharedLimits | None = None,
+                      clock: Clock = time.monotonic, wall_clock: Clock = time.time) -> JobQueue:
         return cls(
             settings.max_concurrent_jobs, max_queue=settings.max_queue, max_per_user=settings.max_jobs_per_user,
             cooldown_s=settings.cooldown_s, clock=clock, progress_interval_s=settings.progress_interval_s,
+            limits=limits, wall_clock=wall_clock,
         )
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -135,7 +143,8 @@ class JobQueue:
         return [job for job in self._active.values() if job.user_id == user_id]
 
     def in_flight(self, user_id: str) -> int:
-        """The user's jobs waiting or in the backend call (uploads do not count)."""
+        """The user's jobs waiting or in the backend call in this process (uploads do not count); the limit
+        counts every process's (`admission.limits`)."""
         return sum(job.user_id == user_id for job in self._waiting) + sum(
             job.user_id == user_id and not job.finished for job, _ in self._tasks.values()
         )
@@ -147,25 +156,37 @@ class JobQueue:
         )
 
     # -- admission ---------------------------------------------------------------------------------------
-    def check_admission(self, user_id: str, *, is_admin: bool = False) -> None:
-        """Raise BotRestarting / TooManyJobs / Cooldown / QueueFull if a job of this user would be refused now
-        (see `commands.admission`)."""
+    async def check_admission(self, user_id: str, *, is_admin: bool = False) -> None:
+        """Raise BotRestarting / QueueFull / TooManyJobs / Cooldown if a job of this user would be refused now
+        (see `commands.admission`), or StorageUnavailable if the shared limits cannot be read."""
+        self._check_open()
+        await self.admission.check(user_id, is_admin=is_admin)
+
+    def _check_open(self) -> None:
         if self._closing:
             raise BotRestarting("The bot is restarting; please try again in a minute.")
-        self.admission.check(user_id, in_flight=self.in_flight(user_id), waiting=len(self._waiting),
-                             slots_busy=len(self._tasks) >= self.max_concurrent, is_admin=is_admin)
+        self.admission.check_queue(waiting=len(self._waiting) + self._admitting,
+                                   slots_busy=len(self._tasks) >= self.max_concurrent)
 
-    def submit(
+    async def submit(
         self, work: Work, *, user_id: str, place: str, text: str = "", language: str = "",
         variant: str | None = None, on_progress: ProgressCallback | None = None, is_admin: bool = False,
     ) -> Job:
-        """Admit (or raise, see `check_admission`) and enqueue a job; `work(job)` runs when a slot is free."""
-        self.check_admission(user_id, is_admin=is_admin)
-        now = self._clock()
+        """Admit (or raise, see `check_admission`) and enqueue a job; `work(job)` runs when a slot is free.
+        The per-user limits are checked and the job recorded in one step, atomically across processes."""
+        self._check_open()
+        job_id = self._new_id()
+        self._admitting += 1
+        try:
+            await self.admission.start(user_id, job_id, is_admin=is_admin)
+        finally:
+            self._admitting -= 1
+        if self._closing:  # the queue began draining while the limits answered
+            self.admission.release(user_id, job_id, refund=True)
+            raise BotRestarting("The bot is restarting; please try again in a minute.")
         job = Job(
-            self, self._new_id(), user_id=user_id, place=place, text=text, language=language, variant=variant,
-            created_at=now, work=work, on_progress=on_progress,
-            cooldown=self.admission.start_cooldown(user_id, now),
+            self, job_id, user_id=user_id, place=place, text=text, language=language, variant=variant,
+            created_at=self._clock(), work=work, on_progress=on_progress,
         )
         self._active[job.id] = job
         self._waiting.append(job)
@@ -260,6 +281,7 @@ class JobQueue:
         rtf = result.real_time_factor
         job.result = result
         self.statistics.generated(rtf)
+        self.admission.release(job.user_id, job.id, refund=False)
         log.info("job.generated", job_id=job.id, audio_s=round(result.audio_seconds, 2),
                  backend_s=round(result.timings.total_s, 3), rtf=round(rtf, 3) if math.isfinite(rtf) else None)
         job._settled.set()
@@ -289,8 +311,8 @@ class JobQueue:
         job.error = error
         job.finished_at = self._clock()
         self.statistics.failed_one()
-        if not keeps_cooldown(error):  # the backend's, the platform's or a restart's fault: the user may retry
-            self.admission.refund(job.cooldown)
+        # the backend's, the platform's or a restart's fault gives the cooldown back: the user may retry
+        self.admission.release(job.user_id, job.id, refund=not keeps_cooldown(error))
         self._active.pop(job.id, None)
         was_waiting = job in self._waiting
         if was_waiting:
@@ -379,6 +401,7 @@ class JobQueue:
         for job in late:  # uploads in progress, or backend calls that ignored the cancellation
             self._fail(job, BotRestarting(f"Job {job.id} was interrupted: the bot is restarting. {RESTART_HINT}"))
         await self.flush(timeout=notify_timeout)
+        await self.admission.flush(timeout=notify_timeout)
         report = DrainReport(finished=len(pending) - len(late), cancelled_queued=len(queued), interrupted=len(late))
         log.info("queue.drained", **report.__dict__)
         return report

@@ -87,8 +87,8 @@ class CloneFlow:
         assert order.file is not None
 
         async def check(size: int | None) -> None:  # everything but the audio itself, before downloading it
-            clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
-                                reference_size=size, is_admin=admin)
+            await clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
+                                      reference_size=size, is_admin=admin)
 
         clip = await fetch_clip(self.services, self.client, order.file, check)
         job = await clone.submit(

@@ -162,16 +162,16 @@ async def test_cooldown_too_many_jobs_and_queue_full_are_refused_before_decoding
     assert decoded == ["me.wav", "me.wav"]  # only the two accepted submissions decoded their clip
 
 
-def test_check_request_refuses_without_the_audio(services, clip):
+async def test_check_request_refuses_without_the_audio(services, clip):
     service = services(settings=settings(max_ref_mib=1, cooldown_s=30))
-    service.check_request("discord:1", "Hello", None, "de", None, reference_size=1000)
+    await service.check_request("discord:1", "Hello", None, "de", None, reference_size=1000)
     with pytest.raises(InvalidInput) as refused:
-        service.check_request("discord:1", "Hello", reference_size=2 * 1024 * 1024)
+        await service.check_request("discord:1", "Hello", reference_size=2 * 1024 * 1024)
     assert refused.value.code == "audio_too_large"
     with pytest.raises(InvalidInput, match="Unknown language"):
-        service.check_request("discord:1", "Hello", language="Elvish")
+        await service.check_request("discord:1", "Hello", language="Elvish")
     with pytest.raises(InvalidInput, match="empty"):
-        service.check_request("discord:1", "")
+        await service.check_request("discord:1", "")
     assert service.queue.queued == service.queue.running == 0
 
 
@@ -179,8 +179,8 @@ async def test_check_request_applies_admission(services, clip):
     service = services(settings=settings(cooldown_s=30))
     await submit(service, clip)
     with pytest.raises(Cooldown):
-        service.check_request("discord:1", "Hello again")
-    service.check_request("discord:1", "Hello again", is_admin=True)
+        await service.check_request("discord:1", "Hello again")
+    await service.check_request("discord:1", "Hello again", is_admin=True)
 
 
 # -- variants ----------------------------------------------------------------------------------------------

@@ -130,11 +130,11 @@ async def test_queue_statistics_appear_once_jobs_ran():
         return await backend.clone(None)
 
     for user in ("a", "b"):
-        job = queue.submit(work, user_id=user, place="cli")
+        job = await queue.submit(work, user_id=user, place="cli")
         await job.wait()
         async with job.delivering():
             pass
-    failed = queue.submit(work, user_id="c", place="cli")
+    failed = await queue.submit(work, user_id="c", place="cli")
     failed.mark_failed("upload refused.")
 
     values = dict(health_fields(await check_health(backend, queue)))

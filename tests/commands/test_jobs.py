@@ -60,8 +60,8 @@ def work_on(backend: FakeBackend, queue: JobQueue):
     return work
 
 
-def submit(queue: JobQueue, backend: FakeBackend, user: str = "u1", **kwargs) -> Job:
-    return queue.submit(work_on(backend, queue), user_id=user, place="test:place", text=f"text of {user}", **kwargs)
+async def submit(queue: JobQueue, backend: FakeBackend, user: str = "u1", **kwargs) -> Job:
+    return await queue.submit(work_on(backend, queue), user_id=user, place="test:place", text=f"text of {user}", **kwargs)
 
 
 async def deliver(job: Job, queue: JobQueue | None = None) -> None:
@@ -88,7 +88,8 @@ async def make_queue(clock):
     queues: list[JobQueue] = []
 
     def make(max_concurrent: int = 1, **options) -> JobQueue:
-        options = {"max_per_user": 5, "cooldown_s": 0, "clock": clock, "progress_interval_s": 0} | options
+        options = {"max_per_user": 5, "cooldown_s": 0, "clock": clock, "wall_clock": clock,
+                   "progress_interval_s": 0} | options
         queues.append(JobQueue(max_concurrent, **options))
         return queues[-1]
 
@@ -102,7 +103,7 @@ async def test_positions_reported_then_move_up_with_one_slot(make_queue):
     queue = make_queue(1)
     backend = FakeBackend(hold=True)
     recorders = [Recorder() for _ in range(4)]
-    jobs = [submit(queue, backend, f"u{i}", on_progress=recorders[i]) for i in range(4)]
+    jobs = [await submit(queue, backend, f"u{i}", on_progress=recorders[i]) for i in range(4)]
     running = await backend.next_call()
     await queue.flush()
 
@@ -131,7 +132,7 @@ async def test_positions_reported_then_move_up_with_one_slot(make_queue):
 async def test_two_slots_start_two_jobs_and_keep_fifo_order(make_queue):
     queue = make_queue(2)
     backend = FakeBackend(hold=True)
-    jobs = [submit(queue, backend, f"u{i}") for i in range(4)]
+    jobs = [await submit(queue, backend, f"u{i}") for i in range(4)]
     first, second = await backend.next_call(), await backend.next_call()
     assert [first.request.text, second.request.text] == ["text of u0", "text of u1"]
     assert [job.position for job in jobs] == [None, None, 1, 2]
@@ -150,7 +151,7 @@ async def test_two_slots_start_two_jobs_and_keep_fifo_order(make_queue):
 async def test_a_queued_job_that_fails_moves_the_ones_behind_up(make_queue):
     queue = make_queue(1)
     backend = FakeBackend(hold=True)
-    jobs = [submit(queue, backend, f"u{i}") for i in range(4)]
+    jobs = [await submit(queue, backend, f"u{i}") for i in range(4)]
     await backend.next_call()
     jobs[1].mark_failed("withdrawn by the user.")
     assert jobs[1].status is JobStatus.FAILED
@@ -162,7 +163,7 @@ async def test_a_queued_job_that_fails_moves_the_ones_behind_up(make_queue):
 async def test_describe_and_lookup(make_queue):
     queue = make_queue(1)
     backend = FakeBackend(hold=True)
-    a, b = submit(queue, backend, "u1"), submit(queue, backend, "u2")
+    a, b = await submit(queue, backend, "u1"), await submit(queue, backend, "u2")
     await backend.next_call()
     assert b.describe() == f"Job {b.id}: queued, position 1 of 1"
     assert a.describe() == f"Job {a.id}: generating speech…"
@@ -174,7 +175,7 @@ async def test_describe_and_lookup(make_queue):
 async def test_job_ids_are_short_unique_and_readable(make_queue):
     queue = make_queue(1, max_queue=500, max_per_user=500)
     backend = FakeBackend(hold=True)
-    ids = {submit(queue, backend, "u1").id for _ in range(300)}
+    ids = {(await submit(queue, backend, "u1")).id for _ in range(300)}
     assert len(ids) == 300
     assert all(re.fullmatch(r"[A-HJ-NP-Z2-9]{6}", job_id) for job_id in ids)
 
@@ -183,47 +184,47 @@ async def test_job_ids_are_short_unique_and_readable(make_queue):
 async def test_cooldown_counts_down_on_the_injected_clock(make_queue, clock):
     queue = make_queue(2, cooldown_s=10)
     backend = FakeBackend()
-    submit(queue, backend, "u1")
+    await submit(queue, backend, "u1")
 
     with pytest.raises(Cooldown) as refused:
-        submit(queue, backend, "u1")
+        await submit(queue, backend, "u1")
     assert refused.value.seconds_left == pytest.approx(10)
     assert refused.value.code == "cooldown"
 
     clock.advance(4.25)
     with pytest.raises(Cooldown, match="in 6 s") as refused:
-        submit(queue, backend, "u1")
+        await submit(queue, backend, "u1")
     assert refused.value.seconds_left == pytest.approx(5.75)
-    submit(queue, backend, "u2")  # cooldown is per user
+    await submit(queue, backend, "u2")  # cooldown is per user
 
     clock.advance(5.75)
-    submit(queue, backend, "u1")  # exactly cooldown_s later
+    await submit(queue, backend, "u1")  # exactly cooldown_s later
     with pytest.raises(Cooldown):
-        submit(queue, backend, "u1")
-    submit(queue, backend, "u1", is_admin=True)  # admins skip it
+        await submit(queue, backend, "u1")
+    await submit(queue, backend, "u1", is_admin=True)  # admins skip it
 
 
 async def test_refused_submissions_do_not_start_a_cooldown(make_queue):
     queue = make_queue(1, max_queue=0, cooldown_s=10)
     backend = FakeBackend(hold=True)
-    job = submit(queue, backend, "u1")
+    job = await submit(queue, backend, "u1")
     with pytest.raises(QueueFull):
-        submit(queue, backend, "u2")
+        await submit(queue, backend, "u2")
     (await backend.next_call()).release()
     await job.wait()
-    submit(queue, backend, "u2")  # accepted: the refusal left no cooldown behind
+    await submit(queue, backend, "u2")  # accepted: the refusal left no cooldown behind
 
 
 async def test_per_user_limit_counts_queued_and_running_jobs_only(make_queue):
     queue = make_queue(1, max_per_user=2)
     backend = FakeBackend(hold=True)
-    first, second = submit(queue, backend, "u1"), submit(queue, backend, "u1")
+    first, second = await submit(queue, backend, "u1"), await submit(queue, backend, "u1")
     with pytest.raises(TooManyJobs, match="You already have 2 voice clone jobs queued or running") as refused:
-        submit(queue, backend, "u1")
+        await submit(queue, backend, "u1")
     assert refused.value.code == "too_many_jobs"
     assert queue.in_flight("u1") == 2
-    submit(queue, backend, "u2")  # another user is not affected
-    submit(queue, backend, "u1", is_admin=True)  # admins are not limited
+    await submit(queue, backend, "u2")  # another user is not affected
+    await submit(queue, backend, "u1", is_admin=True)  # admins are not limited
 
     (await backend.next_call()).release()
     await first.wait()
@@ -231,7 +232,7 @@ async def test_per_user_limit_counts_queued_and_running_jobs_only(make_queue):
     assert queue.in_flight("u1") == 2  # second (queued) and the admin job
     await backend.next_call()
     second.mark_failed("withdrawn.")  # the adapter gives up: its backend call is cancelled
-    submit(queue, backend, "u1")
+    await submit(queue, backend, "u1")
     assert (await backend.next_call()).request.text == "text of u2"  # the cancelled call freed its slot
 
 
@@ -239,12 +240,12 @@ async def test_queue_full_counts_waiting_jobs_when_all_slots_are_busy(make_queue
     queue = make_queue(1, max_queue=2)
     backend = FakeBackend(hold=True)
     for user in ("u1", "u2", "u3"):
-        submit(queue, backend, user)
+        await submit(queue, backend, user)
     with pytest.raises(QueueFull, match=r"The queue is full \(2 jobs waiting\)") as refused:
-        submit(queue, backend, "u4")
+        await submit(queue, backend, "u4")
     assert refused.value.code == "queue_full"
     with pytest.raises(QueueFull):
-        submit(queue, backend, "u4", is_admin=True)
+        await submit(queue, backend, "u4", is_admin=True)
     assert queue.queued == 2 and queue.running == 1
 
 
@@ -253,7 +254,7 @@ async def test_backend_error_fails_the_job_with_its_id_and_the_next_job_runs(mak
     queue = make_queue(1)
     backend = FakeBackend(hold=True)
     recorder = Recorder()
-    failing, following = submit(queue, backend, "u1", on_progress=recorder), submit(queue, backend, "u2")
+    failing, following = await submit(queue, backend, "u1", on_progress=recorder), await submit(queue, backend, "u2")
     (await backend.next_call()).fail(BackendUnavailable("The Modal app is not deployed."))
 
     with pytest.raises(BackendUnavailable) as failed:
@@ -275,7 +276,7 @@ async def test_unexpected_exception_is_logged_and_reported_generically(make_queu
     queue = make_queue(1)
     backend = FakeBackend(error=RuntimeError("token=hunter2 leaked in a stack trace"))
     with capture_logs() as logs:
-        job = submit(queue, backend, "u1")
+        job = await submit(queue, backend, "u1")
         with pytest.raises(UnexpectedJobError) as failed:
             await job.wait()
     assert failed.value.message == f"Job {job.id} failed: unexpected error; the admins have the log."
@@ -291,7 +292,7 @@ async def test_progress_callback_errors_never_reach_the_job(make_queue):
         raise ValueError("message edit failed")
 
     with capture_logs() as logs:
-        job = submit(queue, FakeBackend(), "u1", on_progress=broken)
+        job = await submit(queue, FakeBackend(), "u1", on_progress=broken)
         await deliver(job)
         await queue.flush()
     assert job.status is JobStatus.DONE
@@ -312,7 +313,7 @@ async def test_slow_async_callback_is_never_reentered_and_sees_the_final_state(m
         await gate.wait()
         active -= 1
 
-    job = submit(queue, FakeBackend(), "u1", on_progress=slow)
+    job = await submit(queue, FakeBackend(), "u1", on_progress=slow)
     await deliver(job)  # several changes while the first callback is still blocked
     gate.set()
     await queue.flush()
@@ -322,14 +323,14 @@ async def test_slow_async_callback_is_never_reentered_and_sees_the_final_state(m
 
 async def test_marking_without_a_result_is_a_programming_error(make_queue):
     queue = make_queue(1)
-    job = submit(queue, FakeBackend(hold=True), "u1")
+    job = await submit(queue, FakeBackend(hold=True), "u1")
     with pytest.raises(RuntimeError, match="await job.wait"):
         job.mark_done()
 
 
 async def test_delivery_failure_marks_the_job_failed(make_queue):
     queue = make_queue(1)
-    job = submit(queue, FakeBackend(), "u1")
+    job = await submit(queue, FakeBackend(), "u1")
     await job.wait()
     with capture_logs(), pytest.raises(OSError):
         async with job.delivering():
@@ -353,7 +354,7 @@ async def test_stats_give_percentiles_over_a_bounded_window(make_queue, clock):
     backend = FakeBackend(audio_seconds=2.0, total_s=0.9)
     clock.advance(100)
     for seconds in [1000.0] * 5 + [float(n) for n in range(1, 21)]:  # the first five fall out of the window
-        job = submit(queue, backend, "u1")
+        job = await submit(queue, backend, "u1")
         await job.wait()
         clock.advance(seconds)
         job.mark_uploading()
@@ -374,7 +375,7 @@ async def test_drain_lets_running_jobs_finish_and_fails_queued_ones(make_queue):
     queue = make_queue(1)
     backend = FakeBackend(hold=True)
     recorders = [Recorder() for _ in range(3)]
-    running, *queued = [submit(queue, backend, f"u{i}", on_progress=recorders[i]) for i in range(3)]
+    running, *queued = [await submit(queue, backend, f"u{i}", on_progress=recorders[i]) for i in range(3)]
     call = await backend.next_call()
 
     draining = asyncio.create_task(queue.drain(timeout=60))
@@ -382,7 +383,7 @@ async def test_drain_lets_running_jobs_finish_and_fails_queued_ones(make_queue):
         with pytest.raises(BotRestarting, match=rf"Job {job.id} was not started: the bot is restarting"):
             await job.wait()
     with pytest.raises(BotRestarting):
-        submit(queue, backend, "u9")
+        await submit(queue, backend, "u9")
     assert not draining.done() and running.status is JobStatus.GENERATING
 
     call.release()
@@ -397,7 +398,7 @@ async def test_drain_lets_running_jobs_finish_and_fails_queued_ones(make_queue):
 async def test_drain_timeout_interrupts_backend_calls_and_uploads(make_queue):
     queue = make_queue(2)
     backend = FakeBackend(hold=True)
-    stuck, uploading = submit(queue, backend, "u1"), submit(queue, backend, "u2")
+    stuck, uploading = await submit(queue, backend, "u1"), await submit(queue, backend, "u2")
     await backend.next_call()
     (await backend.next_call()).release()
     await uploading.wait()
@@ -422,13 +423,13 @@ async def test_waiting_jobs_are_told_the_current_length_of_the_queue(make_queue)
     queue = make_queue(1)
     backend = FakeBackend(hold=True)
     lines: list[str] = []
-    submit(queue, backend, "u0")
-    waiting = submit(queue, backend, "u1", on_progress=lambda job: lines.append(job.describe()))
+    await submit(queue, backend, "u0")
+    waiting = await submit(queue, backend, "u1", on_progress=lambda job: lines.append(job.describe()))
     await queue.flush()
     assert lines == [f"Job {waiting.id}: queued, position 1 of 1"]
 
     for user in ("u2", "u3"):
-        submit(queue, backend, user)
+        await submit(queue, backend, user)
         await queue.flush()
 
     assert lines[-1] == f"Job {waiting.id}: queued, position 1 of 3" and len(lines) == 3
@@ -440,13 +441,13 @@ async def test_the_progress_interval_holds_back_queue_length_and_frames_but_neve
     queue = make_queue(1, progress_interval_s=3600)
     backend = FakeBackend(hold=True)
     running, waiting = Recorder(), Recorder()
-    first = submit(queue, backend, "u0", on_progress=running)
-    second = submit(queue, backend, "u1", on_progress=waiting)
+    first = await submit(queue, backend, "u0", on_progress=running)
+    second = await submit(queue, backend, "u1", on_progress=waiting)
     call = await backend.next_call()
     await queue.flush()
     calls_so_far = len(running.events), len(waiting.events)
 
-    submit(queue, backend, "u2")  # the second's queue length changes
+    await submit(queue, backend, "u2")  # the second's queue length changes
     queue.progress(first, Progress(stage="generating", frames=10, frame_budget=100))  # frames only
     await queue.flush()
     assert (len(running.events), len(waiting.events)) == calls_so_far
@@ -470,10 +471,10 @@ async def test_a_held_back_update_arrives_at_the_end_of_the_interval(make_queue)
         if "of 2" in lines[-1]:
             arrived.set()
 
-    submit(queue, backend, "u0")
-    waiting = submit(queue, backend, "u1", on_progress=show)
+    await submit(queue, backend, "u0")
+    waiting = await submit(queue, backend, "u1", on_progress=show)
     await queue.flush()
-    submit(queue, backend, "u2")
+    await submit(queue, backend, "u2")
     await asyncio.wait_for(arrived.wait(), 30)
     assert lines == [f"Job {waiting.id}: queued, position 1 of 1", f"Job {waiting.id}: queued, position 1 of 2"]
 
@@ -489,38 +490,38 @@ async def test_a_held_back_update_arrives_at_the_end_of_the_interval(make_queue)
 async def test_only_a_failure_of_the_users_own_input_keeps_the_cooldown(make_queue, error, keeps_cooldown):
     queue = make_queue(1, cooldown_s=10)
     with capture_logs():
-        job = submit(queue, FakeBackend(error=error), "u1")
+        job = await submit(queue, FakeBackend(error=error), "u1")
         with pytest.raises(VoicebotError):
             await job.wait()
 
     if keeps_cooldown:
         with pytest.raises(Cooldown):
-            submit(queue, FakeBackend(), "u1")
+            await submit(queue, FakeBackend(), "u1")
     else:
-        submit(queue, FakeBackend(), "u1")
+        await submit(queue, FakeBackend(), "u1")
 
 
 async def test_a_delivery_failure_gives_the_cooldown_back(make_queue):
     queue = make_queue(1, cooldown_s=10)
-    job = submit(queue, FakeBackend(), "u1")
+    job = await submit(queue, FakeBackend(), "u1")
     await job.wait()
     with pytest.raises(VoicebotError):
         async with job.delivering():
             raise VoicebotError("the upload was refused by the platform.", code="upload_failed")
-    submit(queue, FakeBackend(), "u1")
+    await submit(queue, FakeBackend(), "u1")
 
 
 async def test_a_refund_never_undoes_a_later_jobs_cooldown(make_queue, clock):
     queue = make_queue(2, cooldown_s=10)
     backend = FakeBackend(hold=True)
-    first = submit(queue, backend, "u1")
+    first = await submit(queue, backend, "u1")
     clock.advance(10)
-    submit(queue, backend, "u1")  # starts the cooldown anew
+    await submit(queue, backend, "u1")  # starts the cooldown anew
     (await backend.next_call()).fail(BackendUnavailable("down"))
     with pytest.raises(BackendUnavailable):
         await first.wait()
     with pytest.raises(Cooldown):
-        submit(queue, backend, "u1")
+        await submit(queue, backend, "u1")
 
 
 @pytest.mark.parametrize("outcome", ["returns None", "raises a BaseException"])
@@ -533,8 +534,8 @@ async def test_work_that_misbehaves_fails_its_job_and_frees_the_slot(make_queue,
         raise RaisesBaseException("from a library")
 
     with capture_logs() as logs:
-        broken = queue.submit(work, user_id="u1", place="test:place")
-        following = submit(queue, FakeBackend(), "u2")
+        broken = await queue.submit(work, user_id="u1", place="test:place")
+        following = await submit(queue, FakeBackend(), "u2")
         with pytest.raises(UnexpectedJobError):
             await asyncio.wait_for(broken.wait(), 30)
         await asyncio.wait_for(deliver(following), 30)

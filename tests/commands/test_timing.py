@@ -60,7 +60,7 @@ async def test_job_fields_take_text_language_and_wait_from_the_job():
     async def work(job):
         return await backend.clone(None)
 
-    job = queue.submit(work, user_id="u", place="cli", text="Bonjour", language="French", variant="fa2")
+    job = await queue.submit(work, user_id="u", place="cli", text="Bonjour", language="French", variant="fa2")
     with pytest.raises(ValueError):
         job_timing_fields(job)
     await job.wait()
@@ -78,7 +78,7 @@ async def test_queue_wait_includes_the_wait_inside_the_backends_batch():
     async def work(job):
         return await backend.clone(None)
 
-    job = queue.submit(work, user_id="u", place="cli", text="Hello", language="English")
+    job = await queue.submit(work, user_id="u", place="cli", text="Hello", language="English")
     await job.wait()
     fields = dict(job_timing_fields(job))
     assert (fields["Queue wait"], fields["Total"]) == ("10.2 s", "2.10 s")  # 1.5 s here + 8.7 s in the batch

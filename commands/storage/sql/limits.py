@@ -42,6 +42,7 @@ class SqlLimits:
         self._db = database
         self._clock = clock
         self.holder = uuid.uuid4().hex
+        self._held: set[str] = set()  # job ids this process started and has not released: what `renew` renews
 
     async def last_start(self, user_key: str) -> float | None:
         async with self._db.transaction("reading a cooldown") as connection:
@@ -64,9 +65,11 @@ class SqlLimits:
                 raise TooManyJobs.at_limit(count, max_in_flight)
             await connection.execute(insert(job_starts).values(
                 user_key=user_key, job_id=job_id, started_at=at, in_flight=True, holder=self.holder, renewed_at=at))
+        self._held.add(job_id)
 
     async def finish(self, user_key: str, job_id: str, *, refund: bool) -> None:
         this = (rows.user_key == user_key) & (rows.job_id == job_id)
+        self._held.discard(job_id)  # if the write below fails, the row stops counting after STALE_S
         async with self._db.transaction("releasing a job") as connection:
             if refund:
                 await connection.execute(delete(job_starts).where(this))
@@ -82,8 +85,9 @@ class SqlLimits:
         """Keep this process's jobs counted; delete what no longer counts for anyone."""
         now = self._clock()
         async with self._db.transaction("renewing the jobs in flight") as connection:
-            await connection.execute(
-                update(job_starts).where(rows.holder == self.holder, rows.in_flight).values(renewed_at=now))
+            if self._held:
+                await connection.execute(update(job_starts).where(
+                    rows.holder == self.holder, rows.job_id.in_(sorted(self._held))).values(renewed_at=now))
             await self._db.lock(connection, "limits:prune")
             await connection.execute(delete(job_starts).where(or_(
                 and_(not_(rows.in_flight), rows.started_at < now - FORGET_AFTER_S),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 SAMPLE_RATE = 24_000
 FRAME_SECONDS = 0.08  # Qwen3-TTS 12 Hz codec: 12.5 frames per second of audio
@@ -39,6 +39,7 @@ class Timings(BaseModel):
     clone_s: float = 0.0
     generate_s: float = 0.0
     decode_s: float = 0.0
+    watermark_s: float = Field(default=0.0, description="Marking the clip (`backend.watermark`); part of total_s")
     total_s: float = 0.0
     queue_s: float = 0.0
 
@@ -95,6 +96,26 @@ class Progress(BaseModel):
         if self.frame_budget <= 0:
             return None
         return min(1.0, self.frames / self.frame_budget)
+
+
+class WatermarkCheck(BaseModel):
+    """Whether a clip carries the watermark every generated clip gets (`backend.watermark`). `confidence` is the
+    detector's score in [0, 1]; `watermarked` is that score at or above the threshold."""
+
+    watermarked: bool
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+# The SHA-256 of a reference clip's bytes as sent to the backend (`CloneRequest.reference`), lowercase hex: what
+# a bot knows of a saved voice, and what `forget_voices` drops from the backend's voice-prompt cache.
+ClipSha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True, strip_whitespace=True)]
+MAX_FORGET_ITEMS = 1024  # per call: a user's whole library (25 voices by default) fits many times over
+
+
+class ForgetVoices(BaseModel):
+    """Drop the voice prompts made from these reference clips from the backend's cache (forget-me)."""
+
+    clip_sha256s: list[ClipSha256] = Field(max_length=MAX_FORGET_ITEMS)
 
 
 class CacheStats(BaseModel):

@@ -1,7 +1,8 @@
 """The Qwen3-TTS voice-clone engine on top of qwen-tts's own loader and generate.
 
 One instance owns one loaded model. Calls are serialised by a lock (one generate at a time per model is
-what qwen-tts supports); concurrency comes from batching (`clone_batch`), not from threads.
+what qwen-tts supports); concurrency comes from batching (`clone_batch`), not from threads. Every clip is
+watermarked (`backend.watermark`) before it leaves; checking a clip for the mark needs no TTS model.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
 from backend.engine.progress import ProgressReporter, ProgressSink
 from backend.engine.qwen_imports import import_qwen_tts
-from backend.engine.voice_cache import VoiceCache, voice_key
+from backend.engine.voice_cache import VoiceCache, clip_sha256, voice_key
 from backend.errors import EngineConfigError
 from backend.intake import load_reference
 from backend.languages import AUTO, normalize_language
-from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings
+from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings, WatermarkCheck
 from backend.validation import check_text
+from backend.watermark import Watermarker, detect, shared_watermarker
 
 log = structlog.get_logger(__name__)
 SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 frames per second
@@ -75,7 +77,7 @@ def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, lis
 
 def _versions() -> dict[str, str]:
     versions = {}
-    for package in ("torch", "transformers", "qwen-tts", "flash-attn"):
+    for package in ("torch", "transformers", "qwen-tts", "flash-attn", "resemble-perth"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -100,6 +102,7 @@ class Engine:
         self._loaded = False  # set last, after the fast decoder: `tts` alone does not mean ready
         self._fallback_reason: str | None = None  # why "auto" on CUDA serves with stock
         self._compile_cache: Any = None  # backend.engine.compile_cache.CompileCache when configured
+        self._watermarker: Watermarker | None = None  # on the model's device once loaded
         # fast shapes for start_background_capture: (eager-captured at load, not captured yet)
         self._pending_shapes: tuple[list[tuple[int, int]], list[tuple[int, int]]] | None = None
 
@@ -131,6 +134,8 @@ class Engine:
                 device_map=device, dtype=_resolve_dtype(self.config.dtype, device), attn_implementation=attention,
             )
             self.device = device
+            self._watermarker = shared_watermarker(device)
+            self._watermarker.load()
             self._time_decode()
             self._fast = self._load_fast(device)
             if device.startswith("cuda"):
@@ -244,16 +249,35 @@ class Engine:
                                                                    seed=seed, offset=offset)
                 for index, wav, size in zip(indices, wavs, sizes, strict=True):
                     outputs[index] = (wav, size, generate_s, decode_s)
+            clips = {index: self._marked_clip(outputs[index][0], item.max_new_tokens)
+                     for index, item in enumerate(prepared)}
             self._served += len(requests)
         total_s = time.perf_counter() - started
-        return [self._result(item, *outputs[index], total_s, cold) for index, item in enumerate(prepared)]
+        return [self._result(item, *clips[index], *outputs[index][1:], total_s, cold)
+                for index, item in enumerate(prepared)]
 
     def validate(self, request: CloneRequest) -> None:
         """Raise the `InvalidInput` that `clone_batch` would, without the model: a batcher calls it so bad input
         is answered at once and never fails a batch of good requests."""
         self._check(request)
 
-    def _check(self, request: CloneRequest) -> tuple[np.ndarray, int, str | None, str, str, int]:
+    def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        """Whether a clip (any format the intake reads) carries this backend's watermark; loads no TTS model."""
+        return detect(audio, self._get_watermarker())
+
+    def forget_voices(self, clip_sha256s: Sequence[str]) -> int:
+        """Drop the voice prompts made from these reference clips (SHA-256 of `CloneRequest.reference`) from the
+        cache; how many were dropped. A request already past `_prepare` still finishes with its prompt."""
+        forgotten = self._cache.forget(set(clip_sha256s))
+        log.info("engine.voices_forgotten", asked=len(clip_sha256s), forgotten=forgotten)
+        return forgotten
+
+    def _get_watermarker(self) -> Watermarker:
+        if self._watermarker is None:  # a check before (or without) the model: on the device it would use
+            self._watermarker = shared_watermarker(self.device or _resolve_device(self.config.device))
+        return self._watermarker
+
+    def _check(self, request: CloneRequest) -> tuple[str, np.ndarray, int, str | None, str, str, int]:
         """Validate before taking the model lock, so bad input never waits behind a generation."""
         text = check_text(request.text, self.config.max_text_chars)
         ref_text = request.ref_text.strip() if request.ref_text and request.ref_text.strip() else None
@@ -262,18 +286,18 @@ class Engine:
         language = normalize_language(request.language)
         reference = load_reference(request.reference, self.config.audio_limits)
         budget = request.max_new_tokens or self.config.frame_budget(text)
-        return (reference.samples, reference.sample_rate, ref_text, text, language,
+        return (clip_sha256(request.reference), reference.samples, reference.sample_rate, ref_text, text, language,
                 min(budget, self.config.max_new_tokens_cap))
 
-    def _prepare(self, samples, sample_rate, ref_text, text, language, budget) -> _Prepared:
+    def _prepare(self, source, samples, sample_rate, ref_text, text, language, budget) -> _Prepared:
         key = voice_key(samples, sample_rate, ref_text)
         started = time.perf_counter()
-        prompt = self._cache.get(key)
+        prompt = self._cache.get(key, source)
         cached = prompt is not None
         if prompt is None:
             prompt = self.tts.create_voice_clone_prompt(
                 ref_audio=(samples, sample_rate), ref_text=ref_text, x_vector_only_mode=ref_text is None)[0]
-            self._cache.put(key, prompt)
+            self._cache.put(key, prompt, source)
         return _Prepared(text, language, prompt, cached, time.perf_counter() - started, budget)
 
     def _groups(self, items: Sequence[T]) -> list[Sequence[T]]:
@@ -326,9 +350,15 @@ class Engine:
         exact[: min(wav.shape[0], exact.shape[0])] = wav[: exact.shape[0]]
         return exact, frames
 
-    def _result(self, item: _Prepared, wav: np.ndarray, batch_size: int, generate_s: float, decode_s: float,
-                total_s: float, cold: bool) -> CloneResult:
-        audio, frames = self._whole_frames(np.asarray(wav, dtype=np.float32), item.max_new_tokens)
+    def _marked_clip(self, wav: np.ndarray, max_new_tokens: int) -> tuple[np.ndarray, int, float]:
+        """The clip cut to whole frames and watermarked: (samples, frames, seconds the mark took)."""
+        audio, frames = self._whole_frames(np.asarray(wav, dtype=np.float32), max_new_tokens)
+        started = time.perf_counter()
+        marked = self._get_watermarker().mark(audio, SAMPLE_RATE)
+        return marked, frames, time.perf_counter() - started
+
+    def _result(self, item: _Prepared, audio: np.ndarray, frames: int, watermark_s: float, batch_size: int,
+                generate_s: float, decode_s: float, total_s: float, cold: bool) -> CloneResult:
         return CloneResult(
             audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE,
             audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
@@ -336,7 +366,7 @@ class Engine:
             gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode=self.engine_mode,
             batch_size=batch_size,
             timings=Timings(clone_s=item.clone_s, generate_s=generate_s - decode_s, decode_s=decode_s,
-                            total_s=total_s),
+                            watermark_s=watermark_s, total_s=total_s),
         )
 
     # -- reporting ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from backend.intake.decode import decode
 from backend.intake.ffmpeg import decode_with_ffmpeg
 from backend.intake.limits import AudioLimits, check_size
 from backend.intake.sniff import sniff, unrecognised
-from backend.intake.verdict import check_samples
+from backend.intake.verdict import check_signal, check_speech
 
 DEFAULT_LIMITS = AudioLimits()
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
@@ -50,6 +50,14 @@ class ReferenceClip(Clip):
 
 def load_reference(data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> Clip:
     """Size, sniff, decode (bounded) and judge an upload; `InvalidInput` with a code for any bad one."""
+    clip = load_audio(data, limits)
+    check_speech(clip.samples, clip.sample_rate, limits)
+    return clip
+
+
+def load_audio(data: bytes, limits: AudioLimits) -> Clip:
+    """`load_reference` without the speech check: any sound within the limits (the watermark check takes
+    generated clips, music or noise alike). Messages still say "The reference clip": `renamed` rewords them."""
     check_size(len(data), limits)
     container = sniff(data)
     if container is None:
@@ -57,8 +65,16 @@ def load_reference(data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> Clip:
         samples, sample_rate = _decode_unrecognised(data, limits)
     else:
         samples, sample_rate = decode(data, container, limits)
-    check_samples(samples, sample_rate, limits)
+    check_signal(samples)
     return Clip(samples, sample_rate, container)
+
+
+def renamed(exc: InvalidInput, subject: str, filename: str | None = None) -> InvalidInput:
+    """`exc` with "The reference clip" in its message replaced by `subject` ("The clip"), followed by the
+    upload's display name when there is one, so the user knows which file failed and what it was taken for."""
+    name = _display_name(filename or "")
+    named = f"{subject} “{name}”" if name else subject
+    return InvalidInput(exc.message.replace("The reference clip", named, 1), code=exc.code)
 
 
 def read_reference(data: bytes, limits: AudioLimits = DEFAULT_LIMITS, filename: str | None = None) -> ReferenceClip:
@@ -70,11 +86,9 @@ def read_reference(data: bytes, limits: AudioLimits = DEFAULT_LIMITS, filename: 
     try:
         clip = load_reference(data, limits)
     except InvalidInput as exc:
-        name = _display_name(filename or "")
-        if not name:
+        if not _display_name(filename or ""):
             raise
-        named = exc.message.replace("The reference clip", f"The reference clip “{name}”", 1)
-        raise InvalidInput(named, code=exc.code) from exc
+        raise renamed(exc, "The reference clip", filename) from exc
     return ReferenceClip(clip.samples, clip.sample_rate, clip.format, to_wav(clip.samples, clip.sample_rate))
 
 

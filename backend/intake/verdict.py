@@ -18,13 +18,18 @@ from backend.intake.speech import voiced_seconds
 MAX_PEAK = 2.0
 
 
-def check_samples(samples: np.ndarray, sample_rate: int, limits: AudioLimits) -> None:
-    """Raise a specific `InvalidInput` when decoded samples are not a usable voice recording."""
+def check_signal(samples: np.ndarray) -> None:
+    """Raise `corrupt_audio` when decoded samples are not real audio: every clip is held to this, voice or not
+    (a clip checked for the watermark may be any sound)."""
     if not np.isfinite(samples).all():
         raise corrupt("it contains invalid (NaN or infinite) samples")
     peak = float(np.abs(samples).max())
     if peak >= MAX_PEAK:
         raise corrupt(f"its samples reach {peak:.1f} times full scale, which no recording does")
+
+
+def check_speech(samples: np.ndarray, sample_rate: int, limits: AudioLimits) -> None:
+    """Raise `silent_audio` unless the voice-activity detector hears enough speech for a voice reference."""
     if voiced_seconds(samples, sample_rate) < limits.min_voiced_seconds:
         raise InvalidInput(
             "The reference clip is silent: no voice can be heard in it. Record it again, speaking close to the "

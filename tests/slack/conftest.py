@@ -36,11 +36,13 @@ from bot.services import voice_library
 from bot.slack.app import build_app
 from bot.slack.listeners.shortcuts.clone_this_voice import CALLBACK_ID
 from bot.slack.modals import FILE_ACTION, LANGUAGE, REF_TEXT, REFERENCE, TEXT, VALUE_ACTION, VARIANT
+from bot.slack.voice_forms import CONSENT, CONSENT_ACTION, NAME, SCOPE, SCOPE_ACTION, VOICE, VOICE_ACTION
 from bot.slack.pacing import Pacer, Pacing, Rate
 from bot.slack.services import SlackServices
 from bot.slack.web_client import web_client
 from commands.clone import CloneService
 from commands.settings import CommandSettings
+from tests.clips import sine_clip
 from tests.log_records import ErrorRecords
 from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID, FakeSlack
 
@@ -108,6 +110,34 @@ def form_values(text: str | None = "Hello from Slack", *, files: list[dict[str, 
     return values
 
 
+def save_values(name: str | None = "Narrator", *, files: list[dict[str, Any]] | None = None, scope: str = "me",
+                consent: bool = True, transcript: str | None = None) -> dict[str, Any]:
+    """`view.state.values` of a submitted save form; `files=None` leaves out the file picker (shortcut form)."""
+    values: dict[str, Any] = {
+        NAME: {VALUE_ACTION: {"type": "plain_text_input", "value": name}},
+        REF_TEXT: {VALUE_ACTION: {"type": "plain_text_input", "value": transcript}},
+        SCOPE: {SCOPE_ACTION: {"type": "radio_buttons", "selected_option": {
+            "text": {"type": "plain_text", "text": scope}, "value": scope}}},
+        CONSENT: {CONSENT_ACTION: {"type": "checkboxes", "selected_options": [
+            {"text": {"type": "plain_text", "text": "I confirm"}, "value": "confirmed"}] if consent else []}},
+    }
+    if files is not None:
+        values[REFERENCE] = {FILE_ACTION: {"type": "file_input", "files": files}}
+    return values
+
+
+def say_values(voice: str | None, text: str | None = "Hello from a saved voice",
+               language: str = "Auto") -> dict[str, Any]:
+    """`view.state.values` of a submitted say form."""
+    return {
+        VOICE: {VOICE_ACTION: {"type": "external_select", "selected_option": None if voice is None else {
+            "text": {"type": "plain_text", "text": voice}, "value": voice}}},
+        TEXT: {VALUE_ACTION: {"type": "plain_text_input", "value": text}},
+        LANGUAGE: {VALUE_ACTION: {"type": "static_select", "selected_option": {
+            "text": {"type": "plain_text", "text": language}, "value": language}}},
+    }
+
+
 @dataclass
 class SlackHarness:
     fake: FakeSlack
@@ -153,6 +183,40 @@ class SlackHarness:
         assert response.status == 200, response.body
         await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
         return self.fake.of("views.open")[-1].reply["view"]
+
+    async def command(self, command: str, text: str = "", user: str = "U1",
+                      channel: str = "C1") -> dict[str, Any]:
+        """A slash command that answers privately: what it posted to its response_url."""
+        before = len(self.responses())
+        await self.dispatch(self.slash(command, user=user, text=text, channel=channel))
+        await self.fake.wait_for(lambda _: len(self.responses()) > before)
+        return self.responses()[-1]
+
+    async def open_view(self, command: str, text: str = "", user: str = "U1") -> dict[str, Any]:
+        """A slash command that opens a modal: the modal (with the view id Slack gave it)."""
+        before = len(self.fake.of("views.open"))
+        await self.dispatch(self.slash(command, user=user, text=text))
+        await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
+        return self.fake.of("views.open")[-1].reply["view"]
+
+    async def save_voice(self, name: str = "Narrator", user: str = "U1", scope: str = "me",
+                         clip: dict[str, Any] | None = None) -> BoltResponse:
+        """`/voice save` and the form submitted with consent; waits for the outcome."""
+        clip = clip or self.fake.host_file("narrator.wav", sine_clip(seconds=3.0), file_id=f"F0{user}{name}")
+        view = await self.open_view("/voice", f"save {name}", user=user)
+        response = await self.dispatch(self.submission(view, save_values(name, files=[clip], scope=scope), user=user))
+        await self.settle()
+        return response
+
+    async def options(self, value: str = "", user: str = "U1") -> list[dict[str, Any]]:
+        """The voice picker's options as `user` types `value`."""
+        payload = {"type": "block_suggestion", "user": {"id": user, "team_id": TEAM_ID},
+                   "team": {"id": TEAM_ID, "domain": "test"}, "api_app_id": "A1", "token": "legacy",
+                   "action_id": VOICE_ACTION, "block_id": VOICE, "value": value,
+                   "view": {"id": "V9", "type": "modal", "callback_id": "voice_say_modal"}}
+        response = await self.dispatch(interactive_request(payload))
+        assert response.status == 200, response.body
+        return json.loads(response.body)["options"]
 
     async def shortcut(self, message: dict[str, Any], user: str = "U1", channel: str = "C9") -> dict[str, Any]:
         """"Clone this voice" on `message`: the choice it opened (as `views.open` answered it)."""

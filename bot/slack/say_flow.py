@@ -11,9 +11,10 @@ from commands.jobs import Job
 
 class SayFlow(CloneFlow):
     async def _submit(self) -> Job:
-        order = self.order
+        order, library = self.order, self.services.library
         assert order.voice is not None
-        return await self.services.library.say(
+        order.voice = (await library.find(order.member, order.voice)).name  # as saved, for the result's comment
+        return await library.say(
             order.member, order.voice, order.text, order.language, place=order.place,
             on_progress=self.progress.on_job, is_admin=is_admin(order.user_key, False, self.services.settings),
             channel_id=order.channel,

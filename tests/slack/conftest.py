@@ -18,6 +18,7 @@ import json
 import logging
 import time
 import urllib.parse
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -201,8 +202,11 @@ class SlackHarness:
 
     async def save_voice(self, name: str = "Narrator", user: str = "U1", scope: str = "me",
                          clip: dict[str, Any] | None = None) -> BoltResponse:
-        """`/voice save` and the form submitted with consent; waits for the outcome."""
-        clip = clip or self.fake.host_file("narrator.wav", sine_clip(seconds=3.0), file_id=f"F0{user}{name}")
+        """`/voice save` and the form submitted with consent; waits for the outcome. Each voice gets its own clip
+        (a louder or quieter one), unless `clip` is given."""
+        loudness = 0.1 + zlib.crc32(f"{user}/{name}".encode()) % 50 / 100
+        clip = clip or self.fake.host_file(f"{name}.wav", sine_clip(seconds=3.0, amplitude=loudness),
+                                           file_id=f"F0{user}{name}")
         view = await self.open_view("/voice", f"save {name}", user=user)
         response = await self.dispatch(self.submission(view, save_values(name, files=[clip], scope=scope), user=user))
         await self.settle()

@@ -28,7 +28,7 @@ from commands.storage.voices import Member
 
 log = structlog.get_logger(__name__)
 
-USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|\b([UW][A-Z0-9]{2,})\b")
+USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|\b([UW][A-Z0-9]+)\b")  # a mention, or a bare member id
 DEFAULT_ACTIVITY = 20
 MAX_ACTIVITY = 50
 

@@ -4,8 +4,10 @@ voice keeps the statement, who ticked it and when."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import sqlite3
 
 from bot.slack.voice_forms import CHOOSE_SAVE, statement_digest
 from commands.settings import CommandSettings
@@ -150,3 +152,25 @@ async def test_the_shortcut_saves_the_messages_clip_as_a_voice(slack):
     assert voice.name == "Memo Voice"
     assert [c.path for c in downloads(h)] == ["/files-pri/T1-F0MEMO/memo.m4a"]
     assert "Saved the voice *Memo Voice*" in h.responses()[-1]["text"]
+
+
+async def test_a_locked_database_keeps_the_form_open_and_loses_nothing(slack):
+    h = await slack(FakeBackend(), CommandSettings(cooldown_s=0, database_timeout_s=0.5, _env_file=None))
+    view = await h.open_view("/voice", "save")
+    clip = h.fake.host_file("joe.wav", sine_clip(seconds=3.0))
+    # Another process holds the write lock (taken off the event loop: the bot's own statements must finish).
+    lock = sqlite3.connect(h.services.settings.data_dir / "voicebot.db", isolation_level=None,
+                           check_same_thread=False)
+    await asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE")
+    try:
+        body = json.loads((await h.dispatch(h.submission(view, save_values("Joe", files=[clip])))).body)
+        listed = await h.command("/voice", "list")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert "nothing was changed" in body["errors"]["name"]
+    assert listed["text"].startswith(":x: ") and "nothing was changed" in listed["text"]
+    assert "voicebot.db" not in body["errors"]["name"] + listed["text"]  # where the database is: admins only
+    assert (await h.dispatch(h.submission(view, save_values("Joe", files=[clip])))).body == ""  # submit again
+    await h.settle()
+    assert [voice.name for voice in await stored(h)] == ["Joe"]

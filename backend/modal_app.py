@@ -22,10 +22,19 @@ import modal
 from backend.batcher import DEFAULT_WINDOW_S, CloneBatcher, ProgressSink
 from backend.errors import EngineConfigError, VoicebotError
 from backend.progress_stream import progress_then_result
-from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.serving import TOKEN_ENV, ServingSettings, WebAccess
 from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, Variant
-from backend.wire import batch_from_call, checked_batch, progress_event, reply_error, reply_ok, request_from_call
+from backend.wire import (
+    batch_from_call,
+    checked_batch,
+    forget_from_call,
+    invalid_request,
+    progress_event,
+    reply_error,
+    reply_ok,
+    request_from_call,
+)
 
 if TYPE_CHECKING:
     from backend.engine import Engine, EngineConfig
@@ -47,6 +56,8 @@ SERVICE_PACKAGES = (
     "qwen-tts==0.1.1", "fastapi[standard]>=0.165", "soundfile", "numpy<2.0", "structlog", "cachetools",
     "pydantic-settings",
     "imageio-ffmpeg", "filetype", "webrtcvad-wheels", "soxr",  # backend.intake: sniffing, ffmpeg, speech check
+    # backend.watermark: resemble-perth imports librosa and pkg_resources (gone in setuptools 82) undeclared
+    "resemble-perth==1.0.1", "librosa", "setuptools<82",
 )
 # flash-attn publishes no wheels on PyPI (building the sdist takes hours): install the release wheel built for
 # torch 2.9 / CUDA 12 / CPython 3.12. If it fails to import at runtime, the cxx11abiFALSE wheel is the fallback.
@@ -183,6 +194,12 @@ class _BatchedEngine:
     def languages(self) -> list[str]:
         return self.engine.languages()
 
+    def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        return self.engine.check_watermark(audio)
+
+    def forget_voices(self, clip_sha256s: list[str]) -> int:
+        return self.engine.forget_voices(clip_sha256s)
+
 
 class _Service:
     """The body of every variant class; the loop below subclasses it with the variant set."""
@@ -258,6 +275,21 @@ class _Service:
     @modal.method()
     def languages(self) -> dict:
         return _answer(self.engine.languages)
+
+    @modal.method()
+    def check_watermark(self, audio: bytes) -> dict:
+        """Whether a clip carries the watermark; the `InvalidInput` of a clip that cannot be checked as a reply."""
+        def run() -> dict:
+            if not isinstance(audio, bytes):
+                raise invalid_request([("audio",)])
+            return self.engine.check_watermark(audio).model_dump()
+
+        return _answer(run)
+
+    @modal.method()
+    def forget_voices(self, clip_sha256s: list) -> dict:
+        """Drops this container's cached prompts of those clips (the others' go when they scale down)."""
+        return _answer(lambda: self.engine.forget_voices(forget_from_call(clip_sha256s)))
 
     # Without a token, Modal's proxy checks every request before it reaches (or starts) a container; the app
     # itself is then open, since only callers with a proxy auth token get this far.

@@ -1,4 +1,5 @@
-"""The HTTP API in front of a clone service (the engine): `/clone`, `/clone-batch`, `/health`, `/languages`.
+"""The HTTP API in front of a clone service (the engine): `/clone`, `/clone-batch`, `/health`, `/languages`,
+`/check` (is a clip watermarked by this backend?) and `/forget-voices` (drop cached voice prompts: forget-me).
 
 Handlers are plain `def`s: FastAPI runs them in its threadpool, so a generation that holds the engine's lock
 for tens of seconds never blocks the event loop (health checks and bad requests still get answered).
@@ -49,14 +50,18 @@ from backend.batcher import ProgressSink
 from backend.errors import VoicebotError
 from backend.intake.limits import AudioLimits
 from backend.progress_stream import progress_then_result
-from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
+from backend.schema import CloneRequest, CloneResult, ForgetVoices, HealthReport, Progress, WatermarkCheck
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
+from backend.watermark import CHECK_LIMITS
 from backend.wire import (
+    FORGET_BODY_LIMIT,
+    CheckBody,
     CloneBatchBody,
     CloneBody,
     NDJSON,
     ErrorBody,
     batch_body_limit,
+    check_body_limit,
     checked_batch,
     clone_body_limit,
     error_body,
@@ -87,6 +92,10 @@ class CloneService(Protocol):
     def health(self) -> HealthReport: ...
 
     def languages(self) -> list[str]: ...
+
+    def check_watermark(self, audio: bytes) -> WatermarkCheck: ...
+
+    def forget_voices(self, clip_sha256s: list[str]) -> int: ...
 
 
 class _BearerToken(AuthenticationBackend):
@@ -203,7 +212,8 @@ def create_web_app(
         raise ValueError("create_web_app: a token and open_access contradict each other; pass one.")
     clip_limits = audio_limits or AudioLimits()
     body_limits = {"/clone": clone_body_limit(clip_limits, max_text_chars),
-                   "/clone-batch": batch_body_limit(clip_limits, max_text_chars)}
+                   "/clone-batch": batch_body_limit(clip_limits, max_text_chars),
+                   "/check": check_body_limit(CHECK_LIMITS), "/forget-voices": FORGET_BODY_LIMIT}
     app = FastAPI(title="voicebot TTS", docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   openapi_url="/openapi.json" if docs else None)
     # The last middleware added runs first: the token is checked before anything else looks at the request.
@@ -239,5 +249,15 @@ def create_web_app(
     @app.get("/languages")
     def languages() -> dict[str, list[str]]:
         return {"languages": service.languages()}
+
+    @app.post("/check", max_body_size=body_limits["/check"])
+    def check(body: CheckBody) -> dict[str, Any]:
+        verdict = service.check_watermark(body.to_audio())
+        log.info("web.check", watermarked=verdict.watermarked, confidence=verdict.confidence)
+        return verdict.model_dump()
+
+    @app.post("/forget-voices", max_body_size=body_limits["/forget-voices"])
+    def forget_voices(body: ForgetVoices) -> dict[str, int]:
+        return {"forgotten": service.forget_voices(body.clip_sha256s)}
 
     return app

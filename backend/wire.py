@@ -20,7 +20,16 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 
 from backend.errors import BackendFailed, EngineConfigError, InvalidInput, VoicebotError
 from backend.intake.limits import AudioLimits
-from backend.schema import FRAME_SECONDS, SAMPLE_RATE, CloneRequest, CloneResult, Progress, Seed
+from backend.schema import (
+    FRAME_SECONDS,
+    MAX_FORGET_ITEMS,
+    SAMPLE_RATE,
+    CloneRequest,
+    CloneResult,
+    ForgetVoices,
+    Progress,
+    Seed,
+)
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
 MAX_BATCH_ITEMS = 16  # one batch holds the model lock for all its items: keep a single request bounded
@@ -30,6 +39,14 @@ MAX_MESSAGE_CHARS = 500  # an error message is cut here, whatever value it quote
 _JSON_BYTES_PER_CHAR = 12
 _BODY_MARGIN = 4096
 T = TypeVar("T")
+
+
+def _decode_base64(value: str, field: str) -> bytes:
+    """Malformed base64 is the caller's mistake, so it is `InvalidInput`."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{field} is not valid base64.", code="bad_base64") from exc
 
 
 class CloneBody(BaseModel):
@@ -51,13 +68,8 @@ class CloneBody(BaseModel):
         )
 
     def to_request(self) -> CloneRequest:
-        """Decode the clip; malformed base64 is the caller's mistake, so it is `InvalidInput`."""
-        try:
-            reference = base64.b64decode(self.ref_audio_base64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidInput("ref_audio_base64 is not valid base64.", code="bad_base64") from exc
         return CloneRequest(
-            reference=reference, text=self.text, language=self.language, ref_text=self.ref_text,
+            reference=_decode_base64(self.ref_audio_base64, "ref_audio_base64"), text=self.text, language=self.language, ref_text=self.ref_text,
             seed=self.seed, max_new_tokens=self.max_new_tokens,
         )
 
@@ -66,6 +78,29 @@ class CloneBatchBody(BaseModel):
     """`POST /clone-batch` body."""
 
     items: list[CloneBody] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class CheckBody(BaseModel):
+    """`POST /check` body: a clip to check for the watermark."""
+
+    audio_base64: str
+
+    @classmethod
+    def from_audio(cls, audio: bytes) -> CheckBody:
+        return cls(audio_base64=base64.b64encode(audio).decode("ascii"))
+
+    def to_audio(self) -> bytes:
+        return _decode_base64(self.audio_base64, "audio_base64")
+
+
+def check_body_limit(limits: AudioLimits) -> int:
+    """The largest `POST /check` body: a clip at the check's size limit as base64, and a margin."""
+    return 4 * math.ceil(limits.max_bytes / 3) + _BODY_MARGIN
+
+
+# `POST /forget-voices`: `{"clip_sha256s": [...]}`, each digest 64 characters however JSON escapes them
+# (`\u0061`, 6 bytes each), quoted, with a comma.
+FORGET_BODY_LIMIT = MAX_FORGET_ITEMS * (64 * 6 + 3) + _BODY_MARGIN
 
 
 def clone_body_limit(limits: AudioLimits, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> int:
@@ -104,6 +139,21 @@ def batch_from_call(data: Any) -> list[CloneRequest]:
         return _BATCH.validate_python(data)
     except ValidationError as exc:
         raise invalid_request(("items", *error["loc"]) for error in exc.errors()) from None
+
+
+def forget_from_call(data: Any) -> list[str]:
+    """A `forget_voices` call's digests (a Modal method's list, or a client's), validated: lowercase SHA-256
+    hex, at most `MAX_FORGET_ITEMS`; anything else is `InvalidInput` naming the items at fault."""
+    try:
+        return ForgetVoices.model_validate({"clip_sha256s": data}).clip_sha256s
+    except ValidationError as exc:
+        raise invalid_request(error["loc"] for error in exc.errors()) from None
+
+
+def forget_batches(clip_sha256s: Sequence[str]) -> list[list[str]]:
+    """Digests as validated calls of at most `MAX_FORGET_ITEMS` each, so a client can send any number."""
+    return [forget_from_call(list(clip_sha256s[start:start + MAX_FORGET_ITEMS]))
+            for start in range(0, len(clip_sha256s), MAX_FORGET_ITEMS)]
 
 
 @contextmanager

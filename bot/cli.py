@@ -1,5 +1,5 @@
-"""`voicebot`: the process entry point. Sub-commands run a bot, clone from the terminal, run the offline demo,
-build random-weight checkpoints and benchmark backends.
+"""`voicebot`: the process entry point. Sub-commands run a bot, clone from the terminal, check a clip for the
+watermark, run the offline demo, build random-weight checkpoints and benchmark backends.
 
 Heavy imports (discord.py, slack-bolt, torch, matplotlib) happen inside the command that needs them, so
 `voicebot --help` is instant and a bot process never imports torch.
@@ -7,6 +7,7 @@ Heavy imports (discord.py, slack-bolt, torch, matplotlib) happen inside the comm
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +20,9 @@ from backend.log_setup import setup_logging
 from bot.settings import BotSettings
 
 if TYPE_CHECKING:
+    from backend.schema import WatermarkCheck
     from bot.terminal import CloneOrder
+    from commands.clone import CloneService
 
 app = typer.Typer(help="Voice-clone bot for Discord and Slack over a Qwen3-TTS backend.", no_args_is_help=True,
                   pretty_exceptions_enable=False)  # rich tracebacks print local variables, tokens included
@@ -89,6 +92,38 @@ def _clone(settings: BackendSettings, order: CloneOrder, out: Path) -> None:
         raise typer.Exit(1) from None
     if on_demo_model:
         console.print(RANDOM_WEIGHTS_NOTE)
+
+
+@app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The clip to check (any audio format)")],
+    variant: Annotated[str | None, typer.Option(help="Modal backend: which deployed variant checks")] = None,
+) -> None:
+    """Say whether this bot generated a clip, by the inaudible watermark on every clip it makes. Runs through
+    the configured backend (VOICEBOT_BACKEND, local by default; no TTS model is loaded). Exit status: 0
+    watermarked, 1 not watermarked, 2 the clip could not be checked."""
+    from backend.watermark import CHECK_LIMITS
+    from bot.services import build_service
+    from commands.watermark_check import verdict_text
+
+    with file.open("rb") as handle:  # at most one byte over the limit: the check refuses it by size
+        audio = handle.read(CHECK_LIMITS.max_bytes + 1)
+    try:
+        verdict = asyncio.run(_detect(build_service(BackendSettings()), audio, file.name, variant))
+    except VoicebotError as exc:
+        errors.print(f"[red]{exc.operator_text}[/]")
+        raise typer.Exit(2) from None
+    console.print(verdict_text(verdict))
+    raise typer.Exit(0 if verdict.watermarked else 1)
+
+
+async def _detect(service: CloneService, audio: bytes, filename: str, variant: str | None) -> WatermarkCheck:
+    from commands.watermark_check import check_clip
+
+    try:
+        return await check_clip(service, audio, filename, variant=variant)
+    finally:
+        await service.aclose()
 
 
 def ensure_demo_checkpoint(settings: BackendSettings) -> Path:

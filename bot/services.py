@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from backend.clients.base import BackendClient
@@ -18,7 +19,10 @@ from backend.clients.factory import create_backend
 from backend.redaction import register_secrets
 from backend.settings import BackendSettings
 from commands.clone import CloneService
+from commands.jobs import JobQueue
 from commands.settings import CommandSettings
+from commands.storage import Storage
+from commands.storage.limits import SharedLimits
 from commands.storage.sql import open_storage
 from commands.voice_library import VoiceLibrary
 
@@ -41,31 +45,67 @@ def backend_secrets(settings: BackendSettings) -> list[object]:
 
 
 def build_service(backend_settings: BackendSettings | None = None,
-                  command_settings: CommandSettings | None = None) -> CloneService:
-    """The clone service: one client per configured Modal variant (users pick one), else the single backend."""
+                  command_settings: CommandSettings | None = None, *,
+                  limits: SharedLimits | None = None) -> CloneService:
+    """The clone service: one client per configured Modal variant (users pick one), else the single backend.
+    `limits`: the per-user limits to count against (the storage's, shared by every bot process on its
+    database); without them this process counts on its own."""
     backend_settings = backend_settings or BackendSettings()
+    command_settings = command_settings or CommandSettings()
     register_secrets(backend_secrets(backend_settings))
     if backend_settings.backend == "modal":
         clients: dict[str, BackendClient] = {
             variant: create_backend(backend_settings, variant) for variant in backend_settings.modal_variants}
     else:
         clients = {backend_settings.backend: create_backend(backend_settings)}
-    return CloneService(clients, command_settings or CommandSettings())
+    return CloneService(clients, command_settings, JobQueue.from_settings(command_settings, limits=limits))
+
+
+@dataclass(frozen=True)
+class BotServices:
+    """What a bot process serves with: the clone service (counting against the database's shared limits) and
+    the voice library on the same database."""
+
+    clone: CloneService
+    library: VoiceLibrary
+
+
+@asynccontextmanager
+async def open_services(backend_settings: BackendSettings | None = None,
+                        command_settings: CommandSettings | None = None) -> AsyncIterator[BotServices]:
+    """Open the storage (migrated to the current schema), then the clone service over it and the voice
+    library. Enter it before the bot takes interactions; leave it after the job queue has drained (the
+    runner's `serve` drains and closes the backends): pending audit records are written, then the storage is
+    closed. Raises `StorageUnavailable` (its detail says which database and why) when the database cannot be
+    opened."""
+    command_settings = command_settings or CommandSettings()
+    storage = await open_storage(command_settings)
+    try:
+        service = build_service(backend_settings, command_settings, limits=storage.limits)
+        async with _library(storage, service) as library:
+            yield BotServices(service, library)
+    finally:
+        await storage.close()
 
 
 @asynccontextmanager
 async def voice_library(service: CloneService) -> AsyncIterator[VoiceLibrary]:
-    """The voice library on the configured storage (opened, migrated to the current schema), with its audit
-    pruning running; on exit the audit records still pending are written, then the storage is closed. Enter it
-    before the bot takes interactions and leave it after the job queue has drained. Raises `StorageUnavailable`
-    (its detail says which database and why) when the database cannot be opened."""
+    """A voice library for an existing clone service (tests, tools), on the storage its settings name. The
+    service keeps its own per-user limits: a bot process uses `open_services`, which shares them."""
     storage = await open_storage(service.settings)
+    try:
+        async with _library(storage, service) as library:
+            yield library
+    finally:
+        await storage.close()
+
+
+@asynccontextmanager
+async def _library(storage: Storage, service: CloneService) -> AsyncIterator[VoiceLibrary]:
+    """The library with its audit pruning running; on exit the audit records still pending are written."""
     library = VoiceLibrary(storage, service, service.settings)
     library.start()
     try:
         yield library
     finally:
-        try:
-            await library.aclose()
-        finally:
-            await storage.close()
+        await library.aclose()

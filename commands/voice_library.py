@@ -236,7 +236,7 @@ class VoiceLibrary:
         """Queue a clone job with the saved voice `name` (own first, then the server's); raises like
         `CloneService.submit`, plus VoiceNotFound, Blocked, ClipMissing, StorageUnavailable. The job is audited
         when it ends (`channel_id`, or `place`, says where it was asked)."""
-        self.service.check_request(member.key, text, None, language, is_admin=is_admin)  # cheap ones first
+        await self.service.check_request(member.key, text, None, language, is_admin=is_admin)  # cheap ones first
         voice = await self.find(member, name)
         await self._check_not_blocked(member)
         try:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-REQUIRED = any(os.environ.get(name, "").strip() not in ("", "0", "false") for name in ("CI", "VOICEBOT_REQUIRE_POSTGRES"))
+REQUIRED = any(os.environ.get(name, "").strip().lower() not in ("", "0", "false")
+               for name in ("CI", "VOICEBOT_REQUIRE_POSTGRES"))
 SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
 
 

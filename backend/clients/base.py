@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 
 # Called by a backend as a job moves from encoding the voice to generating speech and, where the backend
 # counts them, as frames are generated (about twice a second), so the bots can edit their progress message.
@@ -27,5 +27,15 @@ class BackendClient(Protocol):
     async def health(self) -> HealthReport: ...
 
     async def languages(self) -> list[str]: ...
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        """Whether a clip (any format the intake reads) carries the watermark every generated clip gets;
+        `InvalidInput` for a clip that cannot be checked (too large, too long, not audio)."""
+        ...
+
+    async def forget_voices(self, clip_sha256s: list[str]) -> int:
+        """Drop the cached voice prompts made from these reference clips (SHA-256 of the clip bytes sent as
+        `CloneRequest.reference`); how many were dropped. Forget-me calls it so no voice outlives its user."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -36,13 +36,15 @@ from backend.errors import (
     VoicebotError,
 )
 from backend.redaction import redact_url
-from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.settings import BackendSettings
 from backend.wire import (
     NDJSON,
+    CheckBody,
     CloneBody,
     error_from_body,
     event_from_stream,
+    forget_batches,
     max_stream_line_bytes,
     result_from_json,
 )
@@ -171,6 +173,17 @@ class HttpBackend:
 
     async def languages(self) -> list[str]:
         return await self._request("GET", "/languages", lambda reply: [str(name) for name in reply["languages"]])
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        return await self._request("POST", "/check", WatermarkCheck.model_validate,
+                                   CheckBody.from_audio(audio).model_dump())
+
+    async def forget_voices(self, clip_sha256s: list[str]) -> int:
+        forgotten = 0
+        for batch in forget_batches(clip_sha256s):
+            forgotten += await self._request("POST", "/forget-voices", lambda reply: int(reply["forgotten"]),
+                                             {"clip_sha256s": batch})
+        return forgotten
 
     async def aclose(self) -> None:
         await self._client.aclose()

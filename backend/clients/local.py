@@ -22,7 +22,7 @@ from backend.batcher import CloneBatcher
 from backend.clients.base import ProgressCallback
 from backend.clients.failures import FAILED, from_service
 from backend.errors import BackendFailed, VoicebotError
-from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.settings import BackendSettings
 
 if TYPE_CHECKING:
@@ -162,6 +162,25 @@ class LocalBackend:
 
     async def languages(self) -> list[str]:
         return await self._run(lambda engine: engine.languages())
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        """Through the engine's watermarker if there is an engine; otherwise the process's CPU one, so a check
+        never builds an engine or loads the TTS model."""
+        from backend.watermark import detect, shared_watermarker
+
+        engine = self._engine
+        with _engine_errors():
+            if engine is not None:
+                return await asyncio.to_thread(engine.check_watermark, audio)
+            return await asyncio.to_thread(detect, audio, shared_watermarker("cpu"))
+
+    async def forget_voices(self, clip_sha256s: list[str]) -> int:
+        """Without an engine nothing is cached, so nothing to drop (and no engine is built to find that out)."""
+        engine = self._engine
+        if engine is None:
+            return 0
+        with _engine_errors():
+            return await asyncio.to_thread(engine.forget_voices, clip_sha256s)
 
     async def aclose(self) -> None:
         """Finish the clone jobs already accepted (clones asked for meanwhile are refused), then drop the engine

@@ -31,10 +31,10 @@ from backend.errors import (
     InvalidInput,
     VoicebotError,
 )
-from backend.schema import CloneRequest, CloneResult, HealthReport, Progress
+from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.settings import BackendSettings
 from backend.variants import DEFAULT_VARIANT, VARIANTS
-from backend.wire import unwrap_reply
+from backend.wire import forget_batches, unwrap_reply
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +106,17 @@ class ModalBackend:
 
     async def languages(self) -> list[str]:
         return list(await self._call("languages"))
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        return WatermarkCheck.model_validate(await self._call("check_watermark", audio))
+
+    async def forget_voices(self, clip_sha256s: list[str]) -> int:
+        """Reaches the container that serves the call; the others drop their in-memory caches when they scale
+        down (`SCALEDOWN_S` after their last request)."""
+        forgotten = 0
+        for batch in forget_batches(clip_sha256s):
+            forgotten += int(await self._call("forget_voices", batch))
+        return forgotten
 
     async def aclose(self) -> None:
         """Nothing to release: Modal's client is shared by the process and closes with it."""

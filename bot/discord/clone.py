@@ -64,8 +64,8 @@ async def run_clone(interaction: discord.Interaction, service: CloneService, ask
     client = interaction.client
     member, admin = member_of(interaction), caller_is_admin(interaction, service.settings)
 
-    def check() -> None:
-        service.check_request(member.key, ask.text, ask.ref_text, ask.language, ask.variant,
+    async def check() -> None:
+        await service.check_request(member.key, ask.text, ask.ref_text, ask.language, ask.variant,
                               reference_size=ask.reference.size, is_admin=admin)
         client.cdn.check(ask.reference.url)  # type: ignore[attr-defined]
 
@@ -151,8 +151,8 @@ async def open_clone_modal(interaction: discord.Interaction, service: CloneServi
                            reference: discord.Attachment) -> None:
     """The one-off clone's form, unless the user could not start a job now anyway (cooldown, jobs in flight)."""
     try:  # refuse before the user types a text that could not be used anyway
-        service.queue.check_admission(member_of(interaction).key,
-                                      is_admin=caller_is_admin(interaction, service.settings))
+        await service.queue.check_admission(member_of(interaction).key,
+                                            is_admin=caller_is_admin(interaction, service.settings))
     except VoicebotError as exc:
         await send_ephemeral(interaction, exc.message)
         return

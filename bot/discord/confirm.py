@@ -3,7 +3,8 @@ last word before forget-me.
 
 Only the asked user's clicks count (anyone else gets an ephemeral "not yours"); the answer is acknowledged at
 once (Discord's 3 s window) and the question message is then edited into the outcome, without its buttons, so a
-second click cannot run the action twice. The buttons stop working after `timeout_s`.
+second click cannot run the action twice. When the database was unavailable nothing happened, so the question
+stays, buttons and all, under the error: the user can try again. The buttons stop working after `timeout_s`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 from backend.errors import VoicebotError
 from bot.discord.calls import CALL_FAILURES, describe_failure, within
 from bot.discord.errors import UNEXPECTED, send_ephemeral
+from commands.storage.errors import StorageUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -28,10 +30,12 @@ Action = Callable[[discord.Interaction], Awaitable[str]]
 class Confirm(discord.ui.View):
     """Yes / no for `user_id`. `on_yes` does the work; `on_no` (optional) undoes what waited for the answer."""
 
-    def __init__(self, user_id: int, *, yes: str, no: str, on_yes: Action, on_no: Action, timeout_s: float,
-                 danger: bool = False) -> None:
+    def __init__(self, user_id: int, question: str, *, yes: str, no: str, on_yes: Action, on_no: Action,
+                 timeout_s: float, danger: bool = False) -> None:
         super().__init__(timeout=timeout_s)
         self.user_id = user_id
+        self.question = question
+        self._busy = False
         self._on_yes = on_yes
         self._on_no = on_no
         yes_button: discord.ui.Button[Confirm] = discord.ui.Button(
@@ -49,22 +53,31 @@ class Confirm(discord.ui.View):
         return True
 
     async def _answer(self, interaction: discord.Interaction, action: Action) -> None:
-        self.stop()  # one answer only
         timing = interaction.client.timing  # type: ignore[attr-defined]
         try:
             await within(timing.call_s, interaction.response.defer())
         except CALL_FAILURES as exc:
             log.warning("discord.confirm_ack_failed", reason=describe_failure(exc))
             return
+        if self._busy:  # a second click while the first runs
+            return
+        self._busy = True
+        ask_again = False
         try:
             outcome = await action(interaction)
+        except StorageUnavailable as exc:
+            outcome, ask_again = f"{exc.message}\n\n{self.question}", True
         except VoicebotError as exc:
             outcome = exc.message
         except Exception:
             log.exception("discord.confirm_action_crashed", user_id=interaction.user.id)
             outcome = UNEXPECTED
+        finally:
+            self._busy = False
+        if not ask_again:
+            self.stop()
         try:
             await within(timing.call_s, interaction.edit_original_response(
-                content=outcome, view=None, allowed_mentions=discord.AllowedMentions.none()))
+                content=outcome, view=self if ask_again else None, allowed_mentions=discord.AllowedMentions.none()))
         except CALL_FAILURES as exc:
             log.warning("discord.confirm_outcome_not_shown", reason=describe_failure(exc), outcome=outcome)

@@ -61,14 +61,14 @@ def result_embed(job: Job, title: str) -> discord.Embed:
     return embed
 
 
-async def run_job(interaction: discord.Interaction, check: Callable[[], None], submit: Submit, *, title: str,
+async def run_job(interaction: discord.Interaction, check: Callable[[], Awaitable[None]], submit: Submit, *, title: str,
                   starting: str) -> None:
     """The whole flow for one interaction; never raises. `title` heads the result's embed, `starting` is the
     progress message's first words (while `submit` runs)."""
     client: VoicebotClient = interaction.client  # type: ignore[assignment]
     client.track(asyncio.current_task())
     try:
-        check()
+        await check()
     except VoicebotError as exc:
         await send_ephemeral(interaction, exc.message)
         return

@@ -17,7 +17,7 @@ from backend.errors import VoicebotError
 from backend.log_setup import setup_logging
 from backend.redaction import register_secret
 from bot.discord.client import VoicebotClient
-from bot.services import build_service, voice_library
+from bot.services import open_services
 from bot.settings import BotSettings, DiscordSettings
 
 log = structlog.get_logger(__name__)
@@ -44,9 +44,8 @@ def run_discord(sync_global: bool = False) -> None:
     register_secret(token)  # masked in every log line from here on, whatever logs it (discord.py included)
 
     async def main() -> None:
-        service = build_service()
-        async with voice_library(service) as library:
-            client = VoicebotClient(service, settings, library=library, sync_global=sync_global)
+        async with open_services() as services:
+            client = VoicebotClient(services.clone, settings, library=services.library, sync_global=sync_global)
             await serve(client, token, grace_s=bot_settings.shutdown_grace_s)
 
     try:

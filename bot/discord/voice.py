@@ -153,7 +153,7 @@ def voice_group(library: VoiceLibrary) -> app_commands.Group:
         async def keep(answer: discord.Interaction) -> str:
             return "Nothing was deleted."
 
-        view = Confirm(interaction.user.id, yes="Forget me", no="Cancel", on_yes=forget, on_no=keep,
+        view = Confirm(interaction.user.id, FORGET_QUESTION, yes="Forget me", no="Cancel", on_yes=forget, on_no=keep,
                        timeout_s=CONFIRM_TIMEOUT_S, danger=True)
         await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
                      interaction.response.send_message(FORGET_QUESTION, view=view, ephemeral=True))
@@ -210,8 +210,8 @@ def say_command(service: CloneService, library: VoiceLibrary) -> app_commands.Co
     async def say(interaction: discord.Interaction, voice: Name, text: Text, language: str | None = None) -> None:
         member, admin = member_of(interaction), caller_is_admin(interaction, service.settings)
 
-        def check() -> None:
-            service.check_request(member.key, text, None, language, is_admin=admin)
+        async def check() -> None:
+            await service.check_request(member.key, text, None, language, is_admin=admin)
 
         async def submit(progress: JobProgress) -> Job:
             return await library.say(member, voice, text, language, place=place_of(interaction),

@@ -71,9 +71,10 @@ async def offer_save(interaction: discord.Interaction, library: VoiceLibrary, *,
         library.cancel_save(pending.id, member_of(answer))
         return "Cancelled: nothing was saved."
 
-    view = Confirm(interaction.user.id, yes="I confirm: save the voice", no="Cancel", on_yes=confirmed,
+    question = consent_text(pending)
+    view = Confirm(interaction.user.id, question, yes="I confirm: save the voice", no="Cancel", on_yes=confirmed,
                    on_no=cancelled, timeout_s=PENDING_TTL_S)
-    await _show(interaction, consent_text(pending), view)
+    await _show(interaction, question, view)
 
 
 async def _show(interaction: discord.Interaction, text: str, view: discord.ui.View | None = None) -> None:

@@ -12,7 +12,7 @@ class StorageUnavailable(VoicebotError):
 
     code = "storage_unavailable"
 
-    MESSAGE = "The voice library is not available right now; nothing was changed. Please try again in a minute."
+    MESSAGE = "The bot cannot reach its storage right now; nothing was changed. Please try again in a minute."
 
     def __init__(self, message: str = MESSAGE, *, code: str | None = None, detail: str | None = None) -> None:
         super().__init__(message, code=code, detail=detail)

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from backend.errors import BackendFailed, BackendTimeout, BackendUnavailable, InvalidInput, VoicebotError
 from backend.schema import CloneRequest, Progress
 from commands.errors import BotRestarting, Cooldown, QueueFull, TooManyJobs, UnexpectedJobError
+from commands.admission import LocalLimits
 from commands.jobs import Job, JobQueue, JobStatus, p50_p95
 from tests.fakes import FakeBackend, RaisesBaseException
 
@@ -61,7 +62,8 @@ def work_on(backend: FakeBackend, queue: JobQueue):
 
 
 async def submit(queue: JobQueue, backend: FakeBackend, user: str = "u1", **kwargs) -> Job:
-    return await queue.submit(work_on(backend, queue), user_id=user, place="test:place", text=f"text of {user}", **kwargs)
+    return await queue.submit(work_on(backend, queue), user_id=user, place="test:place", text=f"text of {user}",
+                              **kwargs)
 
 
 async def deliver(job: Job, queue: JobQueue | None = None) -> None:
@@ -541,3 +543,61 @@ async def test_work_that_misbehaves_fails_its_job_and_frees_the_slot(make_queue,
         await asyncio.wait_for(deliver(following), 30)
     assert following.status is JobStatus.DONE and queue.running == 0
     assert any(entry["event"] == "job.crashed" for entry in logs)
+
+
+# -- limits shared by several processes (one database, two queues) ---------------------------------------------
+@pytest.fixture
+async def two_processes(database_settings, clock):
+    """Two bot processes on one database: each its own storage (engine) and its own queue."""
+    from commands.storage.sql import open_storage
+
+    storages = [await open_storage(database_settings, clock=clock) for _ in range(2)]
+    queues = [JobQueue(2, max_per_user=2, cooldown_s=10, clock=clock, wall_clock=clock, progress_interval_s=0,
+                       limits=storage.limits) for storage in storages]
+    yield queues
+    for queue in queues:
+        await queue.drain(timeout=0)
+    for storage in storages:
+        await storage.close()
+
+
+async def test_a_user_cannot_double_the_allowance_through_a_second_process(two_processes, clock):
+    first, second = two_processes
+    backend = FakeBackend(hold=True)
+    await submit(first, backend, "discord:1")
+    with pytest.raises(Cooldown):
+        await second.check_admission("discord:1")
+    with pytest.raises(Cooldown):
+        await submit(second, backend, "discord:1")
+    clock.advance(10)
+    held = await submit(second, backend, "discord:1")
+    clock.advance(10)
+    with pytest.raises(TooManyJobs, match="You already have 2"):
+        await submit(first, backend, "discord:1")
+    (await backend.next_call()).release()
+    (await backend.next_call()).release()
+    await held.wait()  # the second process released its job: the first one admits again
+    await submit(first, backend, "discord:1")
+
+
+async def test_a_failure_that_is_not_the_users_gives_the_cooldown_back_everywhere(two_processes, clock):
+    first, second = two_processes
+    with capture_logs():
+        job = await submit(first, FakeBackend(error=BackendUnavailable("down")), "discord:1")
+        with pytest.raises(BackendUnavailable):
+            await job.wait()
+        await first.admission.flush()
+    await submit(second, FakeBackend(), "discord:1")
+
+
+async def test_limits_that_cannot_be_reached_refuse_the_job_and_queue_nothing(make_queue):
+    from commands.storage.errors import StorageUnavailable
+
+    class DownLimits(LocalLimits):
+        async def start(self, *args, **kwargs):
+            raise StorageUnavailable(detail="admitting a job failed on SQLite file x: OperationalError: locked")
+
+    queue = make_queue(1, limits=DownLimits())
+    with pytest.raises(StorageUnavailable, match="nothing was changed"):
+        await submit(queue, FakeBackend(), "u1")
+    assert queue.queued == queue.running == 0 and queue.stats().queued == 0

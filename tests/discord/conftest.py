@@ -30,8 +30,12 @@ from backend.log_setup import setup_logging
 from bot.settings import DiscordSettings
 from commands.clone import CloneService
 from commands.settings import CommandSettings
+from commands.storage import Storage
+from commands.storage.sql import open_storage
+from commands.voice_library import VoiceLibrary
 from tests.discord.fake_api import (
     APPLICATION_COMMAND,
+    MESSAGE_COMPONENT,
     GUILD_ID,
     TOKEN,
     Call,
@@ -39,7 +43,12 @@ from tests.discord.fake_api import (
     Invoker,
     callback_of,
     clone_options,
+    components_of,
     interaction,
+    message_payload,
+    option,
+    slash,
+    subcommand,
 )
 from tests.log_records import ErrorRecords
 
@@ -90,8 +99,62 @@ class DiscordHarness:
     async def response(self, payload: dict[str, Any]) -> Call:
         return await self.api.wait_for(callback_of(payload))
 
+    @property
+    def library(self) -> VoiceLibrary:
+        assert self.bot.library is not None, "make the bot with library=True"
+        return self.bot.library
+
+    def voice(self, sub: str, invoker: Invoker | None = None, *, attachments: list[dict] | None = None,
+              users: list[dict] | None = None, **options: Any) -> dict[str, Any]:
+        """Invoke `/voice <sub>` with `options` (strings and integers; attachments and users by id)."""
+        listed = [option(key, value) for key, value in options.items()]
+        for attachment_option in [o for o in listed if o["name"] in ("clip",)]:
+            attachment_option["type"] = 11
+        for user_option in [o for o in listed if o["name"] == "user"]:
+            user_option["type"] = 6
+        return self.send(APPLICATION_COMMAND, subcommand("voice", sub, listed, attachments=attachments,
+                                                          users=users), invoker)
+
+    def say(self, voice: str, text: str, invoker: Invoker | None = None, **options: str) -> dict[str, Any]:
+        listed = [option("voice", voice), option("text", text), *(option(k, v) for k, v in options.items())]
+        return self.send(APPLICATION_COMMAND, slash("say", listed), invoker)
+
+    async def click(self, question: dict[str, Any], label: str, invoker: Invoker | None = None) -> dict[str, Any]:
+        """Click the button labelled `label` on the message `question`'s interaction last showed."""
+        def shows_button(call: Call) -> bool:
+            return question["token"] in call.path and any(b.get("label") == label for b in components_of(call))
+
+        call = await self.api.wait_for(shows_button)
+        custom_id = next(b["custom_id"] for b in components_of(call) if b.get("label") == label)
+        message = self.api.original(question)
+        target = message_payload(message.id, message.content, flags=message.flags)
+        return self.send(MESSAGE_COMPONENT, {"custom_id": custom_id, "component_type": 2}, invoker, message=target)
+
+    async def answer(self, payload: dict[str, Any], containing: str) -> str:
+        """The text (content and embeds) the interaction's original response was given once it contained
+        `containing`."""
+        def shows(call: Call) -> bool:
+            return question_token(call, payload) and containing in _text_of(call)
+
+        return _text_of(await self.api.wait_for(shows))
+
 
 MakeBot = Callable[..., Awaitable[DiscordHarness]]
+
+
+def question_token(call: Call, payload: dict[str, Any]) -> bool:
+    """A write to the interaction's original response (its callback or an edit through its token)."""
+    return payload["token"] in call.path and call.method in ("POST", "PATCH") and "/webhooks/" in call.path \
+        and call.path.endswith("@original") or call.path.endswith(f"{payload['token']}/callback")
+
+
+def _text_of(call: Call) -> str:
+    """The message's text and its embeds' text, one part a line."""
+    parts = [call.content]
+    for embed in call.embeds:
+        parts += [embed.get("title") or "", embed.get("description") or "", (embed.get("footer") or {}).get("text", "")]
+        parts += [f"{field['name']}: {field['value']}" for field in embed.get("fields", [])]
+    return "\n".join(part for part in parts if part)
 
 
 def command_settings(**overrides: Any) -> CommandSettings:
@@ -140,21 +203,32 @@ TEST_TIMING = DiscordTiming(progress_interval_s=0.05)
 
 def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeDiscord, *,
                 sync_global: bool = False, dev_guild: bool = True, timing: DiscordTiming = TEST_TIMING,
-                **limits: Any) -> VoicebotClient:
-    """A bot over `backend` that downloads attachments from `api`'s CDN only."""
+                storage: Storage | None = None, **limits: Any) -> VoicebotClient:
+    """A bot over `backend` that downloads attachments from `api`'s CDN only; with `storage`, a voice library."""
     service = CloneService(backend, command_settings(**limits))
+    library = VoiceLibrary(storage, service) if storage is not None else None
     settings = DiscordSettings(_env_file=None, token=TOKEN,  # type: ignore[call-arg]
                                dev_guild_id=GUILD_ID if dev_guild else None)
-    return VoicebotClient(service, settings, sync_global=sync_global, cdn=api.allowed_cdn, timing=timing)
+    return VoicebotClient(service, settings, library=library, sync_global=sync_global, cdn=api.allowed_cdn,
+                          timing=timing)
 
 
 @pytest.fixture
 async def discord_bot(fake_discord: FakeDiscordSession) -> AsyncIterator[MakeBot]:
-    """A factory: `await discord_bot(backend_or_variants, sync_global=False, dev_guild=True, **limits)`."""
+    """A factory: `await discord_bot(backend_or_variants, sync_global=False, dev_guild=True, library=False,
+    **limits)`; `library=True` opens a SQLite voice library in the bot's data directory."""
     bots: list[DiscordHarness] = []
+    stores: list[Storage] = []
 
-    async def make(backend: BackendClient | Mapping[str, BackendClient], **options: Any) -> DiscordHarness:
-        bot = make_client(backend, fake_discord.api, **options)
+    async def make(backend: BackendClient | Mapping[str, BackendClient], *, library: bool = False,
+                   **options: Any) -> DiscordHarness:
+        storage = None
+        if library:
+            limits = {key: value for key, value in options.items() if key in CommandSettings.model_fields}
+            options["data_dir"] = limits["data_dir"] = Path(tempfile.mkdtemp(prefix="voicebot-test-"))
+            storage = await open_storage(command_settings(**limits))
+            stores.append(storage)
+        bot = make_client(backend, fake_discord.api, storage=storage, **options)
         await bot.login(TOKEN)  # GET /users/@me, GET /oauth2/applications/@me, then setup_hook (sync)
         harness = DiscordHarness(fake_discord.api, bot, bot.service, fake_discord.own_errors)
         bots.append(harness)
@@ -165,6 +239,10 @@ async def discord_bot(fake_discord: FakeDiscordSession) -> AsyncIterator[MakeBot
         for harness in bots:  # let every flow answer its user before the logs are judged
             assert await harness.bot.wait_for_flows(10), "a clone flow was still running at the end of the test"
             await harness.service.queue.flush(timeout=5)
+            if harness.bot.library is not None:
+                await harness.bot.library.aclose()
     finally:
         for harness in bots:
             await harness.bot.close()
+        for storage in stores:
+            await storage.close()

@@ -45,8 +45,9 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 TOKEN_LIFETIME_S = 15 * 60
 
 # Interaction types and callback types from the Discord API, named so assertions read as prose.
-APPLICATION_COMMAND, AUTOCOMPLETE, MODAL_SUBMIT = 2, 4, 5
-CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT, MODAL = 4, 5, 8, 9
+APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 2, 3, 4, 5
+CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE = 4, 5, 6, 7
+AUTOCOMPLETE_RESULT, MODAL = 8, 9
 EPHEMERAL = 1 << 6
 
 _seq = itertools.count(1)
@@ -220,10 +221,13 @@ class FakeDiscord:
         self.offset_s += seconds
 
     def register(self, payload: dict[str, Any]) -> None:
-        """An interaction the gateway delivered: its token expires 15 minutes after its id's timestamp."""
+        """An interaction the gateway delivered: its token expires 15 minutes after its id's timestamp. A button
+        click's "original response" is the message holding the button."""
         created = discord.utils.snowflake_time(int(payload["id"])).timestamp()
         self.tokens[payload["token"]] = TokenInfo(created, int(payload["member"]["user"]["id"]),
                                                   payload.get("attachment_size_limit", DEFAULT_UPLOAD_LIMIT))
+        if "message" in payload:
+            self.originals[payload["token"]] = int(payload["message"]["id"])
 
     def expire(self, payload: dict[str, Any]) -> None:
         self.expired.add(payload["token"])
@@ -331,6 +335,8 @@ class FakeDiscord:
             original = self._create(FakeMessage(snowflake(), CHANNEL_ID, "original", token, data.get("flags") or 0),
                                     call, call.content)
             self.originals[token] = original.id
+        elif call.json.get("type") == UPDATE_MESSAGE and token in self.originals:
+            self.messages[self.originals[token]].history.append((self.now(), call.content))
         return json_response({"interaction": {"id": interaction_id, "type": 2}})
 
     def _webhook(self, call: Call) -> web.Response:
@@ -483,9 +489,10 @@ class Invoker:
 
 
 def interaction(itype: int, data: dict[str, Any], invoker: Invoker, *,
-                upload_limit: int = DEFAULT_UPLOAD_LIMIT, age_s: float = 0.0) -> dict[str, Any]:
+                upload_limit: int = DEFAULT_UPLOAD_LIMIT, age_s: float = 0.0,
+                message: dict[str, Any] | None = None) -> dict[str, Any]:
     interaction_id = snowflake(age_s)
-    return {"id": str(interaction_id), "application_id": str(APP_ID), "type": itype, "data": data,
+    return ({"message": message} if message is not None else {}) | {"id": str(interaction_id), "application_id": str(APP_ID), "type": itype, "data": data,
             "token": f"token-{interaction_id}", "version": 1, "guild_id": str(GUILD_ID),
             "channel_id": str(CHANNEL_ID),
             "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "general",
@@ -502,6 +509,27 @@ def slash(name: str, options: list[dict[str, Any]], *, attachments: list[dict] |
     resolved = {"attachments": {a["id"]: a for a in attachments}} if attachments else {}
     return {"id": str(snowflake()), "name": name, "type": 1, "guild_id": str(GUILD_ID), "options": options,
             "resolved": resolved}
+
+
+def subcommand(group: str, name: str, options: list[dict[str, Any]], *,
+               attachments: list[dict] | None = None, users: list[dict] | None = None) -> dict[str, Any]:
+    """`data` of `/group name ...`; `users` resolves USER options (type 6)."""
+    data = slash(group, [{"name": name, "type": 1, "options": options}], attachments=attachments)
+    if users:
+        data["resolved"]["users"] = {user["id"]: user for user in users}
+    return data
+
+
+def option(name: str, value: Any) -> dict[str, Any]:
+    """A STRING (3) or INTEGER (4) option."""
+    return {"name": name, "type": 4 if isinstance(value, int) else 3, "value": value}
+
+
+def components_of(call: Call) -> list[dict[str, Any]]:
+    """The buttons a callback, edit or follow-up put on its message (flattened out of their action rows)."""
+    body = call.json if isinstance(call.json, dict) else {}
+    data = body.get("data", body) or {}
+    return [item for row in data.get("components") or [] for item in row.get("components", [])]
 
 
 def clone_options(attachment: dict[str, Any] | None, text: str, **extra: str) -> dict[str, Any]:

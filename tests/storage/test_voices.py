@@ -127,3 +127,17 @@ async def test_blocks_hold_per_workspace_and_lift(storage):
     assert await storage.blocks.unblock("discord", "guild1", "222") is True
     assert await storage.blocks.unblock("discord", "guild1", "222") is False
     assert not await storage.blocks.is_blocked(BOB)
+
+
+@pytest.mark.parametrize("odd", ["nul\x00inside", "lone \ud800 surrogate", "x" * 5000, "emoji 🎙️ and RTL \u202e"])
+async def test_odd_text_is_stored_never_reported_as_an_outage(storage, odd):
+    """Text a user typed reaches the stores (journal text, transcripts, names checked elsewhere): both databases
+    take it the same way; NUL and lone surrogates, which no UTF-8 database stores, become U+FFFD."""
+    from dataclasses import replace
+
+    await storage.journal.accept(replace(journal_entry("ODD"), text=odd, transcript=odd))
+    stored = (await storage.journal.unfinished("discord"))[0]
+    expected = odd.replace("\x00", "\ufffd").replace("\ud800", "\ufffd")
+    assert (stored.text, stored.transcript) == (expected, expected)
+    voice = await storage.voices.add(new_voice(odd[:40]))
+    assert (await storage.voices.get(voice.id)).name == expected[:40]

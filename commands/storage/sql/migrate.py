@@ -34,7 +34,8 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def run_migration(database: Database, action: Literal["upgrade", "downgrade"], revision: str = "head") -> str | None:
+async def run_migration(database: Database, action: Literal["upgrade", "downgrade"],
+                        revision: str = "head") -> str | None:
     """Move the schema to `revision` ("head", "base", "0001", "-1"); returns the revision it is at after."""
 
     def migrate(connection: Connection) -> str | None:

@@ -19,6 +19,26 @@ metadata = MetaData(naming_convention={
 })
 
 
+class PlainText(TypeDecorator[str]):
+    """Text as both databases store it: NUL (PostgreSQL refuses it in text) and lone surrogates (not UTF-8,
+    refused by both drivers) become U+FFFD, so a user's odd character never turns into "database unavailable".
+    Unbounded, like SQLite's TEXT: lengths are the use cases' business, and both databases behave the same."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+        return value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL alike."""
 
@@ -36,22 +56,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-ID = String(64)  # platform ids (Discord snowflakes, Slack ids), job ids, voice ids
-SHA256 = String(64)
+SHA256 = String(64)  # hex digests the bot computes
 
 voices = Table(
     "voices", metadata,
-    Column("id", ID, primary_key=True),
-    Column("platform", String(16), nullable=False),
-    Column("workspace_id", ID, nullable=False),
-    Column("owner_id", ID, nullable=False),
-    Column("scope", String(8), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("key", String(128), nullable=False),
+    Column("id", PlainText, primary_key=True),
+    Column("platform", PlainText, nullable=False),
+    Column("workspace_id", PlainText, nullable=False),
+    Column("owner_id", PlainText, nullable=False),
+    Column("scope", PlainText, nullable=False),
+    Column("name", PlainText, nullable=False),
+    Column("key", PlainText, nullable=False),
     Column("clip_sha256", SHA256, nullable=False, index=True),
-    Column("transcript", Text),
-    Column("consent_statement", Text, nullable=False),
-    Column("consent_by", String(96), nullable=False),
+    Column("transcript", PlainText),
+    Column("consent_statement", PlainText, nullable=False),
+    Column("consent_by", PlainText, nullable=False),
     Column("consent_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("uses", Integer, nullable=False, server_default="0"),
@@ -66,11 +85,11 @@ Index("ix_voices_owner", voices.c.platform, voices.c.owner_id)
 
 blocks = Table(
     "blocks", metadata,
-    Column("platform", String(16), primary_key=True),
-    Column("workspace_id", ID, primary_key=True),
-    Column("user_id", ID, primary_key=True),
-    Column("blocked_by", String(96), nullable=False),
-    Column("reason", Text, nullable=False, server_default=""),
+    Column("platform", PlainText, primary_key=True),
+    Column("workspace_id", PlainText, primary_key=True),
+    Column("user_id", PlainText, primary_key=True),
+    Column("blocked_by", PlainText, nullable=False),
+    Column("reason", PlainText, nullable=False, server_default=""),
     Column("blocked_at", UTCDateTime, nullable=False),
 )
 
@@ -78,17 +97,17 @@ audit_entries = Table(
     "audit_entries", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime, nullable=False, index=True),
-    Column("platform", String(16), nullable=False),
-    Column("workspace_id", ID, nullable=False),
-    Column("channel_id", ID, nullable=False),
-    Column("user_id", ID, nullable=False),
-    Column("job_id", ID, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("voice_id", ID),
-    Column("voice_name", String(128)),
-    Column("text", Text),
+    Column("platform", PlainText, nullable=False),
+    Column("workspace_id", PlainText, nullable=False),
+    Column("channel_id", PlainText, nullable=False),
+    Column("user_id", PlainText, nullable=False),
+    Column("job_id", PlainText, nullable=False),
+    Column("kind", PlainText, nullable=False),
+    Column("voice_id", PlainText),
+    Column("voice_name", PlainText),
+    Column("text", PlainText),
     Column("text_sha256", SHA256, nullable=False),
-    Column("outcome", String(64), nullable=False),
+    Column("outcome", PlainText, nullable=False),
     Column("audio_seconds", Double, nullable=False, server_default="0"),
 )
 Index("ix_audit_workspace_at", audit_entries.c.platform, audit_entries.c.workspace_id, audit_entries.c.at)
@@ -96,21 +115,21 @@ Index("ix_audit_user", audit_entries.c.platform, audit_entries.c.user_id)
 
 journal = Table(
     "journal", metadata,
-    Column("job_id", ID, primary_key=True),
-    Column("platform", String(16), nullable=False),
-    Column("workspace_id", ID, nullable=False),
-    Column("user_id", ID, nullable=False),
+    Column("job_id", PlainText, primary_key=True),
+    Column("platform", PlainText, nullable=False),
+    Column("workspace_id", PlainText, nullable=False),
+    Column("user_id", PlainText, nullable=False),
     Column("route", JSON, nullable=False),
-    Column("text", Text, nullable=False),
-    Column("language", String(32), nullable=False),
+    Column("text", PlainText, nullable=False),
+    Column("language", PlainText, nullable=False),
     Column("clip_sha256", SHA256, nullable=False, index=True),
-    Column("transcript", Text),
-    Column("voice_id", ID),
-    Column("variant", String(64)),
+    Column("transcript", PlainText),
+    Column("voice_id", PlainText),
+    Column("variant", PlainText),
     Column("accepted_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),
+    Column("state", PlainText, nullable=False),
     Column("result_sha256", SHA256),
-    Column("error", Text),
+    Column("error", PlainText),
 )
 Index("ix_journal_platform_state", journal.c.platform, journal.c.state)
 Index("ix_journal_user", journal.c.platform, journal.c.user_id)
@@ -119,10 +138,10 @@ Index("ix_journal_user", journal.c.platform, journal.c.user_id)
 # in flight until the queue releases it, or until its process stops renewing it (a crashed process).
 job_starts = Table(
     "job_starts", metadata,
-    Column("user_key", String(96), primary_key=True),
-    Column("job_id", ID, primary_key=True),
+    Column("user_key", PlainText, primary_key=True),
+    Column("job_id", PlainText, primary_key=True),
     Column("started_at", Double, nullable=False, index=True),
     Column("in_flight", Boolean, nullable=False),
-    Column("holder", String(32), nullable=False, index=True),  # the process (its storage instance) running it
+    Column("holder", PlainText, nullable=False, index=True),  # the process (its storage instance) running it
     Column("renewed_at", Double, nullable=False),
 )

@@ -1,6 +1,6 @@
 """The voice library: voices, blocks, the audit trail, the job journal and the shared limits.
 
-Revision ID: 0001
+Revision sa.Text: 0001
 Revises:
 Create Date: 2026-11-28
 """
@@ -17,24 +17,23 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-ID = sa.String(64)
 SHA256 = sa.String(64)
 
 
 def upgrade() -> None:
     op.create_table(
         "voices",
-        sa.Column("id", ID, primary_key=True),
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("workspace_id", ID, nullable=False),
-        sa.Column("owner_id", ID, nullable=False),
-        sa.Column("scope", sa.String(8), nullable=False),
-        sa.Column("name", sa.String(128), nullable=False),
-        sa.Column("key", sa.String(128), nullable=False),
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("platform", sa.Text, nullable=False),
+        sa.Column("workspace_id", sa.Text, nullable=False),
+        sa.Column("owner_id", sa.Text, nullable=False),
+        sa.Column("scope", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
         sa.Column("clip_sha256", SHA256, nullable=False),
         sa.Column("transcript", sa.Text),
         sa.Column("consent_statement", sa.Text, nullable=False),
-        sa.Column("consent_by", sa.String(96), nullable=False),
+        sa.Column("consent_by", sa.Text, nullable=False),
         sa.Column("consent_at", UTCDateTime, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("uses", sa.Integer, nullable=False, server_default="0"),
@@ -51,10 +50,10 @@ def upgrade() -> None:
 
     op.create_table(
         "blocks",
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("workspace_id", ID, nullable=False),
-        sa.Column("user_id", ID, nullable=False),
-        sa.Column("blocked_by", sa.String(96), nullable=False),
+        sa.Column("platform", sa.Text, nullable=False),
+        sa.Column("workspace_id", sa.Text, nullable=False),
+        sa.Column("user_id", sa.Text, nullable=False),
+        sa.Column("blocked_by", sa.Text, nullable=False),
         sa.Column("reason", sa.Text, nullable=False, server_default=""),
         sa.Column("blocked_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("platform", "workspace_id", "user_id", name="pk_blocks"),
@@ -64,17 +63,17 @@ def upgrade() -> None:
         "audit_entries",
         sa.Column("id", sa.Integer, autoincrement=True),
         sa.Column("at", UTCDateTime, nullable=False),
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("workspace_id", ID, nullable=False),
-        sa.Column("channel_id", ID, nullable=False),
-        sa.Column("user_id", ID, nullable=False),
-        sa.Column("job_id", ID, nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("voice_id", ID),
-        sa.Column("voice_name", sa.String(128)),
+        sa.Column("platform", sa.Text, nullable=False),
+        sa.Column("workspace_id", sa.Text, nullable=False),
+        sa.Column("channel_id", sa.Text, nullable=False),
+        sa.Column("user_id", sa.Text, nullable=False),
+        sa.Column("job_id", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("voice_id", sa.Text),
+        sa.Column("voice_name", sa.Text),
         sa.Column("text", sa.Text),
         sa.Column("text_sha256", SHA256, nullable=False),
-        sa.Column("outcome", sa.String(64), nullable=False),
+        sa.Column("outcome", sa.Text, nullable=False),
         sa.Column("audio_seconds", sa.Double, nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("id", name="pk_audit_entries"),
     )
@@ -84,19 +83,19 @@ def upgrade() -> None:
 
     op.create_table(
         "journal",
-        sa.Column("job_id", ID, nullable=False),
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("workspace_id", ID, nullable=False),
-        sa.Column("user_id", ID, nullable=False),
+        sa.Column("job_id", sa.Text, nullable=False),
+        sa.Column("platform", sa.Text, nullable=False),
+        sa.Column("workspace_id", sa.Text, nullable=False),
+        sa.Column("user_id", sa.Text, nullable=False),
         sa.Column("route", sa.JSON, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
-        sa.Column("language", sa.String(32), nullable=False),
+        sa.Column("language", sa.Text, nullable=False),
         sa.Column("clip_sha256", SHA256, nullable=False),
         sa.Column("transcript", sa.Text),
-        sa.Column("voice_id", ID),
-        sa.Column("variant", sa.String(64)),
+        sa.Column("voice_id", sa.Text),
+        sa.Column("variant", sa.Text),
         sa.Column("accepted_at", UTCDateTime, nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
         sa.Column("result_sha256", SHA256),
         sa.Column("error", sa.Text),
         sa.PrimaryKeyConstraint("job_id", name="pk_journal"),
@@ -107,11 +106,11 @@ def upgrade() -> None:
 
     op.create_table(
         "job_starts",
-        sa.Column("user_key", sa.String(96), nullable=False),
-        sa.Column("job_id", ID, nullable=False),
+        sa.Column("user_key", sa.Text, nullable=False),
+        sa.Column("job_id", sa.Text, nullable=False),
         sa.Column("started_at", sa.Double, nullable=False),
         sa.Column("in_flight", sa.Boolean, nullable=False),
-        sa.Column("holder", sa.String(32), nullable=False),
+        sa.Column("holder", sa.Text, nullable=False),
         sa.Column("renewed_at", sa.Double, nullable=False),
         sa.PrimaryKeyConstraint("user_key", "job_id", name="pk_job_starts"),
     )

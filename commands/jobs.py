@@ -179,6 +179,9 @@ class JobQueue:
         self._admitting += 1
         try:
             await self.admission.start(user_id, job_id, is_admin=is_admin)
+        except asyncio.CancelledError:  # the caller gave up: the start may have been recorded all the same
+            self.admission.release(user_id, job_id, refund=True)
+            raise
         finally:
             self._admitting -= 1
         if self._closing:  # the queue began draining while the limits answered

@@ -64,6 +64,12 @@ class CommandSettings(BaseSettings):
             return [part for part in text.replace(",", " ").split() if part]
         return value
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """`VOICEBOT_DATABASE_URL=` (empty, as .env templates leave it) means SQLite, not a broken URL."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def undelivered_dir(self) -> Path:
         return self.data_dir / "undelivered"

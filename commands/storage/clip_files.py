@@ -78,7 +78,7 @@ class FileClipStore:
     def _write(self, path: Path, wav: bytes) -> None:
         if path.is_file() and path.stat().st_size == len(wav):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # voices are personal data: this user only
         handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=".wav", delete=False)
         try:
             with handle:

@@ -601,3 +601,23 @@ async def test_limits_that_cannot_be_reached_refuse_the_job_and_queue_nothing(ma
     with pytest.raises(StorageUnavailable, match="nothing was changed"):
         await submit(queue, FakeBackend(), "u1")
     assert queue.queued == queue.running == 0 and queue.stats().queued == 0
+
+
+async def test_a_submission_cancelled_while_the_limits_answer_leaves_nothing_counted(make_queue):
+    entered = asyncio.Event()
+
+    class SlowLimits(LocalLimits):
+        async def start(self, *args, **kwargs):
+            await super().start(*args, **kwargs)  # recorded, then the answer is slow to come back
+            entered.set()
+            await asyncio.Event().wait()
+
+    limits = SlowLimits()
+    queue = make_queue(1, limits=limits, max_per_user=1)
+    pending = asyncio.ensure_future(submit(queue, FakeBackend(), "u1"))
+    await entered.wait()
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await queue.admission.flush()
+    assert await limits.in_flight("u1") == 0 and queue.queued == 0

@@ -76,3 +76,18 @@ async def test_a_disk_failure_is_storage_unavailable(tmp_path):
     with pytest.raises(StorageUnavailable) as failed:
         await store.put(b"clip")
     assert "nothing was changed" in failed.value.message and "storing a clip" in failed.value.detail
+
+
+async def test_clips_and_the_database_are_readable_by_their_owner_only(tmp_path):
+    from commands.settings import CommandSettings
+    from commands.storage.sql import open_storage
+
+    storage = await open_storage(CommandSettings(_env_file=None, data_dir=tmp_path / "data"))
+    try:
+        digest = await storage.clips.put(b"a voice")
+        assert storage.clips.path(digest).stat().st_mode & 0o077 == 0
+        assert storage.clips.path(digest).parent.stat().st_mode & 0o077 == 0
+        for name in ("voicebot.db", "voicebot.db-wal"):
+            assert (tmp_path / "data" / name).stat().st_mode & 0o077 == 0, name
+    finally:
+        await storage.close()

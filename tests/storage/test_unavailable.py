@@ -103,3 +103,9 @@ async def test_a_database_that_goes_away_and_comes_back(postgres_url, postgres_s
     finally:
         await admin.close()
         await storage.close()
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_database_url_means_sqlite(monkeypatch, value):
+    monkeypatch.setenv("VOICEBOT_DATABASE_URL", value)
+    assert CommandSettings(_env_file=None).database_url is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,7 +80,7 @@ class Database:
         options: dict[str, Any] = {"hide_parameters": True, "pool_timeout": driver_s}
         if self.dialect == "sqlite":
             if url.database:
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                private_file(Path(url.database))
             options["connect_args"] = {"timeout": driver_s}
         else:
             options["pool_pre_ping"] = True  # a restarted server's dead connections are replaced, not reported
@@ -120,6 +121,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def private_file(path: Path) -> None:
+    """Create the database file readable by this user only (it holds who said what, and consent records);
+    SQLite gives its -wal and -shm files the same permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_setup(engine: AsyncEngine, *, busy_ms: int) -> None:

@@ -25,14 +25,15 @@ class FetchedClip:
 
 
 async def fetch_clip(services: SlackServices, client: AsyncWebClient, file: dict[str, Any],
-                     check: Callable[[int | None], Awaitable[None]] | None = None) -> FetchedClip:
-    """The clip's bytes (at most the configured limit + 1) and name; raises `VoicebotError` subclasses
-    (`SlackProblem` for Slack's failures, whatever `check` raises)."""
+                     check: Callable[[int | None], Awaitable[None]] | None = None, *,
+                     max_bytes: int | None = None) -> FetchedClip:
+    """The clip's bytes (at most `max_bytes`, by default the reference clip limit, + 1) and name; raises
+    `VoicebotError` subclasses (`SlackProblem` for Slack's failures, whatever `check` raises)."""
     found = await resolve(client, file)  # by id: URLs in the payload are never used
     size = found.get("size")
     if check is not None:
         await check(size if isinstance(size, int) else None)
-    data = await download_private(found, services.bot_token, services.settings.audio_limits.max_bytes,
-                                  origins=services.file_origins)
+    limit = services.settings.audio_limits.max_bytes if max_bytes is None else max_bytes
+    data = await download_private(found, services.bot_token, limit, origins=services.file_origins)
     name = found.get("name")
     return FetchedClip(data, name if isinstance(name, str) else None)

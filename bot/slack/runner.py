@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from backend.errors import VoicebotError
 from backend.log_setup import setup_logging
 from backend.redaction import register_secrets
-from bot.services import build_service, voice_library
+from bot.services import open_services
 from bot.settings import BotSettings
 from bot.slack.app import build_app
 from bot.slack.http_mode import web_app
@@ -113,12 +113,12 @@ async def serve(settings: SlackSettings, services: SlackServices, *, grace_s: fl
 
 
 async def main(settings: SlackSettings, *, grace_s: float) -> None:
-    """The clone service and the voice library (storage opened and migrated) around `serve`; the library closes
-    after the job queue has drained, so the audit records of the last jobs are written."""
+    """The clone service and the voice library on the storage (opened and migrated; its limits shared with
+    every bot process on the database) around `serve`; they close after the job queue has drained, so the
+    audit records of the last jobs are written."""
     assert settings.bot_token is not None
-    service = build_service()
-    async with voice_library(service) as library:
-        services = SlackServices(service, library, bot_token=settings.bot_token.get_secret_value().strip())
+    async with open_services() as opened:
+        services = SlackServices(opened.clone, opened.library, bot_token=settings.bot_token.get_secret_value().strip())
         await serve(settings, services, grace_s=grace_s)
 
 

@@ -234,7 +234,8 @@ class SlackHarness:
         return self.fake.of("views.open")[-1].reply["view"]
 
     async def choose(self, view: dict[str, Any], action_id: str, user: str = "U1") -> dict[str, Any]:
-        """Click the button `action_id` in the open modal `view`: the form it turned into (`views.update`)."""
+        """Click the button `action_id` in the open modal `view`: the form it turned into (`views.update`;
+        `{}` when Slack refused the update)."""
         before = len(self.fake.of("views.update"))
         await self.dispatch(interactive_request({
             "type": "block_actions", "team": {"id": TEAM_ID, "domain": "test"},
@@ -244,7 +245,7 @@ class SlackHarness:
             "actions": [{"type": "button", "action_id": action_id, "block_id": "choice",
                          "text": {"type": "plain_text", "text": action_id}, "action_ts": "1.1"}]}))
         await self.fake.wait_for(lambda _: len(self.fake.of("views.update")) > before)
-        return self.fake.of("views.update")[-1].reply["view"]
+        return (self.fake.of("views.update")[-1].reply or {}).get("view", {})
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every clone flow and progress edit has ended."""

@@ -7,6 +7,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.slack.listeners.commands.clone import clone_command
 from bot.slack.listeners.commands.say import say_command
+from bot.slack.listeners.commands.tts_check import tts_check_command
 from bot.slack.listeners.commands.tts_health import tts_health_command
 from bot.slack.listeners.commands.voice import voice_command
 from bot.slack.services import SlackServices
@@ -16,4 +17,5 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     app.command("/clone")(clone_command(services))
     app.command("/voice")(voice_command(services))
     app.command("/say")(say_command(services))
+    app.command("/tts-check")(tts_check_command(services))
     app.command("/tts-health")(tts_health_command(services))

@@ -18,7 +18,7 @@ def tts_check_command(services: SlackServices):
                                        respond: AsyncRespond) -> None:
         await ack()
         origin = Origin(channel_id=command["channel_id"], response_url=command.get("response_url"))
-        await open_form(services, client, respond, command["trigger_id"], check_view(origin, services.settings),
+        await open_form(services, client, respond, command["trigger_id"], check_view(origin),
                         "the check form")
 
     return answer_tts_check_command

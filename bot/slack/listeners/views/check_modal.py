@@ -1,5 +1,5 @@
-"""The /tts-check form was submitted: the clip is fetched and checked (`commands.watermark_check`, the intake's
-size and duration limits). Within Slack's 3 s the verdict replaces the form, or a bad clip is shown on it;
+"""The /tts-check form was submitted: the clip is fetched and checked (`commands.watermark_check`, within the
+check's own limits, `backend.watermark.CHECK_LIMITS`). Within Slack's 3 s the verdict replaces the form, or a bad clip is shown on it;
 a slower check closes the form and the verdict arrives privately."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.intake import check_size
 from backend.schema import WatermarkCheck
-from bot.slack.check_form import result_view, verdict_text
+from backend.watermark import CHECK_LIMITS
+from bot.slack.check_form import result_view, verdict_message
 from bot.slack.clip_fetch import fetch_clip
 from bot.slack.form_answer import ignore_replay, refused_on_form, remember_closed, tell_outcome
 from bot.slack.members import member_of
@@ -24,11 +25,11 @@ from commands.watermark_check import check_clip
 
 async def check(services: SlackServices, client: AsyncWebClient,
                 file: dict[str, Any]) -> tuple[WatermarkCheck, str | None]:
-    async def size_ok(size: int | None) -> None:
+    async def size_ok(size: int | None) -> None:  # before downloading it
         if size is not None:
-            check_size(size, services.settings.audio_limits)
+            check_size(size, CHECK_LIMITS)
 
-    clip = await fetch_clip(services, client, file, size_ok)
+    clip = await fetch_clip(services, client, file, size_ok, max_bytes=CHECK_LIMITS.max_bytes)
     return await check_clip(services.clone, clip.data, clip.filename), clip.filename
 
 
@@ -53,7 +54,7 @@ def check_modal_submission(services: SlackServices):
             return
         await ack()
         reply = Replier(client, origin.channel_id, user, response_url=origin.response_url)
-        services.spawn(tell_outcome(services, work, reply, lambda found: verdict_text(*found)),
+        services.spawn(tell_outcome(services, work, reply, lambda found: verdict_message(*found)),
                        name=f"slack-tts-check-{user}")
 
     return submit_check_form

@@ -4,6 +4,7 @@ tiny random-weight checkpoint. The audio is noise (random weights) but every lay
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import soundfile as sf
@@ -40,3 +41,27 @@ async def test_clone_form_to_uploaded_wav_on_the_local_engine(slack, engine):
     await h.fake.wait_for(lambda _: len(h.responses()) > before)
     health = h.responses()[-1]["text"]
     assert "*Attention:* sdpa" in health and "*Jobs:* 1 done, 0 failed" in health
+
+
+async def test_a_saved_voice_speaks_from_the_cache_and_its_output_checks_as_ours(slack, engine):
+    """Save once, `/say` twice: the second job reuses the backend's voice prompt (the clip is sent byte for byte,
+    so its hash is the cache key); the WAV it posted checks as watermarked with `/tts-check`."""
+    backend = LocalBackend(BackendSettings(_env_file=None), engine=engine)  # type: ignore[call-arg]
+    h = await slack(backend, CommandSettings(cooldown_s=0, _env_file=None))
+    # a clip of its own: the session's engine already holds the voice prompt of the other test's clip
+    await h.save_voice("Narrator", clip=h.fake.host_file("reference.wav", sine_clip(seconds=3.0, amplitude=0.21)))
+    for text in ("One.", "Two."):
+        await h.dispatch(h.slash("/say", text=f"Narrator: {text}"))
+        await h.settle(timeout=300)
+    first, second = (c.args["initial_comment"] for c in h.fake.of("files.completeUploadExternal"))
+    assert "(cached voice)" not in first and "(cached voice)" in second
+    assert first.startswith("<@U1> here is the voice *Narrator*")
+
+    upload = [c for c in h.fake.calls if c.path.startswith("/upload/")][-1]
+    output = h.fake.host_file("from-the-bot.wav", upload.raw, file_id="F0OUT")
+    view = await h.open_view("/tts-check")
+    body = json.loads((await h.dispatch(h.submission(view, {"reference": form_values(files=[output])["reference"]})))
+                      .body or "{}")
+    await h.settle(timeout=300)
+    verdict = body["view"]["blocks"][0]["text"]["text"] if body else h.responses()[-1]["text"]
+    assert verdict.startswith(":white_check_mark: *from-the-bot.wav*: This clip carries voicebot's watermark")

@@ -6,7 +6,9 @@
     call.release()                               # or call.fail(BackendUnavailable("..."))
     result = await job.wait()
 
-Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`.
+Without `hold` a clone answers at once (or raises `error`). Every request is recorded in `calls`, every
+watermark check's audio in `checked` (answered with `verdict`, or `check_error` raised) and every digest
+sent to `forget_voices` in `forgotten`.
 `answer` replaces the result with anything (a broken backend: see `BAD_ANSWERS`); `progress` adds frame
 reports after "generating".
 """
@@ -34,6 +36,7 @@ from backend.schema import (
     HealthReport,
     Progress,
     Timings,
+    WatermarkCheck,
 )
 
 
@@ -117,9 +120,12 @@ class FakeBackend:
         health_error: BaseException | None = None, audio_seconds: float = 2.0, total_s: float = 0.9,
         gpu: str | None = "Fake GPU", voice_cached: bool = False, cold_start: bool = False,
         answer: Callable[[], object] | None = None, progress: list[Progress] | None = None,
-        queue_s: float = 0.0,
+        queue_s: float = 0.0, verdict: WatermarkCheck | None = None, check_error: BaseException | None = None,
     ) -> None:
         self.name = name
+        self.verdict = verdict or WatermarkCheck(watermarked=True, confidence=0.97)
+        self.check_error = check_error
+        self.checked: list[bytes] = []
         self.hold = hold
         self.error = error
         self.answer = answer
@@ -174,6 +180,12 @@ class FakeBackend:
 
     async def languages(self) -> list[str]:
         return list(LANGUAGES)
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        self.checked.append(audio)
+        if self.check_error is not None:
+            raise self.check_error
+        return self.verdict
 
     async def forget_voices(self, clip_sha256s: list[str]) -> int:
         """Drops the cached voices of those clips: the ones it was sent (SHA-256 of `CloneRequest.reference`)."""

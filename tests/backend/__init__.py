@@ -50,3 +50,19 @@ def fresh_logging() -> Iterator[None]:
     finally:
         root.handlers, root.level = handlers, level
         structlog.configure(**config)
+
+
+def speech_like(seconds: float = 4.0, *, marked: bool) -> bytes:
+    """The demo's speech-like clip as a 24 kHz WAV, with the watermark or without. The tiny checkpoint's output
+    is noise with almost nothing between 500 Hz and 2 kHz, where PerthNet hides its mark, so it cannot carry
+    one; tests of detection use this clip, tests of the engine check that every clip is marked."""
+    import io
+
+    import soundfile as sf
+
+    from backend.audio import to_wav
+    from backend.watermark import shared_watermarker
+    from bot.demo import demo_reference
+
+    samples, rate = sf.read(io.BytesIO(demo_reference(seconds)), dtype="float32")
+    return to_wav(shared_watermarker("cpu").mark(samples, rate) if marked else samples, rate)

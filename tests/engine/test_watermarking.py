@@ -1,0 +1,74 @@
+"""The engine marks every clip before it leaves, checks clips without its TTS model, and forgets voice prompts
+by the digest of the clip bytes a bot sent (forget-me)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from backend.audio import to_wav
+from backend.engine import Engine, EngineConfig
+from backend.schema import CloneRequest
+from backend.watermark import Watermarker
+from tests.backend import speech_like
+from tests.clips import encode, sine_clip
+
+pytestmark = pytest.mark.slow
+
+
+class RecordingWatermarker(Watermarker):
+    """The real watermarker, remembering what it was given and what it made (a spy, not a fake)."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+        self.marked: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def mark(self, samples, sample_rate=24_000):
+        result = super().mark(samples, sample_rate)
+        self.marked.append((np.array(samples), result))
+        return result
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_every_clip_of_a_batch_is_marked_on_its_way_out(engine, monkeypatch):
+    spy = RecordingWatermarker()
+    monkeypatch.setattr(engine, "_watermarker", spy)
+    requests = [CloneRequest(reference=sine_clip(), text=text, max_new_tokens=12) for text in ("One.", "Two.")]
+    results = engine.clone_batch(requests)
+    assert len(spy.marked) == len(results) == 2
+    for result, (raw, marked) in zip(results, spy.marked, strict=True):
+        assert result.audio == to_wav(marked, 24_000) != to_wav(raw, 24_000)
+        assert result.timings.total_s >= result.timings.watermark_s > 0
+
+
+def test_a_check_loads_no_tts_model():
+    engine = Engine(EngineConfig(model="/nonexistent/checkpoint", device="cpu"))
+    assert engine.check_watermark(speech_like(marked=True)).watermarked
+    assert not engine.check_watermark(speech_like(marked=False)).watermarked
+    assert engine.tts is None
+
+
+def test_forget_voices_drops_the_prompts_made_from_those_clips(engine):
+    wav = sine_clip(seconds=2.5, sample_rate=16_000)
+    pcm, rate = sf.read(io.BytesIO(wav), dtype="int16")
+    flac = encode(pcm, rate, format="FLAC")  # the same samples in other bytes
+    other = sine_clip(seconds=2.0, sample_rate=16_000)
+
+    def clone(reference: bytes) -> bool:
+        return engine.clone(CloneRequest(reference=reference, text="Hi.", max_new_tokens=4)).voice_cached
+
+    clone(wav), clone(other)
+    assert clone(flac)  # the FLAC hits the WAV's prompt: forgetting either upload must drop it
+    assert engine.forget_voices([sha256(flac)]) == 1
+    assert engine.forget_voices([sha256(wav), sha256(flac)]) == 0
+    assert not clone(wav) and clone(other)
+    assert engine.forget_voices([sha256(wav), "0" * 64]) == 1
+    assert not clone(wav)
+

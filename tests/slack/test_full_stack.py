@@ -13,6 +13,7 @@ from backend.clients.local import LocalBackend
 from backend.schema import FRAME_SECONDS, SAMPLE_RATE
 from backend.settings import BackendSettings
 from commands.settings import CommandSettings
+from tests.backend import speech_like
 from tests.clips import sine_clip
 from tests.slack.conftest import form_values
 
@@ -43,9 +44,9 @@ async def test_clone_form_to_uploaded_wav_on_the_local_engine(slack, engine):
     assert "*Attention:* sdpa" in health and "*Jobs:* 1 done, 0 failed" in health
 
 
-async def test_a_saved_voice_speaks_from_the_cache_and_its_output_checks_as_ours(slack, engine):
-    """Save once, `/say` twice: the second job reuses the backend's voice prompt (the clip is sent byte for byte,
-    so its hash is the cache key); the WAV it posted checks as watermarked with `/tts-check`."""
+async def test_a_saved_voice_speaks_from_the_cache(slack, engine):
+    """Save once, `/say` twice: the second job reuses the backend's voice prompt (the clip is sent byte for
+    byte, so its hash is the cache key) and the result says so."""
     backend = LocalBackend(BackendSettings(_env_file=None), engine=engine)  # type: ignore[call-arg]
     h = await slack(backend, CommandSettings(cooldown_s=0, _env_file=None))
     # a clip of its own: the session's engine already holds the voice prompt of the other test's clip
@@ -57,11 +58,17 @@ async def test_a_saved_voice_speaks_from_the_cache_and_its_output_checks_as_ours
     assert "(cached voice)" not in first and "(cached voice)" in second
     assert first.startswith("<@U1> here is the voice *Narrator*")
 
-    upload = [c for c in h.fake.calls if c.path.startswith("/upload/")][-1]
-    output = h.fake.host_file("from-the-bot.wav", upload.raw, file_id="F0OUT")
+
+@pytest.mark.parametrize("marked", [True, False])
+async def test_tts_check_on_the_local_detector(slack, engine, marked):
+    """`/tts-check` through the local backend's real detector (PerthNet), on a speech-like clip with the mark
+    and without (the tiny checkpoint's noise cannot carry one: `tests.backend.speech_like`)."""
+    backend = LocalBackend(BackendSettings(_env_file=None), engine=engine)  # type: ignore[call-arg]
+    h = await slack(backend, CommandSettings(cooldown_s=0, _env_file=None), ack_budget_s=60)
+    clip = h.fake.host_file("clip.wav", speech_like(marked=marked))
     view = await h.open_view("/tts-check")
-    body = json.loads((await h.dispatch(h.submission(view, {"reference": form_values(files=[output])["reference"]})))
-                      .body or "{}")
-    await h.settle(timeout=300)
-    verdict = body["view"]["blocks"][0]["text"]["text"] if body else h.responses()[-1]["text"]
-    assert verdict.startswith(":white_check_mark: *from-the-bot.wav*: This clip carries voicebot's watermark")
+    body = json.loads((await h.dispatch(h.submission(view, {"reference": form_values(files=[clip])["reference"]})))
+                      .body)
+    verdict = body["view"]["blocks"][0]["text"]["text"]
+    expected = "This clip carries voicebot's watermark" if marked else "No voicebot watermark found"
+    assert verdict.startswith(f"{':white_check_mark:' if marked else ':grey_question:'} *clip.wav*: {expected}")

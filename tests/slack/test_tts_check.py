@@ -11,25 +11,12 @@ from tests.fakes import FakeBackend
 from tests.slack.conftest import form_values
 
 
-class CheckingBackend(FakeBackend):
-    """Answers every watermark check with `verdict` and records the clips it was sent."""
-
-    def __init__(self, verdict: WatermarkCheck) -> None:
-        super().__init__()
-        self.verdict = verdict
-        self.checked: list[bytes] = []
-
-    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
-        self.checked.append(audio)
-        return self.verdict
-
-
 def check_values(files: list) -> dict:
     return {"reference": form_values(files=files)["reference"]}
 
 
 async def test_the_verdict_replaces_the_form(slack):
-    backend = CheckingBackend(WatermarkCheck(watermarked=True, confidence=0.97))
+    backend = FakeBackend(verdict=WatermarkCheck(watermarked=True, confidence=0.97))
     h = await slack(backend)
     view = await h.open_view("/tts-check")
     (picker,) = [b for b in view["blocks"] if b.get("block_id") == "reference"]
@@ -44,7 +31,7 @@ async def test_the_verdict_replaces_the_form(slack):
 
 
 async def test_no_watermark_says_what_that_cannot_prove(slack):
-    h = await slack(CheckingBackend(WatermarkCheck(watermarked=False, confidence=0.03)))
+    h = await slack(FakeBackend(verdict=WatermarkCheck(watermarked=False, confidence=0.03)))
     view = await h.open_view("/tts-check")
     clip = h.fake.host_file("recording.m4a", sine_clip(seconds=2.0), "audio/mp4")
     body = json.loads((await h.dispatch(h.submission(view, check_values([clip])))).body)
@@ -54,7 +41,7 @@ async def test_no_watermark_says_what_that_cannot_prove(slack):
 
 
 async def test_a_clip_that_cannot_be_checked_stays_on_the_form(slack):
-    backend = CheckingBackend(WatermarkCheck(watermarked=True, confidence=1.0))
+    backend = FakeBackend(verdict=WatermarkCheck(watermarked=True, confidence=1.0))
     h = await slack(backend)
     view = await h.open_view("/tts-check")
     body = json.loads((await h.dispatch(h.submission(view, check_values([])))).body)
@@ -66,7 +53,7 @@ async def test_a_clip_that_cannot_be_checked_stays_on_the_form(slack):
 
 
 async def test_a_slow_check_closes_the_form_and_answers_privately(slack):
-    h = await slack(CheckingBackend(WatermarkCheck(watermarked=True, confidence=0.9)), ack_budget_s=0)
+    h = await slack(FakeBackend(verdict=WatermarkCheck(watermarked=True, confidence=0.9)), ack_budget_s=0)
     view = await h.open_view("/tts-check")
     clip = h.fake.host_file("voice.wav", sine_clip(seconds=2.0))
     assert (await h.dispatch(h.submission(view, check_values([clip])))).body == ""

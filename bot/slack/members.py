@@ -7,6 +7,7 @@ Slack's `users.info` (scope `users:read`) says whether the caller is a workspace
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -22,6 +23,8 @@ from commands.storage.voices import Member
 log = structlog.get_logger(__name__)
 
 PLATFORM = "slack"
+# A user mention as Slack writes it in message and (escaped) command text: <@U0ABC> or <@U0ABC|name>.
+USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 def member_of(body: dict[str, Any]) -> Member:

@@ -7,7 +7,8 @@ import hashlib
 import json
 
 from tests.fakes import FakeBackend
-from tests.slack.conftest import interactive_request, save_values, say_values
+from tests.clips import sine_clip
+from tests.slack.conftest import form_values, interactive_request, save_values, say_values
 
 
 async def names(h, user: str = "U1") -> list[str]:
@@ -114,6 +115,10 @@ async def test_activity_for_admins_of_this_workspace(slack):
     await h.save_voice("Narrator")
     await h.dispatch(h.slash("/say", text="Narrator: first words"))
     await h.settle()
+    view = await h.open_form(user="U2")  # a one-off /clone is recorded too
+    clip = h.fake.host_file("voice.wav", sine_clip())
+    await h.dispatch(h.submission(view, form_values("cloned words", files=[clip]), user="U2"))
+    await h.settle()
     await h.services.library.audit.settle()
     refused = await h.command("/voice", "activity", user="U1")
     assert "Only the bot's admins" in refused["text"]
@@ -123,6 +128,9 @@ async def test_activity_for_admins_of_this_workspace(slack):
     assert "<@U1> · say “Narrator” · done" in line and "<#C1>" in line
     digest = hashlib.sha256(b"first words").hexdigest()[:12]
     assert f"text SHA-256 `{digest}…`" in line and "first words" not in line  # hashed by default
+    everyone = await h.command("/voice", "activity", user="UADMIN")
+    lines = [line for line in everyone["text"].splitlines() if line.startswith("•")]
+    assert len(lines) == 2 and "<@U2> · clone · done" in lines[0]  # newest first
     none = await h.command("/voice", "activity <@U9>", user="UADMIN")
     assert "No voice activity" in none["text"]
 

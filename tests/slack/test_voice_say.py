@@ -80,9 +80,13 @@ async def test_say_form_problems_stay_on_the_form(slack):
     assert not backend.calls
 
 
-async def test_say_without_a_voice_opens_the_form(slack):
+async def test_say_without_a_voice_or_a_text_opens_the_form_filled_in(slack):
     h = await slack(FakeBackend())
     view = await h.open_view("/say", "just some text")
     assert view["callback_id"] == "voice_say_modal"
-    text = next(b for b in view["blocks"] if b.get("block_id") == "text")
-    assert text["element"]["initial_value"] == "just some text"
+    blocks = {b.get("block_id"): b for b in view["blocks"]}
+    assert blocks["text"]["element"]["initial_value"] == "just some text"
+    assert "initial_option" not in blocks["voice"]["element"]
+    blocks = {b.get("block_id"): b for b in (await h.open_view("/say", "Narrator:  "))["blocks"]}
+    assert blocks["voice"]["element"]["initial_option"]["value"] == "Narrator"
+    assert "initial_value" not in blocks["text"]["element"]

@@ -34,7 +34,8 @@ def say_command(services: SlackServices):
             services.spawn(SayFlow(services, client, order, reply).run(), name=f"slack-say-{order.user}")
             return
         origin = Origin(channel_id=command["channel_id"], response_url=command.get("response_url"))
-        await open_form(services, client, respond, command["trigger_id"],
-                        say_view(origin, services.settings, text=typed or None), "the say form")
+        voice, text = (voice.strip(), text.strip()) if colon else ("", typed)  # the form, filled in with what came
+        view = say_view(origin, services.settings, voice=voice or None, text=text or None)
+        await open_form(services, client, respond, command["trigger_id"], view, "the say form")
 
     return answer_say_command

@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import InvalidInput, VoicebotError
-from bot.slack.members import admin_check, member_of, require_admin
+from bot.slack.members import USER_MENTION, admin_check, member_of, require_admin
 from bot.slack.messages import escape, user_text
 from bot.slack.modals import Origin, open_form
 from bot.slack.services import SlackServices
@@ -28,7 +28,7 @@ from commands.storage.voices import Member
 
 log = structlog.get_logger(__name__)
 
-USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|\b([UW][A-Z0-9]+)\b")  # a mention, or a bare member id
+USER = re.compile(rf"{USER_MENTION.pattern}|\b([UW][A-Z0-9]+)\b")  # a mention, or a bare member id
 DEFAULT_ACTIVITY = 20
 MAX_ACTIVITY = 50
 

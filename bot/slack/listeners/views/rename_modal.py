@@ -50,7 +50,10 @@ def rename_modal_submission(services: SlackServices):
         remember_closed(services, view)
         origin = Origin.load(view.get("private_metadata"))
         reply = Replier(client, origin.channel_id, member.user_id, response_url=origin.response_url)
-        done = lambda renamed: f":pencil2: Renamed *{escape(voice)}* to *{escape(renamed.name)}*."  # noqa: E731
+
+        def done(renamed: Voice) -> str:
+            return f":pencil2: Renamed *{escape(voice)}* to *{escape(renamed.name)}*."
+
         services.spawn(tell_outcome(services, work, reply, done), name=f"slack-voice-rename-{member.user_id}")
 
     return submit_rename_form

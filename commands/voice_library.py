@@ -56,7 +56,9 @@ CONSENT_STATEMENT = (
     "to deceive, impersonate or harm anyone. I can delete it at any time."
 )
 PENDING_TTL_S = 15 * 60.0
-MAX_PENDING = 64  # unconfirmed saves held in memory at once (each holds a clip of up to ~30 s)
+# Unconfirmed saves wait in memory with their normalised clip (up to ~11 MiB: 30 s at 192 kHz); past this many
+# bytes in all, new saves are refused until some are confirmed, cancelled or expire.
+MAX_PENDING_BYTES = 96 * 1024 * 1024
 SCOPES: tuple[Scope, ...] = ("me", "server")
 MAX_LISTED = 100
 FORGET_TIMEOUT_S = 60.0  # a cold Modal backend starts a container to drop its cache entries
@@ -180,7 +182,7 @@ class VoiceLibrary:
         self._drop_expired(now)
         for other in [p for p in self._pending.values() if p.member == member]:
             del self._pending[other.id]  # one open form per member: a new save replaces the old one
-        if len(self._pending) >= MAX_PENDING:
+        if sum(len(p.wav) for p in self._pending.values()) + len(clip.wav) > MAX_PENDING_BYTES:
             raise VoicebotError("Too many voices are being saved right now; please try again in a few minutes.",
                                 code="busy")
         pending = PendingSave(secrets.token_urlsafe(12), member, display, key, checked_scope, clip.wav,

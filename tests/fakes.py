@@ -16,7 +16,6 @@ reports after "generating".
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +125,7 @@ class FakeBackend:
         self.verdict = verdict or WatermarkCheck(watermarked=True, confidence=0.97)
         self.check_error = check_error
         self.checked: list[bytes] = []
+        self.forgotten: list[str] = []
         self.hold = hold
         self.error = error
         self.answer = answer
@@ -139,8 +139,6 @@ class FakeBackend:
         self.voice_cached = voice_cached
         self.cold_start = cold_start
         self.calls: list[CloneRequest] = []
-        self.forgotten: list[list[str]] = []  # each forget_voices call's digests
-        self.forget_error: BaseException | None = None
         self.health_calls = 0
         self.closed = False
         self._entered: asyncio.Queue[FakeCall] = asyncio.Queue()
@@ -188,12 +186,10 @@ class FakeBackend:
         return self.verdict
 
     async def forget_voices(self, clip_sha256s: list[str]) -> int:
-        """Drops the cached voices of those clips: the ones it was sent (SHA-256 of `CloneRequest.reference`)."""
-        if self.forget_error is not None:
-            raise self.forget_error
-        self.forgotten.append(list(clip_sha256s))
-        sent = {hashlib.sha256(call.reference).hexdigest() for call in self.calls}
-        return len(sent & set(clip_sha256s))
+        """Each digest counts as one cached voice prompt dropped, the first time it is sent."""
+        new = set(clip_sha256s) - set(self.forgotten)
+        self.forgotten += sorted(new)
+        return len(new)
 
     async def aclose(self) -> None:
         self.closed = True

@@ -1,4 +1,5 @@
-"""The Discord frontend: `/clone`, the "Clone this voice" message menu and `/tts-health`, over `commands/`.
+"""The Discord frontend over `commands/`: `/clone`, the "Clone this voice" message menu, `/voice ...` and `/say`
+(the voice library), `/tts-check` and `/tts-health`.
 
 `run_discord` is what `voicebot discord [--sync]` calls.
 """

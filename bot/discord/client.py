@@ -14,6 +14,7 @@ from discord import app_commands
 
 from bot.discord.attachments import DiscordCdn
 from bot.discord.calls import DiscordTiming
+from bot.discord.check import check_command
 from bot.discord.clone import clone_command, clone_menu
 from bot.discord.errors import on_app_command_error
 from bot.discord.health import health_command
@@ -49,7 +50,7 @@ class VoicebotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.tree.error(on_app_command_error)
         commands: list[app_commands.Command | app_commands.ContextMenu | app_commands.Group] = [
-            clone_command(service), clone_menu(service, library), health_command(service)]
+            clone_command(service), clone_menu(service, library), health_command(service), check_command(service)]
         if library is not None:
             commands += [voice_group(library), say_command(service, library)]
         for command in commands:

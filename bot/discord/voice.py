@@ -16,11 +16,10 @@ import discord
 import structlog
 from discord import app_commands
 
-from backend.errors import VoicebotError
-from bot.discord.calls import CALL_FAILURES, describe_failure, within
+from bot.discord.answers import answer_privately
+from bot.discord.calls import within
 from bot.discord.clone import OPTION_MAX_CHARS, complete_language
 from bot.discord.confirm import Confirm
-from bot.discord.errors import UNEXPECTED
 from bot.discord.identity import admins_only, caller_is_admin, member_of, place_of
 from bot.discord.job_flow import run_job
 from bot.discord.progress import JobProgress
@@ -40,30 +39,6 @@ FORGET_QUESTION = (
     "cached copy of your voices. It cannot be undone.")
 
 Name = app_commands.Range[str, 1, NAME_OPTION_CHARS]
-Answer = Callable[[], Awaitable[dict[str, Any]]]
-
-
-async def answer_privately(interaction: discord.Interaction, work: Answer) -> None:
-    """Acknowledge privately, run `work`, then show what it returns (`content`/`embed`/`view`) or its error."""
-    timing = interaction.client.timing  # type: ignore[attr-defined]
-    try:
-        await within(timing.call_s, interaction.response.defer(ephemeral=True, thinking=True))
-    except CALL_FAILURES as exc:
-        log.warning("discord.defer_failed", reason=describe_failure(exc), user_id=interaction.user.id)
-        return
-    try:
-        message = await work()
-    except VoicebotError as exc:
-        message = {"content": exc.message}
-    except Exception:
-        log.exception("discord.voice_command_crashed", user_id=interaction.user.id,
-                      command=interaction.command.qualified_name if interaction.command else None)
-        message = {"content": UNEXPECTED}
-    try:
-        await within(timing.call_s, interaction.edit_original_response(
-            allowed_mentions=discord.AllowedMentions.none(), **message))
-    except CALL_FAILURES as exc:
-        log.warning("discord.answer_not_shown", reason=describe_failure(exc))
 
 
 def voice_completer(library: VoiceLibrary) -> Callable[..., Awaitable[list[app_commands.Choice[str]]]]:

@@ -97,7 +97,8 @@ class VoiceStore(Protocol):
     async def mark_used(self, voice_id: str, at: datetime) -> None: ...
 
     async def references(self, clip_sha256: str) -> int:
-        """How many voices use that clip (a clip is deleted with its last voice)."""
+        """How many voices, and journaled jobs not yet delivered or failed, use that clip (a clip is deleted
+        when this is 0: a voice deleted while its job is queued keeps its clip until the job ends)."""
 
 
 class BlockList(Protocol):

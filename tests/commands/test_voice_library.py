@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from backend.errors import BackendFailed, InvalidInput
+from backend.errors import BackendFailed, InvalidInput, VoicebotError
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
 from commands.jobs import JobStatus
@@ -94,6 +94,13 @@ async def world(make_world) -> World:
     return await make_world()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_world(request, make_world) -> World:
+    """A world on each kind of database, for the tests where the database's own behaviour matters."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    return await make_world(database_url=url)
+
+
 # -- saving -------------------------------------------------------------------------------------------------
 async def test_save_stores_the_intake_wav_with_the_consent_confirmed(world):
     pending = await world.library.prepare_save(ALICE, "  My   Narrator ", "me", CLIP, "memo.wav", "la la")
@@ -148,12 +155,12 @@ async def test_taken_names_blocks_and_the_per_user_limit_are_refused_before_the_
         await world.library.prepare_save(ALICE, "Third", "me", CLIP, None)
 
 
-async def test_the_same_name_is_fine_in_another_scope_or_for_another_member(world):
-    await world.save(ALICE, "Narrator")
-    await world.save(BOB, "Narrator")  # Bob's own
-    await world.save(ALICE_ELSEWHERE, "Narrator")  # another server
-    await world.save(BOB, "Narrator", "server")  # a server voice alongside private ones
-    assert len(await world.library.voices(ALICE)) == 2  # her own, then the server's
+async def test_the_same_name_is_fine_in_another_scope_or_for_another_member(any_world):
+    await any_world.save(ALICE, "Narrator")
+    await any_world.save(BOB, "Narrator")  # Bob's own
+    await any_world.save(ALICE_ELSEWHERE, "Narrator")  # another server
+    await any_world.save(BOB, "Narrator", "server")  # a server voice alongside private ones
+    assert len(await any_world.library.voices(ALICE)) == 2  # her own, then the server's
 
 
 async def test_only_the_saver_confirms_and_only_once(world):
@@ -183,17 +190,16 @@ async def test_cancel_stores_nothing(world):
         await world.library.confirm_save(pending.id, ALICE)
 
 
-async def test_two_saves_of_one_name_racing_end_in_one_voice_and_no_orphan_clip(world):
-    first = await world.library.prepare_save(ALICE, "Narrator", "me", CLIP, None)
-    second_library = VoiceLibrary(world.storage, world.library.service, world.settings)  # another form
+async def test_two_saves_of_one_name_racing_end_in_one_voice_and_no_orphan_clip(any_world):
+    first = await any_world.library.prepare_save(ALICE, "Narrator", "me", CLIP, None)
+    second_library = VoiceLibrary(any_world.storage, any_world.library.service, any_world.settings)  # a 2nd form
     second = await second_library.prepare_save(ALICE, "narrator", "me", OTHER_CLIP, None)
-    outcomes = await asyncio.gather(world.library.confirm_save(first.id, ALICE),
+    outcomes = await asyncio.gather(any_world.library.confirm_save(first.id, ALICE),
                                     second_library.confirm_save(second.id, ALICE), return_exceptions=True)
     assert sorted(type(o).__name__ for o in outcomes) == ["NameTaken", "Voice"]
-    [voice] = await world.storage.voices.owned_by("discord", "111")
-    clips = list((world.settings.data_dir / "clips").rglob("*"))
-    assert [path.name for path in clips if path.is_file()] == [voice.clip_sha256] or \
-        all(voice.clip_sha256 in str(path) for path in clips if path.is_file())
+    [voice] = await any_world.storage.voices.owned_by("discord", "111")
+    stored = [path.name for path in (any_world.settings.data_dir / "clips").rglob("*.wav")]
+    assert stored == [f"{voice.clip_sha256}.wav"]  # the loser's clip went with its failed save
 
 
 async def test_a_locked_database_refuses_clearly_and_the_form_can_be_confirmed_again(make_world):
@@ -287,28 +293,28 @@ async def test_a_missing_clip_file_is_a_clear_error(world):
 
 
 # -- the audit trail ----------------------------------------------------------------------------------------
-async def test_say_and_clone_jobs_are_audited_when_they_end_with_the_text_hashed(world):
-    voice = await world.save(ALICE, "Narrator")
-    await world.finish(await world.say(ALICE, "Narrator", "secret words"))
-    job = await world.library.service.submit(ALICE.key, "test:g1/c2", CLIP, "clip.wav", "one-off")
-    world.library.record_clone(job, ALICE, "c2")
-    await world.finish(job)
-    world.backend.error = BackendFailed("The backend failed while generating.")
-    failed = await world.say(ALICE, "Narrator", "broken")
+async def test_say_and_clone_jobs_are_audited_when_they_end_with_the_text_hashed(any_world):
+    voice = await any_world.save(ALICE, "Narrator")
+    await any_world.finish(await any_world.say(ALICE, "Narrator", "secret words"))
+    job = await any_world.library.service.submit(ALICE.key, "test:g1/c2", CLIP, "clip.wav", "one-off")
+    any_world.library.record_clone(job, ALICE, "c2")
+    await any_world.finish(job)
+    any_world.backend.error = BackendFailed("The backend failed while generating.")
+    failed = await any_world.say(ALICE, "Narrator", "broken")
     await failed.wait_finished()
-    await world.library.audit.settle()
+    await any_world.library.audit.settle()
 
-    newest_first = await world.library.recent_activity(ADMIN, 10, is_admin=True)
+    newest_first = await any_world.library.recent_activity(ADMIN, 10, is_admin=True)
     assert [(e.kind, e.outcome, e.channel_id) for e in newest_first] == [
         ("say", "backend_failed", "c1"), ("clone", "done", "c2"), ("say", "done", "c1")]
     said = newest_first[2]
     assert said.text is None and said.text_sha256 == hashlib.sha256(b"secret words").hexdigest()
     assert (said.voice_id, said.voice_name, said.user_id, said.workspace_id) == (voice.id, "Narrator", "111", "g1")
     assert said.audio_seconds == 2.0 and newest_first[0].audio_seconds == 0.0
-    assert await world.library.recent_activity(ADMIN, 10, is_admin=True, user_id="222") == []
-    assert await world.library.recent_activity(CAROL_ELSEWHERE, 10, is_admin=True) == []  # another server's
+    assert await any_world.library.recent_activity(ADMIN, 10, is_admin=True, user_id="222") == []
+    assert await any_world.library.recent_activity(CAROL_ELSEWHERE, 10, is_admin=True) == []  # another server's
     with pytest.raises(PermissionDenied):
-        await world.library.recent_activity(BOB, 10, is_admin=False)
+        await any_world.library.recent_activity(BOB, 10, is_admin=False)
 
 
 async def test_the_text_is_kept_when_configured(make_world):
@@ -367,54 +373,71 @@ async def test_deleting_the_last_voice_of_a_clip_deletes_it_everywhere(world):
     await world.library.delete(ALICE, "Two")
     with pytest.raises(LookupError):
         await world.storage.clips.get(first.clip_sha256)
-    assert world.backend.forgotten == [[first.clip_sha256]]
+    assert world.backend.forgotten == [first.clip_sha256]
 
 
-async def test_autocomplete_lists_own_then_server_voices_by_prefix(world):
-    await world.save(ALICE, "Narrator")
-    await world.save(BOB, "Nate", "server", clip=OTHER_CLIP)
-    await world.save(BOB, "Nope")  # Bob's private
-    assert [v.name for v in await world.library.autocomplete(ALICE, "  N")] == ["Narrator", "Nate"]
-    assert [v.name for v in await world.library.autocomplete(ALICE, "nat")] == ["Nate"]
-    assert await world.library.autocomplete(ALICE, "%") == []
+async def test_autocomplete_lists_own_then_server_voices_by_prefix(any_world):
+    await any_world.save(ALICE, "Narrator")
+    await any_world.save(BOB, "Nate", "server", clip=OTHER_CLIP)
+    await any_world.save(BOB, "Nope")  # Bob's private
+    assert [v.name for v in await any_world.library.autocomplete(ALICE, "  N")] == ["Narrator", "Nate"]
+    assert [v.name for v in await any_world.library.autocomplete(ALICE, "nat")] == ["Nate"]
+    assert await any_world.library.autocomplete(ALICE, "%") == []
 
 
 # -- forget-me ----------------------------------------------------------------------------------------------
-async def test_forget_me_deletes_everything_of_the_member_and_nothing_of_others(world):
-    mine = await world.save(ALICE, "Narrator")
-    elsewhere = await world.save(ALICE_ELSEWHERE, "Elsewhere", clip=OTHER_CLIP)
-    bobs = await world.save(BOB, "Radio", "server", clip=sine_clip(2.5, 22_050))
-    await world.finish(await world.say(ALICE, "Narrator"))
-    await world.finish(await world.say(BOB, "Radio"))
-    world.library.undelivered.keep("JOBA", ALICE.key, "test", b"RIFF", "no route")
-    world.library.undelivered.keep("JOBB", BOB.key, "test", b"RIFF", "no route")
-    world.backend.hold = True
-    running = await world.library.service.submit(ALICE.key, "test:g1/c1", CLIP, "clip.wav", "in flight")
-    await world.backend.next_call()
-    pending = await world.library.prepare_save(ALICE, "Later", "me", CLIP, None)
-    await world.library.block(ADMIN, ALICE.user_id, is_admin=True)
+async def test_forget_me_deletes_everything_of_the_member_and_nothing_of_others(any_world):
+    mine = await any_world.save(ALICE, "Narrator")
+    elsewhere = await any_world.save(ALICE_ELSEWHERE, "Elsewhere", clip=OTHER_CLIP)
+    bobs = await any_world.save(BOB, "Radio", "server", clip=sine_clip(2.5, 22_050))
+    await any_world.finish(await any_world.say(ALICE, "Narrator"))
+    await any_world.finish(await any_world.say(BOB, "Radio"))
+    any_world.library.undelivered.keep("JOBA", ALICE.key, "test", b"RIFF", "no route")
+    any_world.library.undelivered.keep("JOBB", BOB.key, "test", b"RIFF", "no route")
+    any_world.backend.hold = True
+    running = await any_world.library.service.submit(ALICE.key, "test:g1/c1", CLIP, "clip.wav", "in flight")
+    await any_world.backend.next_call()
+    pending = await any_world.library.prepare_save(ALICE, "Later", "me", CLIP, None)
+    await any_world.library.block(ADMIN, ALICE.user_id, is_admin=True)
 
-    report = await world.library.forget_me(ALICE)
+    report = await any_world.library.forget_me(ALICE)
 
     assert sorted(report.voices) == ["Elsewhere", "Narrator"]
     assert report.clips == 2 and report.audit_entries == 1 and report.undelivered == 1 and report.jobs_cancelled == 1
-    assert report.cached_voices == 1  # the backend had been sent one of her clips
-    assert world.backend.forgotten == [sorted([mine.clip_sha256, elsewhere.clip_sha256])]
+    assert report.cached_voices == 2
+    assert any_world.backend.forgotten == sorted([mine.clip_sha256, elsewhere.clip_sha256])  # not Bob's
     assert running.status is JobStatus.FAILED and "forget you" in running.error.message
     assert "Voices deleted: 2" in report.summary()
-    assert await world.storage.voices.owned_by("discord", "111") == []
+    assert await any_world.storage.voices.owned_by("discord", "111") == []
     with pytest.raises(SaveExpired):
-        await world.library.confirm_save(pending.id, ALICE)
-    activity = await world.library.recent_activity(ADMIN, is_admin=True)
+        await any_world.library.confirm_save(pending.id, ALICE)
+    activity = await any_world.library.recent_activity(ADMIN, is_admin=True)
     assert [e.user_id for e in activity] == ["222"]
-    assert await world.storage.clips.get(bobs.clip_sha256)
-    assert [e.job_id for e in world.library.undelivered.entries()] == ["JOBB"]
-    assert await world.storage.blocks.is_blocked(ALICE)  # a block on her stays
+    assert await any_world.storage.clips.get(bobs.clip_sha256)
+    assert [e.job_id for e in any_world.library.undelivered.entries()] == ["JOBB"]
+    assert await any_world.storage.blocks.is_blocked(ALICE)  # a block on her stays
 
 
-async def test_forget_me_reports_an_unreachable_backend_cache(world):
+async def test_forget_me_reports_an_unreachable_backend_cache(world, monkeypatch):
     await world.save(ALICE, "Narrator")
-    world.backend.forget_error = BackendFailed("The backend is down.")
+
+    async def down(clip_sha256s: list[str]) -> int:
+        raise BackendFailed("The backend is down.")
+
+    monkeypatch.setattr(world.backend, "forget_voices", down)
     report = await world.library.forget_me(ALICE)
     assert report.cached_voices is None and "could not be reached" in report.summary()
     assert report.voices == ["Narrator"]
+
+
+async def test_unconfirmed_saves_are_bounded_in_memory(world, monkeypatch):
+    first = await world.library.prepare_save(ALICE, "One", "me", CLIP, None)
+    again = await world.library.prepare_save(ALICE, "Two", "me", CLIP, None)  # replaces her first form
+    with pytest.raises(SaveExpired):
+        await world.library.confirm_save(first.id, ALICE)
+    monkeypatch.setattr("commands.voice_library.MAX_PENDING_BYTES", len(again.wav) + 1000)
+    with pytest.raises(VoicebotError, match="Too many voices are being saved") as busy:
+        await world.library.prepare_save(BOB, "Three", "me", CLIP, None)
+    assert busy.value.code == "busy"
+    await world.library.confirm_save(again.id, ALICE)
+    assert (await world.library.prepare_save(BOB, "Three", "me", CLIP, None)).name == "Three"

@@ -57,6 +57,25 @@ def test_the_token_is_masked_in_every_log_line(monkeypatch, tmp_path, capsys):
     assert "gateway.closed" in err and "session [redacted] invalidated" in err and token not in err
 
 
+def test_an_unreachable_database_stops_the_bot_with_the_reason(monkeypatch, tmp_path, capsys):
+    """A database that refuses connections: exit 1 and the redacted reason, before connecting to Discord."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "plain-discord-token-1a2b3c")
+    monkeypatch.setenv("VOICEBOT_BACKEND", "local")
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VOICEBOT_DATABASE_URL", "postgresql://voicebot:db-password-77@127.0.0.1:1/voicebot")
+
+    async def serve(client, token_, *, grace_s):
+        raise AssertionError("the bot must not start without its database")
+
+    monkeypatch.setattr("bot.discord.runner.serve", serve)
+    with pytest.raises(SystemExit) as exit_:
+        run_discord(sync_global=False)
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err and "127.0.0.1" in err and "db-password-77" not in err
+
+
 async def test_rejected_token_fails_login(fake_discord):
     client = make_client(FakeBackend(), fake_discord.api)
     with pytest.raises(discord.LoginFailure):

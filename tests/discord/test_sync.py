@@ -17,7 +17,7 @@ async def test_login_and_dev_guild_sync_payloads(discord_bot):
     assert not [c for c in bot.api.calls if c.path == f"/api/v10/applications/{APP_ID}/commands"]  # no global
 
     commands = {c["name"]: c for c in sync.json}
-    assert set(commands) == {"clone", "Clone this voice", "tts-health"}
+    assert set(commands) == {"clone", "Clone this voice", "tts-health", "tts-check"}
 
     clone = commands["clone"]
     assert clone["type"] == 1
@@ -48,9 +48,28 @@ async def test_global_sync_on_request(discord_bot):
     bot = await discord_bot(FakeBackend(), sync_global=True, dev_guild=False)
     sync = await bot.api.wait_for(lambda c: c.method == "PUT")
     assert sync.path == f"/api/v10/applications/{APP_ID}/commands"
-    assert {c["name"] for c in sync.json} == {"clone", "Clone this voice", "tts-health"}
+    assert {c["name"] for c in sync.json} == {"clone", "Clone this voice", "tts-health", "tts-check"}
 
 
 async def test_no_sync_without_guild_or_request(discord_bot):
     bot = await discord_bot(FakeBackend(), dev_guild=False)
     assert not [c for c in bot.api.calls if c.method == "PUT"]
+
+
+async def test_the_voice_library_commands(discord_bot):
+    bot = await discord_bot(FakeBackend(), library=True)
+    sync = await bot.api.wait_for(lambda c: c.method == "PUT")
+    commands = {c["name"]: c for c in sync.json}
+    assert set(commands) == {"clone", "Clone this voice", "tts-health", "tts-check", "voice", "say"}
+    subcommands = {o["name"]: o for o in commands["voice"]["options"]}
+    assert list(subcommands) == ["save", "list", "info", "delete", "rename", "forget-me", "block", "unblock",
+                                 "activity"]
+    save = {o["name"]: o for o in subcommands["save"]["options"]}
+    assert save["clip"]["type"] == 11 and save["clip"]["required"] is True
+    assert [c["value"] for c in save["scope"]["choices"]] == ["me", "server"]
+    for name in ("info", "delete", "rename"):
+        assert subcommands[name]["options"][0]["autocomplete"] is True
+    say = {o["name"]: o for o in commands["say"]["options"]}
+    assert say["voice"]["autocomplete"] is True and say["language"]["autocomplete"] is True
+    assert say["text"]["max_length"] == 1000
+    assert all(o["description"] for sub in subcommands.values() for o in sub.get("options", []))

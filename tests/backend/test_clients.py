@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
+import json
 import io
 import os
 import subprocess
@@ -40,7 +42,7 @@ from backend.errors import (
 from backend.schema import CloneRequest, CloneResult
 from backend.settings import BackendSettings
 from backend.web import create_web_app
-from tests.backend import load_tiny_checkpoint
+from tests.backend import load_tiny_checkpoint, speech_like
 from tests.backend.test_modal_app import local_stream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +80,15 @@ async def exercise(backend: BackendClient, clip: bytes, variant: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         await backend.clone(request(clip, language="Klingon"))
     assert raised.value.code == "unknown_language" and "Klingon" in raised.value.message
+    # the watermark check and forget-me
+    assert (await backend.check_watermark(speech_like(marked=True))).watermarked
+    assert not (await backend.check_watermark(speech_like(marked=False))).watermarked
+    with pytest.raises(InvalidInput) as raised:
+        await backend.check_watermark(b"plain text, not audio " * 10)
+    assert raised.value.code == "not_audio" and raised.value.message.startswith("The clip ")
+    digest = hashlib.sha256(clip).hexdigest()
+    assert await backend.forget_voices([digest.upper()]) >= 1  # this clip's prompts (one per transcript)
+    assert await backend.forget_voices([digest]) == 0
 
 
 # -- factory and imports ---------------------------------------------------------------------------------
@@ -135,6 +146,14 @@ async def test_local_backend_builds_its_engine_on_first_use(tiny_checkpoint, cli
     backend = LocalBackend(settings(model=str(tiny_checkpoint), device="cpu"))
     assert (await backend.clone(request(clip))).variant == "local"
     await backend.aclose()
+
+
+async def test_local_backend_checks_and_forgets_without_building_an_engine():
+    """A check needs only the watermarker, and with no engine nothing is cached: neither loads the TTS model."""
+    backend = LocalBackend(settings(model="/nonexistent/checkpoint", device="cpu"))
+    assert (await backend.check_watermark(speech_like(marked=True))).watermarked
+    assert await backend.forget_voices(["ab" * 32]) == 0
+    assert backend._engine is None
 
 
 def test_demo_model_builds_the_random_checkpoint_loudly(tmp_path, monkeypatch):
@@ -367,3 +386,35 @@ async def test_http_backend_refuses_answers_of_the_wrong_shape(answer, clip):
         with pytest.raises(BackendFailed) as raised:
             await call
         assert raised.value.message == FAILED and "other than a voicebot answer" in raised.value.detail
+
+
+async def test_http_backend_forgets_any_number_of_clips_in_bounded_calls():
+    """Bodies of at most MAX_FORGET_ITEMS digests each; a malformed digest is refused before anything is sent."""
+    bodies = []
+
+    def handler(request):
+        bodies.append(json.loads(request.content)["clip_sha256s"])
+        return httpx.Response(200, json={"forgotten": len(bodies[-1])})
+
+    backend = http_backend(httpx.MockTransport(handler))
+    digests = [hashlib.sha256(str(index).encode()).hexdigest() for index in range(1500)]
+    assert await backend.forget_voices(digests) == 1500
+    assert [len(body) for body in bodies] == [1024, 476] and sum(bodies, []) == digests
+    assert await backend.forget_voices([]) == 0 and len(bodies) == 2
+    with pytest.raises(InvalidInput) as raised:
+        await backend.forget_voices([digests[0], "not-a-digest"])
+    assert raised.value.code == "invalid_request" and "clip_sha256s.1" in raised.value.message and len(bodies) == 2
+
+
+async def test_modal_backend_checks_and_forgets_through_its_methods(monkeypatch):
+    calls = []
+
+    async def reply(method, *args):
+        calls.append((method, args))
+        return {"result": {"watermarked": True, "confidence": 0.9} if method == "check_watermark" else 3}
+
+    fake_lookup(monkeypatch, reply)
+    backend = ModalBackend(settings(backend="modal"))
+    assert (await backend.check_watermark(b"audio")).confidence == 0.9
+    assert await backend.forget_voices(["AB" * 32]) == 3
+    assert calls == [("check_watermark", (b"audio",)), ("forget_voices", (["ab" * 32],))]

@@ -14,11 +14,14 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from backend.engine import Engine, EngineConfig
 from backend.errors import EngineConfigError
 from backend.intake.limits import AudioLimits
 from backend.schema import SEED_MAX, SEED_MIN
 from backend.web import create_web_app
+from backend.watermark import CHECK_LIMITS
 from backend.wire import MAX_MESSAGE_CHARS
+from tests.backend import speech_like
 from tests.clips import sine_clip
 
 FAST = 8  # frames per test generation: the tiny model's speed does not matter here, only the path through
@@ -209,7 +212,7 @@ async def post(app, path: str, **kwargs) -> httpx.Response:
 
 
 ROUTES = [("POST", "/clone"), ("POST", "/clone-batch"), ("GET", "/health"), ("GET", "/languages"),
-          ("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"), ("GET", "/no-such-route")]
+          ("POST", "/check"), ("POST", "/forget-voices"), ("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"), ("GET", "/no-such-route")]
 
 
 @pytest.mark.parametrize("token", [None, "", "   "])
@@ -243,7 +246,7 @@ def test_docs_are_off_unless_asked_for():
     assert [with_docs.get(path).status_code for path in ("/docs", "/redoc", "/openapi.json")] == [200] * 3
 
 
-@pytest.mark.parametrize("path", ["/clone", "/clone-batch"])
+@pytest.mark.parametrize("path", ["/clone", "/clone-batch", "/check", "/forget-voices"])
 async def test_the_token_is_checked_before_the_body_is_read(path):
     """A stranger's 400 MiB body is refused without pulling a single chunk; malformed JSON is a 401, not a 422."""
     app = create_web_app(NeverCalled(), token=TOKEN)
@@ -258,7 +261,7 @@ SMALL = AudioLimits(max_bytes=3 * KIB)  # a /clone body limit of a few KiB, so t
 
 
 @pytest.mark.parametrize("declared", [None, "200", "100000000"], ids=["chunked", "lying", "too-large"])
-@pytest.mark.parametrize("path", ["/clone", "/clone-batch"])
+@pytest.mark.parametrize("path", ["/clone", "/clone-batch", "/check", "/forget-voices"])
 async def test_an_oversized_body_is_refused_while_it_is_read(path, declared):
     """413 in the error shape once the bytes that arrived pass the limit, whatever Content-Length says (missing,
     smaller than the body, or larger than the limit, in which case nothing is read at all)."""
@@ -300,3 +303,53 @@ def test_a_bad_batch_item_is_named():
     assert response.status_code == 422 and response.json()["message"] == "Invalid or missing fields: items.3.seed."
     malformed = client.post("/clone-batch", content=b'{"items": [', headers={"Content-Type": "application/json"})
     assert malformed.status_code == 422 and malformed.json()["message"] == "Invalid or missing fields: body."
+
+
+# -- /check and /forget-voices: served by an engine whose TTS model never loads ----------------------------------
+@pytest.fixture(scope="module")
+def modelless() -> TestClient:
+    engine = Engine(EngineConfig(model="/nonexistent/checkpoint", device="cpu"))
+    return TestClient(create_web_app(engine, token=TOKEN), headers=AUTH)
+
+
+def check(client: TestClient, audio: bytes) -> httpx.Response:
+    return client.post("/check", json={"audio_base64": base64.b64encode(audio).decode()})
+
+
+def test_check_says_whether_a_clip_is_watermarked(modelless):
+    marked, unmarked = check(modelless, speech_like(marked=True)), check(modelless, speech_like(marked=False))
+    assert marked.status_code == unmarked.status_code == 200
+    assert marked.json()["watermarked"] is True and unmarked.json()["watermarked"] is False
+    assert 0 <= unmarked.json()["confidence"] < 0.5 <= marked.json()["confidence"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [({"audio_base64": "not base64!"}, "bad_base64"), ({}, "invalid_request"),
+     ({"audio_base64": base64.b64encode(b"hello " * 100).decode()}, "not_audio")],
+)
+def test_check_refuses_what_it_cannot_check_with_422(modelless, body, code):
+    response = modelless.post("/check", json=body)
+    assert (response.status_code, response.json()["error"]) == (422, code)
+
+
+def test_forget_voices_takes_only_digests(modelless):
+    assert modelless.post("/forget-voices", json={"clip_sha256s": ["ab" * 32, "CD" * 32]}).json() == {"forgotten": 0}
+    for bad in (["ab" * 31], ["../etc/passwd"], [1], "ab" * 32, ["ab" * 32] * 1025):
+        response = modelless.post("/forget-voices", json={"clip_sha256s": bad})
+        assert (response.status_code, response.json()["error"]) == (422, "invalid_request"), bad
+
+
+def test_the_check_body_limit_takes_the_largest_clip_it_checks():
+    app = create_web_app(NeverCalled(), token=TOKEN)
+    limits = {route.path: route.max_body_size for route in app.routes if getattr(route, "max_body_size", None)}
+    clip = base64.b64encode(bytes(CHECK_LIMITS.max_bytes)).decode()
+    assert len(httpx.Request("POST", "/", json={"audio_base64": clip}).read()) <= limits["/check"]
+    assert limits["/check"] < 2 * CHECK_LIMITS.max_bytes
+
+
+def test_forget_voices_takes_the_most_digests_however_json_escapes_them(modelless):
+    escaped = '"' + "".join(f"\\u{ord(char):04x}" for char in "ab" * 32) + '"'
+    body = '{"clip_sha256s": [' + ", ".join([escaped] * 1024) + "]}"
+    response = modelless.post("/forget-voices", content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()) == (200, {"forgotten": 0})

@@ -203,3 +203,18 @@ def test_settings_read_the_environment(monkeypatch, tmp_path):
     assert (settings.mode, settings.port, settings.path, settings.missing()) == ("http", 8080, "/slack/events", [])
     assert "s3cret" not in repr(settings)  # secrets never reach logs
     assert json.loads(settings.model_dump_json())["signing_secret"] == "**********"
+
+
+def test_an_unreachable_database_stops_the_bot_with_the_reason(no_slack_env, monkeypatch, tmp_path, capsys):
+    """The voice library's database is opened before the bot connects: when it cannot be, the bot stops with
+    status 1 and what to fix (which database, without its password), never half-started."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", APP_TOKEN)
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VOICEBOT_DATABASE_URL", "postgresql://voicebot:pw-of-db@127.0.0.1:9/voices")
+    monkeypatch.setenv("VOICEBOT_DATABASE_TIMEOUT_S", "2")
+    with pytest.raises(SystemExit) as exit_info:
+        run_slack()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "127.0.0.1:9/voices" in err and "pw-of-db" not in err

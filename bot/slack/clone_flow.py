@@ -24,7 +24,7 @@ from backend.errors import VoicebotError
 from bot.slack.delivery import Route, deliver
 from bot.slack.members import PLATFORM
 from bot.slack.clip_fetch import fetch_clip
-from bot.slack.messages import UNEXPECTED, escape, progress_text, user_text
+from bot.slack.messages import UNEXPECTED, error_line, escape, progress_text, user_text
 from bot.slack.progress import ProgressMessage
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
@@ -106,7 +106,7 @@ class CloneFlow:
                 job = await self.admit()
             except VoicebotError as exc:
                 self.note(exc)
-                await self.reply.ephemeral(f":x: {user_text(exc)}")
+                await self.reply.ephemeral(error_line(exc))
                 return
             await self._follow(job)
         except Exception:
@@ -123,7 +123,7 @@ class CloneFlow:
         except VoicebotError as exc:
             job.mark_failed(exc)  # nobody could see the result: free the slot
             self.note(exc)
-            await self.reply.ephemeral(f":x: {user_text(job.error or exc)}")
+            await self.reply.ephemeral(error_line(job.error or exc))
             return
         try:
             result = await job.wait()
@@ -149,7 +149,7 @@ class CloneFlow:
     async def _failed(self, job: Job | None, message: str) -> None:
         """Tell the user privately why; the public message ends as "failed" without the reason (or with it,
         when Slack took no private message)."""
-        told = await self.reply.ephemeral(f":x: {message}")
+        told = await self.reply.ephemeral(f":x: {escape(message)}")
         user = self.order.user
         if not told:
             public = f":x: <@{user}> {escape(message)}"

@@ -19,7 +19,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck
 
 from backend.errors import VoicebotError
-from bot.slack.messages import UNEXPECTED, user_text
+from bot.slack.messages import UNEXPECTED, error_line, user_text
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
 
@@ -70,7 +70,7 @@ async def tell_outcome(services: SlackServices, work: asyncio.Task[T], reply: Re
         result = await work
     except VoicebotError as exc:
         services.note(exc, user=reply.user)
-        await reply.ephemeral(f":x: {user_text(exc)}")
+        await reply.ephemeral(error_line(exc))
         return
     except Exception:
         log.exception("slack.form_work_failed", user=reply.user)

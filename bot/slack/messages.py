@@ -57,6 +57,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def error_line(error: VoicebotError, emoji: str = ":x:") -> str:
+    """A failure as a private Slack message: its message for users, escaped (it may quote what they typed:
+    a voice name, a file name)."""
+    return f"{emoji} {escape(user_text(error))}"
+
+
 def progress_text(job: Job, user_id: str) -> str:
     """"⏳ @alice Job J7K2QX: queued, position 2 of 3" and so on."""
     return f"{STATUS_EMOJI[job.status]} <@{user_id}> {escape(redact(job.describe()))}"

@@ -20,7 +20,7 @@ from backend.languages import AUTO, normalize_language
 from backend.validation import check_text
 from bot.slack.blocks import context, modal, option, plain, read_selected, read_value, text_input
 from bot.slack.files import AUDIO_FILETYPES
-from bot.slack.messages import escape, user_text
+from bot.slack.messages import error_line, escape
 from bot.slack.services import SlackServices
 from bot.slack.slack_errors import explain
 from commands.settings import CommandSettings
@@ -115,7 +115,7 @@ async def open_form(services: SlackServices, client: AsyncWebClient, respond: As
     except SlackClientError as exc:
         problem = explain(exc, f"open {what}")
         services.note(problem)
-        await respond(text=f":x: {user_text(problem)}", response_type="ephemeral")
+        await respond(text=error_line(problem), response_type="ephemeral")
 
 
 @dataclass

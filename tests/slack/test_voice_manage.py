@@ -34,7 +34,7 @@ async def test_help_and_unknown_sub_commands(slack):
     unknown = await h.command("/voice", "explode <!channel>")
     assert unknown["text"].startswith("There is no `/voice explode`.") and "/voice save" in unknown["text"]
     usage = await h.command("/voice", "info")
-    assert usage["text"] == ":x: Which voice? `/voice info <name>`"
+    assert usage["text"] == ":x: Which voice? `/voice info &lt;name&gt;`"  # Slack shows <name>
 
 
 async def test_delete_by_the_owner_and_not_by_another_member(slack):

@@ -90,3 +90,12 @@ async def test_say_without_a_voice_or_a_text_opens_the_form_filled_in(slack):
     blocks = {b.get("block_id"): b for b in (await h.open_view("/say", "Narrator:  "))["blocks"]}
     assert blocks["voice"]["element"]["initial_option"]["value"] == "Narrator"
     assert "initial_value" not in blocks["text"]["element"]
+
+
+async def test_what_the_user_typed_is_quoted_as_text_in_errors(slack):
+    h = await slack(FakeBackend())
+    await h.dispatch(h.slash("/say", text="<!channel> &: hi"))
+    await h.settle()
+    assert "You have no voice called “&lt;!channel&gt; &amp;”" in h.responses()[-1]["text"]
+    answer = await h.command("/voice", "info <!here>")
+    assert "“&lt;!here&gt;”" in answer["text"] and "<!here>" not in answer["text"]

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from backend.errors import VoicebotError
 from bot.slack.members import member_of
-from bot.slack.messages import user_text
+from bot.slack.messages import error_line
 from bot.slack.services import SlackServices
 from bot.slack.voice_messages import forget_message
 
@@ -23,7 +23,7 @@ def forget_me_button(services: SlackServices):
             report = await services.library.forget_me(member)
         except VoicebotError as exc:
             services.note(exc, user=member.user_id)
-            await respond(text=f":x: {user_text(exc)} Nothing more was deleted; run `/voice forget-me` again.",
+            await respond(text=f"{error_line(exc)} Nothing more was deleted; run `/voice forget-me` again.",
                           replace_original=True)
             return
         await respond(text=forget_message(report), replace_original=True)

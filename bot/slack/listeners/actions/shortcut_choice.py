@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.members import member_of
-from bot.slack.messages import user_text
+from bot.slack.messages import error_line
 from bot.slack.modals import Origin, clone_view
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
@@ -38,6 +38,6 @@ def chosen(services: SlackServices):
             user = member_of(body).user_id
             services.note(problem, user=user)
             await Replier(client, origin.channel_id, user, response_url=origin.response_url).ephemeral(
-                f":x: {user_text(problem)}")
+                error_line(problem))
 
     return show_chosen_form

@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
 from bot.slack.members import member_of
-from bot.slack.messages import user_text
+from bot.slack.messages import error_line
 from bot.slack.modals import Origin, open_clone_form
 from bot.slack.services import SlackServices
 from commands.errors import Cooldown
@@ -27,7 +27,7 @@ def clone_command(services: SlackServices):
         except Cooldown:
             pass
         except VoicebotError as exc:
-            await respond(text=f":x: {user_text(exc)}", response_type="ephemeral")
+            await respond(text=error_line(exc), response_type="ephemeral")
             return
         origin = Origin(channel_id=command["channel_id"], response_url=command.get("response_url"))
         await open_clone_form(services, client, respond, command["trigger_id"], origin)

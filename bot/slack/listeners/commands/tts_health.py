@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
 from bot.slack.members import member_of, require_admin
-from bot.slack.messages import health_message, user_text
+from bot.slack.messages import error_line, health_message
 from bot.slack.services import SlackServices
 
 
@@ -27,7 +27,7 @@ def tts_health_command(services: SlackServices):
         try:
             await require_admin(services, client, member_of(command))
         except VoicebotError as exc:
-            await respond(text=f":no_entry: {user_text(exc)}", response_type="ephemeral")
+            await respond(text=error_line(exc, ":no_entry:"), response_type="ephemeral")
             return
         health = await services.clone.health()
         kept = await asyncio.to_thread(services.undelivered.entries)

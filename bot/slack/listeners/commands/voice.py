@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import InvalidInput, VoicebotError
 from bot.slack.members import USER_MENTION, admin_check, member_of, require_admin
-from bot.slack.messages import escape, user_text
+from bot.slack.messages import error_line, escape
 from bot.slack.modals import Origin, open_form
 from bot.slack.services import SlackServices
 from bot.slack.voice_forms import forget_me_prompt, rename_view, save_view
@@ -151,6 +151,6 @@ def voice_command(services: SlackServices):
             await handler(call)
         except VoicebotError as exc:
             services.note(exc, user=call.member.user_id, command=f"/voice {sub.lower()}")
-            await call.answer(f":x: {user_text(exc)}")
+            await call.answer(error_line(exc))
 
     return answer_voice_command

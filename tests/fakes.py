@@ -196,7 +196,7 @@ class FakeBackend:
 
 
 class NeverAnswers(FakeBackend):
-    """A backend that hangs (for timeouts): clone and health wait forever."""
+    """A backend that hangs (for timeouts): clone, health and the watermark check wait forever."""
 
     async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult:
         self.calls.append(request)
@@ -204,6 +204,11 @@ class NeverAnswers(FakeBackend):
         raise AssertionError("unreachable")
 
     async def health(self) -> HealthReport:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def check_watermark(self, audio: bytes) -> WatermarkCheck:
+        self.checked.append(audio)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 

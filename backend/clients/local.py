@@ -175,12 +175,16 @@ class LocalBackend:
             return await asyncio.to_thread(detect, audio, shared_watermarker("cpu"))
 
     async def forget_voices(self, clip_sha256s: list[str]) -> int:
-        """Without an engine nothing is cached, so nothing to drop (and no engine is built to find that out)."""
+        """Without an engine nothing is cached, so nothing to drop (and no engine is built to find that out). The
+        digests are validated and lowercased as the remote backends' are."""
+        from backend.wire import forget_batches
+
+        digests = [digest for batch in forget_batches(clip_sha256s) for digest in batch]
         engine = self._engine
         if engine is None:
             return 0
         with _engine_errors():
-            return await asyncio.to_thread(engine.forget_voices, clip_sha256s)
+            return await asyncio.to_thread(engine.forget_voices, digests)
 
     async def aclose(self) -> None:
         """Finish the clone jobs already accepted (clones asked for meanwhile are refused), then drop the engine

@@ -58,13 +58,13 @@ def statement_digest(statement: str) -> str:
     return hashlib.sha256(statement.encode()).hexdigest()[:16]
 
 
-def voice_select(label: str, initial: str | None = None, *, block_id: str = VOICE) -> dict[str, Any]:
+def voice_select(label: str, initial: str | None = None) -> dict[str, Any]:
     """An input with an `external_select` of the voices the member may use (own first, then the workspace's)."""
     element: dict[str, Any] = {"type": "external_select", "action_id": VOICE_ACTION, "min_query_length": 0,
                                "placeholder": plain("Type to search your voices")}
     if initial:
         element["initial_option"] = option(initial)
-    return {"type": "input", "block_id": block_id, "label": plain(label), "element": element}
+    return {"type": "input", "block_id": VOICE, "label": plain(label), "element": element}
 
 
 def name_input(block_id: str, label: str, initial: str | None = None) -> dict[str, Any]:

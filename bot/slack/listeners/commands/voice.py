@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,11 +25,8 @@ from bot.slack.voice_forms import forget_me_prompt, rename_view, save_view
 from bot.slack.voice_messages import VOICE_HELP, activity_message, voice_message, voices_message
 from commands.storage.voices import Member
 
-log = structlog.get_logger(__name__)
-
 USER = re.compile(rf"{USER_MENTION.pattern}|\b([UW][A-Z0-9]+)\b")  # a mention, or a bare member id
-DEFAULT_ACTIVITY = 20
-MAX_ACTIVITY = 50
+DEFAULT_ACTIVITY = 20  # entries; the audit trail shows at most `commands.audit_trail.MAX_ACTIVITY`
 
 
 @dataclass
@@ -120,9 +116,9 @@ async def activity(call: VoiceCall) -> None:
     await require_admin(call.services, call.client, call.member)
     user = USER.search(call.args)
     count = re.search(r"\b(\d{1,3})\b", USER.sub("", call.args))
-    limit = min(int(count.group(1)), MAX_ACTIVITY) if count else DEFAULT_ACTIVITY
     entries = await call.services.library.recent_activity(
-        call.member, max(limit, 1), is_admin=True, user_id=(user.group(1) or user.group(2)) if user else None)
+        call.member, int(count.group(1)) if count else DEFAULT_ACTIVITY, is_admin=True,
+        user_id=(user.group(1) or user.group(2)) if user else None)
     await call.answer(**activity_message(entries, call.services.settings.audit_retention_days))
 
 

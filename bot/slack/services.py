@@ -56,7 +56,7 @@ class SlackServices:
     ack_budget_s: float = ACK_BUDGET_S
     file_origins: tuple[str, ...] = SLACK_FILE_ORIGINS  # where the bot token may fetch files (tests: a fake)
     pacer: Pacer = field(default_factory=Pacer)
-    # results no route could deliver; None: a store in `CommandSettings.undelivered_dir`
+    # results no route could deliver; None: the voice library's (forget-me deletes a user's from it)
     undelivered: UndeliveredStore = None  # type: ignore[assignment]
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _seen: TTLCache[str, bool] = field(default_factory=lambda: TTLCache(SEEN_MAX, SEEN_TTL_S))
@@ -64,7 +64,7 @@ class SlackServices:
 
     def __post_init__(self) -> None:
         if self.undelivered is None:
-            self.undelivered = UndeliveredStore(self.settings.undelivered_dir)
+            self.undelivered = self.library.undelivered
 
     @property
     def settings(self) -> CommandSettings:

@@ -277,7 +277,7 @@ async def slack_services(backend: BackendClient | dict[str, BackendClient], sett
     settings = settings.model_copy(update={"data_dir": data_dir})
     service = CloneService(backend, settings)
     async with voice_library(service) as library:
-        services = SlackServices(service, library, undelivered=library.undelivered, **options)
+        services = SlackServices(service, library, **options)
         try:
             yield services
         finally:

@@ -160,3 +160,20 @@ async def test_forget_me_asks_first_then_deletes_everything(slack):
     assert "Reference clips deleted: 2" in report["text"]
     assert await names(h) == []
     assert len(backend.forgotten) == 2
+
+
+async def test_forget_me_deletes_the_results_slack_could_not_deliver(slack):
+    h = await slack(FakeBackend())
+    await h.save_voice("Narrator")
+    h.fake.scopes.discard("files:write")  # neither the thread nor a DM takes the WAV: it is kept for the admins
+    await h.dispatch(h.slash("/say", text="Narrator: kept for later"))
+    await h.settle()
+    assert len(h.services.undelivered.entries()) == 1
+    await h.dispatch(interactive_request({
+        "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"}, "api_app_id": "A1",
+        "token": "legacy", "trigger_id": h.next_trigger_id(), "container": {"type": "message"},
+        "response_url": f"{h.fake.base}/response_url/forget",
+        "actions": [{"type": "button", "action_id": "forget_me", "value": "forget-me", "action_ts": "1.1"}]}))
+    report = await h.fake.wait_for(lambda c: "Voicebot forgot you" in str(c.args.get("text")))
+    assert "Undelivered results deleted: 1" in report.args["text"]
+    assert h.services.undelivered.entries() == []

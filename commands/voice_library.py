@@ -25,8 +25,6 @@ database fails (nothing was changed), `PermissionDenied` for what the member may
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,26 +37,24 @@ from commands.audit_trail import AuditTrail
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
 from commands.jobs import Job, ProgressCallback
+from commands.pending_saves import (
+    CONSENT_STATEMENT,
+    CONSENT_VERSION,
+    PENDING_TTL_S,
+    PendingSave,
+    PendingSaves,
+    SaveExpired,
+)
 from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.audit import AuditEntry
 from commands.storage.errors import NameTaken, StorageUnavailable
 from commands.storage.voices import Consent, Member, NewVoice, Scope, Voice
 from commands.undelivered import UndeliveredStore
-from commands.voice_names import check_voice_name, name_key
+from commands.voice_names import BadVoiceName, check_voice_name, name_key
 
 log = structlog.get_logger(__name__)
 
-CONSENT_VERSION = 1
-CONSENT_STATEMENT = (
-    f"Voice consent v{CONSENT_VERSION}: The voice in this clip is my own, or the person it belongs to has agreed "
-    "that I save it here and that whoever may use it on this bot can make it say new things. I will not use it "
-    "to deceive, impersonate or harm anyone. I can delete it at any time."
-)
-PENDING_TTL_S = 15 * 60.0
-# Unconfirmed saves wait in memory with their normalised clip (up to ~11 MiB: 30 s at 192 kHz); past this many
-# bytes in all, new saves are refused until some are confirmed, cancelled or expire.
-MAX_PENDING_BYTES = 96 * 1024 * 1024
 SCOPES: tuple[Scope, ...] = ("me", "server")
 MAX_LISTED = 100
 FORGET_TIMEOUT_S = 60.0  # a cold Modal backend starts a container to drop its cache entries
@@ -78,10 +74,6 @@ class Blocked(PermissionDenied):
     code = "blocked"
 
 
-class SaveExpired(InvalidInput):
-    code = "save_expired"
-
-
 class ClipMissing(VoicebotError):
     """The voice is recorded but its clip is not in the ClipStore (deleted, or a clips directory not shared
     between bot processes)."""
@@ -91,22 +83,6 @@ class ClipMissing(VoicebotError):
 
 BLOCKED = "A server admin has stopped you from saving or using voices here."
 ADMINS_ONLY = "Only server admins can do that."
-
-
-@dataclass(frozen=True)
-class PendingSave:
-    """A save waiting for its consent: everything checked, the clip normalised, nothing stored yet."""
-
-    id: str
-    member: Member
-    name: str
-    key: str
-    scope: Scope
-    wav: bytes
-    seconds: float
-    transcript: str | None
-    statement: str
-    expires_at: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -149,7 +125,7 @@ class VoiceLibrary:
         self.settings = settings or service.settings
         self.audit = AuditTrail(storage.audit, self.settings)
         self.undelivered = undelivered or UndeliveredStore(self.settings.undelivered_dir)
-        self._pending: dict[str, PendingSave] = {}
+        self.pending = PendingSaves()
 
     # -- saving --------------------------------------------------------------------------------------------
     async def check_save(self, member: Member, name: str, scope: str, transcript: str | None = None, *,
@@ -178,33 +154,17 @@ class VoiceLibrary:
         display, key, checked_scope, transcript = await self.check_save(member, name, scope, transcript,
                                                                        clip_size=len(clip_bytes))
         clip = await asyncio.to_thread(read_reference, clip_bytes, self.settings.audio_limits, filename)
-        now = time.monotonic()
-        self._drop_expired(now)
-        for other in [p for p in self._pending.values() if p.member == member]:
-            del self._pending[other.id]  # one open form per member: a new save replaces the old one
-        if sum(len(p.wav) for p in self._pending.values()) + len(clip.wav) > MAX_PENDING_BYTES:
-            raise VoicebotError("Too many voices are being saved right now; please try again in a few minutes.",
-                                code="busy")
-        pending = PendingSave(secrets.token_urlsafe(12), member, display, key, checked_scope, clip.wav,
-                              clip.seconds, transcript, CONSENT_STATEMENT, now + PENDING_TTL_S)
-        self._pending[pending.id] = pending
+        pending = self.pending.open(member, display, key, checked_scope, clip.wav, clip.seconds, transcript)
         log.info("voice.save_prepared", pending_id=pending.id, user_id=member.key, name=display, scope=checked_scope)
         return pending
 
     async def confirm_save(self, pending_id: str, member: Member) -> Voice:
         """Store the voice with the member's consent; only the member who started the save, within 15 minutes."""
-        pending = self._pending.get(pending_id)
-        if pending is None or pending.expires_at <= time.monotonic():
-            self._pending.pop(pending_id, None)
-            raise SaveExpired("This save has expired (forms last 15 minutes) or was already handled; "
-                              "start it again.")
-        if pending.member != member:
-            raise PermissionDenied("Only the person who started this save can confirm it.")
-        del self._pending[pending_id]
+        pending = self.pending.take(pending_id, member)
         try:
             voice = await self._store(pending)
         except StorageUnavailable:  # nothing was saved: the same form can be confirmed again
-            self._pending[pending_id] = pending
+            self.pending.put_back(pending)
             raise
         log.info("voice.saved", voice_id=voice.id, user_id=member.key, name=voice.name, scope=voice.scope,
                  clip_sha256=voice.clip_sha256, consent_version=CONSENT_VERSION)
@@ -225,11 +185,7 @@ class VoiceLibrary:
 
     def cancel_save(self, pending_id: str, member: Member) -> bool:
         """Drop a pending save (its own member only); False if there was none."""
-        pending = self._pending.get(pending_id)
-        if pending is None or pending.member != member:
-            return False
-        del self._pending[pending_id]
-        return True
+        return self.pending.cancel(pending_id, member)
 
     # -- speaking ------------------------------------------------------------------------------------------
     async def say(self, member: Member, name: str, text: str, language: str | None = None, *, place: str,
@@ -266,8 +222,12 @@ class VoiceLibrary:
         (also for another member's private voice: its existence is not revealed)."""
         voice = await self.storage.voices.resolve(member, name_key(name))
         if voice is None:
-            raise VoiceNotFound(f"You have no voice called “{name_key(name) or name}”, and this server has none "
-                                "either. /voice list shows the voices you can use.")
+            try:  # echo the name only when it is one a voice could have (no markup, mentions, invisible text)
+                called = f"called “{check_voice_name(name)[0]}”"
+            except BadVoiceName:
+                called = "by that name"
+            raise VoiceNotFound(f"You have no voice {called}, and this server has none either. /voice list shows "
+                                "the voices you can use.")
         return voice
 
     async def voices(self, member: Member) -> list[Voice]:
@@ -342,8 +302,7 @@ class VoiceLibrary:
         for job in jobs:
             job.mark_failed(VoicebotError("it was cancelled: you asked the bot to forget you.", code="forgotten"))
         await self.audit.settle(member.key)
-        for pending in [p for p in self._pending.values() if p.member.key == member.key]:
-            del self._pending[pending.id]
+        self.pending.forget(member.key)
         owned = await self.storage.voices.owned_by(member.platform, member.user_id)
         stored = await self.storage.forget_user(member.platform, member.user_id)
         gone = sorted({voice.clip_sha256 for voice in owned} | set(stored.clip_sha256s))
@@ -405,10 +364,6 @@ class VoiceLibrary:
         if not admin.workspace_id:
             raise InvalidInput("That works in a server only, not in direct messages.", code="not_in_server")
 
-    def _drop_expired(self, now: float) -> None:
-        for pending in [p for p in self._pending.values() if p.expires_at <= now]:
-            del self._pending[pending.id]
-
     async def _drop_clip_if_unused(self, sha256: str) -> bool:
         """Delete the clip when no voice uses it any more; True if it went."""
         if await self.storage.voices.references(sha256) == 0:
@@ -431,5 +386,6 @@ class VoiceLibrary:
         return total
 
 
-__all__ = ["CONSENT_STATEMENT", "Blocked", "ClipMissing", "ForgetMeReport", "PendingSave", "SaveExpired",
-           "TooManyVoices", "VoiceLibrary", "VoiceNotFound"]
+# Re-exported: adapters import the consent wording and the form's type from here.
+__all__ = ["CONSENT_STATEMENT", "PENDING_TTL_S", "Blocked", "ClipMissing", "ForgetMeReport", "PendingSave",
+           "SaveExpired", "TooManyVoices", "VoiceLibrary", "VoiceNotFound"]

@@ -12,7 +12,6 @@ the delivery. With a voice library, the menu first offers a one-off clone or sav
 from dataclasses import dataclass
 
 import discord
-import structlog
 from discord import app_commands
 
 from backend.errors import VoicebotError
@@ -27,8 +26,6 @@ from commands.jobs import Job
 from commands.storage.voices import Scope
 from commands.voice_library import VoiceLibrary
 from commands.voices import autocomplete_languages
-
-log = structlog.get_logger(__name__)
 
 CLONE_MENU = "Clone this voice"
 # Discord's own caps: string options 6000 characters, modal text inputs 4000.

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
-import structlog
 from discord import app_commands
 
 from bot.discord.answers import answer_privately
@@ -28,8 +27,6 @@ from bot.discord.voice_text import activity_embed, voice_embed, voices_embed
 from commands.clone import CloneService
 from commands.jobs import Job
 from commands.voice_library import VoiceLibrary
-
-log = structlog.get_logger(__name__)
 
 NAME_OPTION_CHARS = 100  # longer names are still refused with the naming rule, not by Discord's generic error
 CONFIRM_TIMEOUT_S = 5 * 60.0

@@ -130,7 +130,7 @@ async def test_bad_saves_are_refused_before_the_consent_form(world, member, name
     with pytest.raises(error) as refused:
         await world.library.prepare_save(member, name, scope, clip, "clip.wav", None)
     assert words in refused.value.message
-    assert world.library._pending == {}
+    assert len(world.library.pending) == 0
 
 
 async def test_taken_names_blocks_and_the_per_user_limit_are_refused_before_the_clip(make_world, monkeypatch):
@@ -176,7 +176,7 @@ async def test_only_the_saver_confirms_and_only_once(world):
 async def test_a_save_expires_after_15_minutes(world, monkeypatch):
     pending = await world.library.prepare_save(ALICE, "Narrator", "me", CLIP, None)
     later = pending.expires_at + 1
-    monkeypatch.setattr("commands.voice_library.time.monotonic", lambda: later)
+    monkeypatch.setattr("commands.pending_saves.time.monotonic", lambda: later)
     with pytest.raises(SaveExpired, match="15 minutes"):
         await world.library.confirm_save(pending.id, ALICE)
     assert await world.storage.voices.owned_by("discord", "111") == []
@@ -435,9 +435,30 @@ async def test_unconfirmed_saves_are_bounded_in_memory(world, monkeypatch):
     again = await world.library.prepare_save(ALICE, "Two", "me", CLIP, None)  # replaces her first form
     with pytest.raises(SaveExpired):
         await world.library.confirm_save(first.id, ALICE)
-    monkeypatch.setattr("commands.voice_library.MAX_PENDING_BYTES", len(again.wav) + 1000)
+    monkeypatch.setattr("commands.pending_saves.MAX_PENDING_BYTES", len(again.wav) + 1000)
     with pytest.raises(VoicebotError, match="Too many voices are being saved") as busy:
         await world.library.prepare_save(BOB, "Three", "me", CLIP, None)
     assert busy.value.code == "busy"
     await world.library.confirm_save(again.id, ALICE)
     assert (await world.library.prepare_save(BOB, "Three", "me", CLIP, None)).name == "Three"
+
+
+@pytest.mark.parametrize(("typed", "told"), [
+    ("narrator", "no voice called “narrator”"),
+    ("@everyone", "no voice by that name"),
+    ("<@&123> **x**", "no voice by that name"),
+    ("a\u202eb", "no voice by that name"),
+])
+async def test_an_unknown_name_is_echoed_only_when_it_is_a_possible_name(world, typed, told):
+    with pytest.raises(VoiceNotFound) as missing:
+        await world.library.find(ALICE, typed)
+    assert told in missing.value.message
+
+
+async def test_a_block_placed_while_the_form_is_open_stops_the_save(world):
+    pending = await world.library.prepare_save(ALICE, "Narrator", "me", CLIP, None)
+    await world.library.block(ADMIN, ALICE.user_id, is_admin=True)
+    with pytest.raises(Blocked):
+        await world.library.confirm_save(pending.id, ALICE)
+    assert await world.storage.voices.owned_by("discord", "111") == []
+    assert list((world.settings.data_dir / "clips").rglob("*.wav")) == []

@@ -94,7 +94,7 @@ async def test_a_clip_that_fails_intake_is_refused_before_consent(discord_bot):
     attachment = bot.attachment(sine_clip(0.4))
     question = bot.voice("save", Invoker(), attachments=[attachment], name="Short", clip=attachment["id"])
     text = await bot.answer(question, "at least 1 s")
-    assert CONSENT_STATEMENT not in text and bot.library._pending == {}
+    assert CONSENT_STATEMENT not in text and len(bot.library.pending) == 0
 
 
 async def test_say_speaks_with_the_saved_voice_publicly(discord_bot):
@@ -120,7 +120,7 @@ async def test_say_with_an_unknown_or_private_voice_is_told_privately(discord_bo
     await save_voice(bot, "Secret", alice)
     payload = bot.say("Secret", "Hello", bob)
     told = await bot.api.wait_for(followup_of(payload))
-    assert told.flags == EPHEMERAL and "no voice called “secret”" in told.content
+    assert told.flags == EPHEMERAL and "no voice called “Secret”" in told.content
     await bot.api.wait_for(delete_of(payload))  # the public progress message goes
     assert backend.calls == []
 
@@ -232,3 +232,26 @@ def _member(invoker: Invoker):
     from tests.discord.fake_api import GUILD_ID
 
     return Member("discord", str(GUILD_ID), str(invoker.user_id))
+
+
+async def test_a_locked_database_keeps_the_consent_form_open(discord_bot):
+    import sqlite3
+
+    bot = await discord_bot(FakeBackend(), library=True, database_timeout_s=0.5)
+    alice = Invoker()
+    attachment = bot.attachment(CLIP)
+    question = bot.voice("save", alice, attachments=[attachment], name="Narrator", clip=attachment["id"])
+    await bot.answer(question, "Before the voice is saved")
+    lock = sqlite3.connect(bot.library.settings.data_dir / "voicebot.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        first = await bot.click(question, "I confirm: save the voice", alice)
+        text = await bot.answer(first, "nothing was changed")
+        assert CONSENT_STATEMENT in text  # the question is still there, under the error
+        edit = bot.api.calls_to(lambda c: first["token"] in c.path and c.method == "PATCH")[-1]
+        assert [b["label"] for b in components_of(edit)] == ["I confirm: save the voice", "Cancel"]
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    again = await bot.click(first, "I confirm: save the voice", alice)
+    assert (await bot.answer(again, "Saved")).startswith("Saved “Narrator”")

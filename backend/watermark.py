@@ -43,6 +43,9 @@ CHECK_LIMITS = AudioLimits(max_bytes=16 * MIB, min_seconds=1.0, max_seconds=180.
 # Below one step of 16-bit audio there is nothing to mark or to score (the detector's score on noise that faint
 # drifts up to 0.5 and more); such a clip is treated as silence.
 SILENCE_PEAK = 2.0**-15
+# PerthNet's spectrogram needs more than half its 2048-sample window (at 32 kHz); shorter audio is padded with
+# silence to this for marking and scoring, then cut back.
+MIN_SECONDS = 0.05
 STREAM_CONTEXT_S = 0.2
 STREAM_LOOKAHEAD_S = 0.1
 
@@ -84,7 +87,8 @@ class Watermarker:
         if _silent(samples):
             return samples.copy()
         with torch.inference_mode():
-            marked = np.asarray(self._model().apply_watermark(samples, sample_rate=sample_rate), dtype=np.float32)
+            marked = np.asarray(self._model().apply_watermark(_padded(samples, sample_rate), sample_rate=sample_rate),
+                                dtype=np.float32)
         # The spectrogram round trip drops a partial last hop: pad back (or cut) to the length given.
         out = np.zeros_like(samples)
         out[: min(out.size, marked.size)] = marked[: out.size]
@@ -98,12 +102,17 @@ class Watermarker:
         if _silent(samples):
             return 0.0
         with torch.inference_mode():
-            score = float(self._model().get_watermark(samples, sample_rate, round=False))
+            score = float(self._model().get_watermark(_padded(samples, sample_rate), sample_rate, round=False))
         return min(1.0, max(0.0, score)) if np.isfinite(score) else 0.0
 
     def check(self, samples: np.ndarray, sample_rate: int) -> WatermarkCheck:
         score = self.confidence(samples, sample_rate)
         return WatermarkCheck(watermarked=score >= THRESHOLD, confidence=round(score, 4))
+
+
+def _padded(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    shortfall = int(np.ceil(MIN_SECONDS * sample_rate)) - samples.size
+    return np.pad(samples, (0, shortfall)) if shortfall > 0 else samples
 
 
 def _silent(samples: np.ndarray) -> bool:

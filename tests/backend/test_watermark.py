@@ -40,9 +40,12 @@ def test_the_mark_survives_opus_at_64_kbits(marker, tmp_path):
     assert [detect(clip, marker).watermarked for clip in opus] == [True, False]
 
 
-@pytest.mark.parametrize("samples", [12_345, 24_000 * 3 + 1, 1920 * 7])
-def test_marking_keeps_the_length(marker, plain, samples):
-    assert marker.mark(plain[:samples]).shape == (samples,)
+@pytest.mark.parametrize("samples", [1, 540, 1_199, 1_200, 12_345, 24_000 * 3 + 1, 1920 * 7])
+def test_any_length_is_marked_and_scored_and_keeps_its_length(marker, plain, samples):
+    """The spectrogram needs a window's worth: shorter audio (a stream's last scrap) is padded, then cut back."""
+    clip = plain[12_000:12_000 + samples]
+    assert marker.mark(clip).shape == (samples,)
+    assert 0.0 <= marker.confidence(clip, 24_000) <= 1.0
 
 
 @pytest.mark.parametrize("level", [0.0, SILENCE_PEAK / 2])

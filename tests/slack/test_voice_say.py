@@ -64,7 +64,7 @@ async def test_another_members_private_voice_is_not_found(slack):
     await h.settle()
     (answer,) = [r for r in h.responses() if r["text"].startswith(":x:")]
     assert answer["response_type"] == "ephemeral"
-    assert "You have no voice called “secret”" in answer["text"]
+    assert "You have no voice called “Secret”" in answer["text"]
     assert not backend.calls and not h.fake.of("chat.postMessage")
 
 
@@ -75,7 +75,7 @@ async def test_say_form_problems_stay_on_the_form(slack):
     body = json.loads((await h.dispatch(h.submission(view, say_values(None, "  ", "Klingon")))).body)
     assert set(body["errors"]) == {"voice", "text", "language"}
     body = json.loads((await h.dispatch(h.submission(view, say_values("Nobody")))).body)
-    assert body["errors"]["voice"].startswith("You have no voice called “nobody”")
+    assert body["errors"]["voice"].startswith("You have no voice called “Nobody”")
     await h.settle()
     assert not backend.calls
 
@@ -96,6 +96,6 @@ async def test_what_the_user_typed_is_quoted_as_text_in_errors(slack):
     h = await slack(FakeBackend())
     await h.dispatch(h.slash("/say", text="<!channel> &: hi"))
     await h.settle()
-    assert "You have no voice called “&lt;!channel&gt; &amp;”" in h.responses()[-1]["text"]
-    answer = await h.command("/voice", "info <!here>")
-    assert "“&lt;!here&gt;”" in answer["text"] and "<!here>" not in answer["text"]
+    assert "<!channel>" not in h.responses()[-1]["text"]
+    answer = await h.command("/voice", "<!here> please")
+    assert answer["text"].startswith("There is no `/voice &lt;!here&gt;`.")

@@ -1,7 +1,7 @@
-"""What the Slack listeners share: the clone service (queue, limits, backends), the voice library, the bot token and where it may
-go, the budgets of Slack calls (`pacing`), the results no route could deliver (`undelivered`), the tasks still
-delivering a result (so shutdown can wait for them), the requests already handled (so a re-delivered or
-replayed one runs once) and the Slack problems admins should see in /tts-health.
+"""What the Slack listeners share: the clone service (queue, limits, backends), the voice library, the bot token
+and where it may go, the budgets of Slack calls (`pacing`), the results no route could deliver
+(`undelivered`), the tasks still delivering a result (so shutdown can wait for them), the requests already
+handled (so a re-delivered or replayed one runs once) and the Slack problems admins should see in /tts-health.
 
 Listeners get this object through `register(app, services)` closures, not through Bolt's `context`: Bolt
 deep-copies the context for lazy listeners, which would copy the job queue with it.

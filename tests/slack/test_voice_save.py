@@ -100,7 +100,8 @@ async def test_a_bad_clip_stays_on_the_form_and_nothing_is_stored(slack):
     view = await h.open_view("/voice", "save")
     short = h.fake.host_file("short.wav", sine_clip(seconds=0.4))
     body = json.loads((await h.dispatch(h.submission(view, save_values("Shorty", files=[short])))).body)
-    assert body["errors"] == {"reference": "The reference clip “short.wav” is 0.40 s long; it must be at least 1 s."}
+    assert body["errors"] == {
+        "reference": "The reference clip “short.wav” is 0.40 s long; it must be at least 1 s."}
     await h.settle()
     assert not await stored(h) and not list((h.services.settings.data_dir / "clips").rglob("*.wav"))
 

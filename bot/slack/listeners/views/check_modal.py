@@ -1,6 +1,6 @@
 """The /tts-check form was submitted: the clip is fetched and checked (`commands.watermark_check`, within the
-check's own limits, `backend.watermark.CHECK_LIMITS`). Within Slack's 3 s the verdict replaces the form, or a bad clip is shown on it;
-a slower check closes the form and the verdict arrives privately."""
+check's own limits, `backend.watermark.CHECK_LIMITS`). Within Slack's 3 s the verdict replaces the form, or a
+bad clip is shown on it; a slower check closes the form and the verdict arrives privately."""
 
 from __future__ import annotations
 

@@ -4,9 +4,11 @@ shutdown.
 Socket Mode (the default) opens a WebSocket to Slack with the app-level token: no public URL needed. HTTP mode
 (SLACK_MODE=http) serves the Events/Interactivity endpoint on SLACK_PORT + SLACK_PATH and verifies every
 request's signature with SLACK_SIGNING_SECRET before reading it (`bot.slack.http_mode`). The three Slack
-secrets are registered with `backend.redaction` first thing, so no log line or message can show them. On SIGTERM or SIGINT the bot stops taking clone jobs (users are
-told it is restarting), tells queued users to resubmit, lets running jobs finish and upload for up to
-VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects.
+secrets are registered with `backend.redaction` first thing, so no log line or message can show them. The
+storage (the voice library's database, also holding the limits every bot process shares) is opened before
+Slack is connected: a database that cannot be opened stops the bot with the reason. On SIGTERM or SIGINT the
+bot stops taking clone jobs (users are told it is restarting), tells queued users to resubmit, lets running
+jobs finish and upload for up to VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects; the storage closes last.
 """
 
 from __future__ import annotations

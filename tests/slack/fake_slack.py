@@ -1,8 +1,8 @@
 """A local fake of the parts of Slack the bot talks to, served by aiohttp in the test's event loop.
 
 It answers the Web API methods the bot calls (`/api/<method>`, `files.info` included), hosts private files
-(`/files-pri/...`, which answer an HTML login page to a wrong token, as Slack does, and may redirect), takes `files.getUploadURLExternal` uploads
-(`/upload/...`), records `response_url` posts (`/response_url/...`) and runs a Socket Mode WebSocket (`/link`)
+(`/files-pri/...`, which answer an HTML login page to a wrong token, as Slack does, and may redirect), takes
+`files.getUploadURLExternal` uploads (`/upload/...`), records `response_url` posts (`/response_url/...`) and runs a Socket Mode WebSocket (`/link`)
 that tests can push envelopes through. Every request is recorded in `calls` for assertions.
 
 Slack's rate tiers are modelled when a test sets `limits` (e.g. `PUBLISHED_LIMITS`): at most `calls` per

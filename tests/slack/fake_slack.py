@@ -2,8 +2,9 @@
 
 It answers the Web API methods the bot calls (`/api/<method>`, `files.info` included), hosts private files
 (`/files-pri/...`, which answer an HTML login page to a wrong token, as Slack does, and may redirect), takes
-`files.getUploadURLExternal` uploads (`/upload/...`), records `response_url` posts (`/response_url/...`) and runs a Socket Mode WebSocket (`/link`)
-that tests can push envelopes through. Every request is recorded in `calls` for assertions.
+`files.getUploadURLExternal` uploads (`/upload/...`), records `response_url` posts (`/response_url/...`), keeps
+each open modal's hash (`views.update` with a stale one is refused, as Slack does) and runs a Socket Mode
+WebSocket (`/link`) that tests can push envelopes through. Every request is recorded in `calls` for assertions.
 
 Slack's rate tiers are modelled when a test sets `limits` (e.g. `PUBLISHED_LIMITS`): at most `calls` per
 `window_s` per method and workspace (per channel for `chat.postMessage`), beyond that a 429 with `Retry-After`.

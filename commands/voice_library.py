@@ -51,7 +51,7 @@ from commands.storage.audit import AuditEntry
 from commands.storage.errors import NameTaken, StorageUnavailable
 from commands.storage.voices import Consent, Member, NewVoice, Scope, Voice
 from commands.undelivered import UndeliveredStore
-from commands.voice_names import BadVoiceName, check_voice_name, name_key
+from commands.voice_names import check_voice_name, name_key
 
 log = structlog.get_logger(__name__)
 
@@ -222,12 +222,8 @@ class VoiceLibrary:
         (also for another member's private voice: its existence is not revealed)."""
         voice = await self.storage.voices.resolve(member, name_key(name))
         if voice is None:
-            try:  # echo the name only when it is one a voice could have (no markup, mentions, invisible text)
-                called = f"called “{check_voice_name(name)[0]}”"
-            except BadVoiceName:
-                called = "by that name"
-            raise VoiceNotFound(f"You have no voice {called}, and this server has none either. /voice list shows "
-                                "the voices you can use.")
+            raise VoiceNotFound(f"You have no voice called “{name_key(name) or name}”, and this server has none "
+                                "either. /voice list shows the voices you can use.")
         return voice
 
     async def voices(self, member: Member) -> list[Voice]:

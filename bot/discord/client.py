@@ -39,8 +39,11 @@ class VoicebotClient(discord.Client):
         interval. `undelivered` keeps the results no route could deliver (default: under the data directory,
         `VOICEBOT_DATA_DIR`)."""
         self.timing = timing or DiscordTiming()
+        # Nothing the bot posts pings anyone unless a call says so (the result's channel message pings its user):
+        # names and texts in messages are user input, and may hold @everyone or role mentions.
         super().__init__(intents=discord.Intents.none(),  # type: ignore[arg-type]
-                         max_ratelimit_timeout=self.timing.max_ratelimit_wait_s, **options)
+                         max_ratelimit_timeout=self.timing.max_ratelimit_wait_s,
+                         allowed_mentions=discord.AllowedMentions.none(), **options)
         self.service = service
         self.library = library
         self.settings = settings or DiscordSettings()

@@ -443,17 +443,6 @@ async def test_unconfirmed_saves_are_bounded_in_memory(world, monkeypatch):
     assert (await world.library.prepare_save(BOB, "Three", "me", CLIP, None)).name == "Three"
 
 
-@pytest.mark.parametrize(("typed", "told"), [
-    ("narrator", "no voice called “narrator”"),
-    ("@everyone", "no voice by that name"),
-    ("<@&123> **x**", "no voice by that name"),
-    ("a\u202eb", "no voice by that name"),
-])
-async def test_an_unknown_name_is_echoed_only_when_it_is_a_possible_name(world, typed, told):
-    with pytest.raises(VoiceNotFound) as missing:
-        await world.library.find(ALICE, typed)
-    assert told in missing.value.message
-
 
 async def test_a_block_placed_while_the_form_is_open_stops_the_save(world):
     pending = await world.library.prepare_save(ALICE, "Narrator", "me", CLIP, None)

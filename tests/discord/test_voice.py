@@ -120,7 +120,7 @@ async def test_say_with_an_unknown_or_private_voice_is_told_privately(discord_bo
     await save_voice(bot, "Secret", alice)
     payload = bot.say("Secret", "Hello", bob)
     told = await bot.api.wait_for(followup_of(payload))
-    assert told.flags == EPHEMERAL and "no voice called “Secret”" in told.content
+    assert told.flags == EPHEMERAL and "no voice called “secret”" in told.content
     await bot.api.wait_for(delete_of(payload))  # the public progress message goes
     assert backend.calls == []
 
@@ -255,3 +255,11 @@ async def test_a_locked_database_keeps_the_consent_form_open(discord_bot):
         lock.close()
     again = await bot.click(first, "I confirm: save the voice", alice)
     assert (await bot.answer(again, "Saved")).startswith("Saved “Narrator”")
+
+
+async def test_nothing_the_bot_says_pings_anyone(discord_bot):
+    bot = await discord_bot(FakeBackend(), library=True)
+    payload = bot.say("@everyone <@&123>", "Hello")
+    told = await bot.api.wait_for(followup_of(payload))
+    assert "no voice called" in told.content
+    assert told.json["allowed_mentions"]["parse"] == [] and not told.json["allowed_mentions"].get("users")

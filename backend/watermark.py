@@ -43,8 +43,10 @@ CHECK_LIMITS = AudioLimits(max_bytes=16 * MIB, min_seconds=1.0, max_seconds=180.
 # Below one step of 16-bit audio there is nothing to mark or to score (the detector's score on noise that faint
 # drifts up to 0.5 and more); such a clip is treated as silence.
 SILENCE_PEAK = 2.0**-15
-# PerthNet's spectrogram needs more than half its 2048-sample window (at 32 kHz); shorter audio is padded with
-# silence to this for marking and scoring, then cut back.
+# PerthNet's spectrogram (2048-sample windows, 320-sample hops at 32 kHz) needs more than half a window of audio,
+# and its round trip drops the partial hop at the end. So audio is padded with a window of silence (and to at
+# least MIN_SECONDS) before marking or scoring, and cut back after: no sample of the clip is lost.
+PAD_SECONDS = 0.064
 MIN_SECONDS = 0.05
 STREAM_CONTEXT_S = 0.2
 STREAM_LOOKAHEAD_S = 0.1
@@ -89,10 +91,7 @@ class Watermarker:
         with torch.inference_mode():
             marked = np.asarray(self._model().apply_watermark(_padded(samples, sample_rate), sample_rate=sample_rate),
                                 dtype=np.float32)
-        # The spectrogram round trip drops a partial last hop: pad back (or cut) to the length given.
-        out = np.zeros_like(samples)
-        out[: min(out.size, marked.size)] = marked[: out.size]
-        return out
+        return marked[: samples.size]
 
     def confidence(self, samples: np.ndarray, sample_rate: int) -> float:
         """The detector's score in [0, 1]; 0 where it has nothing to score (silence)."""
@@ -111,8 +110,8 @@ class Watermarker:
 
 
 def _padded(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    shortfall = int(np.ceil(MIN_SECONDS * sample_rate)) - samples.size
-    return np.pad(samples, (0, shortfall)) if shortfall > 0 else samples
+    pad = max(int(np.ceil(PAD_SECONDS * sample_rate)), int(np.ceil(MIN_SECONDS * sample_rate)) - samples.size)
+    return np.pad(samples, (0, pad))
 
 
 def _silent(samples: np.ndarray) -> bool:

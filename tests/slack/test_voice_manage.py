@@ -46,7 +46,7 @@ async def test_delete_by_the_owner_and_not_by_another_member(slack):
     assert refused["text"] == (":x: The voice “Shared” belongs to someone else; only its owner or a server admin "
                                "can change it.")
     hidden = await h.command("/voice", "delete Narrator", user="U2")
-    assert "You have no voice called “Narrator”" in hidden["text"]  # a private voice is not even revealed
+    assert "you have no voice called “narrator”" in hidden["text"].lower()  # a private voice is not even revealed
     done = await h.command("/voice", "delete narrator")
     assert done["text"] == ":wastebasket: Deleted the voice *Narrator* and its reference clip."
     assert await names(h) == ["Shared"]
@@ -57,7 +57,8 @@ async def test_workspace_admins_may_delete_workspace_voices_only(slack):
     h = await slack(FakeBackend())
     await h.save_voice("Shared", scope="server")
     await h.save_voice("Mine")
-    assert "You have no voice called “Mine”" in (await h.command("/voice", "delete Mine", user="UADMIN"))["text"]
+    refused = await h.command("/voice", "delete Mine", user="UADMIN")
+    assert "you have no voice called “mine”" in refused["text"].lower()
     done = await h.command("/voice", "delete Shared", user="UADMIN")
     assert done["text"].startswith(":wastebasket: Deleted the voice *Shared*")
     assert await names(h) == ["Mine"]

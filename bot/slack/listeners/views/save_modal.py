@@ -29,9 +29,10 @@ from bot.slack.voice_forms import CONSENT, NAME, SaveForm, read_save_form, state
 from commands.storage.voices import Member, Voice
 from commands.voice_names import check_voice_name
 
-# Refusals about the name, the member or the database go on the first field, the name; the rest concern the clip.
+# Refusals about the name, the member or the bot (its database, too many saves at once) go on the first field,
+# the name; the rest concern the clip.
 NAME_ERRORS = frozenset({"bad_voice_name", "name_taken", "too_many_voices", "blocked", "bad_scope",
-                         "storage_unavailable"})
+                         "storage_unavailable", "busy"})
 NO_CONSENT = "Tick the box to confirm the statement: a voice is saved only with that consent."
 NEW_STATEMENT = ("The consent statement changed since this form opened. Close the form and run `/voice save` "
                  "again to read the current one.")

@@ -22,14 +22,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from backend.errors import VoicebotError
 from bot.slack.delivery import Route, deliver
-from bot.slack.files import download_private, resolve
-from bot.slack.messages import UNEXPECTED, escape, progress_text, user_text
+from bot.slack.members import PLATFORM
+from bot.slack.clip_fetch import fetch_clip
+from bot.slack.messages import UNEXPECTED, error_line, escape, progress_text, user_text
 from bot.slack.progress import ProgressMessage
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
 from commands.errors import UnexpectedJobError
 from commands.health import is_admin
 from commands.jobs import Job
+from commands.storage.voices import Member
 
 log = structlog.get_logger(__name__)
 
@@ -42,19 +44,24 @@ class CloneOrder:
     team: str
     channel: str
     thread_ts: str | None  # None: a new message in the channel, the result in its thread
-    file: dict[str, Any]  # Slack file object of the reference clip
+    file: dict[str, Any] | None  # Slack file object of the reference clip (None: a saved voice speaks)
     text: str
     ref_text: str | None = None
     language: str | None = None
     variant: str | None = None
+    voice: str | None = None  # the saved voice's name (`/say`)
 
     @property
     def user_key(self) -> str:
-        return f"slack:{self.user}"
+        return self.member.key
+
+    @property
+    def member(self) -> Member:
+        return Member(PLATFORM, self.team, self.user)
 
     @property
     def place(self) -> str:
-        return f"slack:{self.team}/{self.channel}"
+        return f"{PLATFORM}:{self.team}/{self.channel}"
 
 
 class CloneFlow:
@@ -77,17 +84,19 @@ class CloneFlow:
     async def _submit(self) -> Job:
         order, settings, clone = self.order, self.services.settings, self.services.clone
         admin = is_admin(order.user_key, False, settings)
-        file = await resolve(self.client, order.file)  # by id: URLs in the payload are never used
-        size = file.get("size")
-        # Everything but the audio itself, before downloading it (Slack tells the file's size).
-        await clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
-                            reference_size=size if isinstance(size, int) else None, is_admin=admin)
-        data = await download_private(file, self.services.bot_token, settings.audio_limits.max_bytes,
-                                      origins=self.services.file_origins)
-        return await clone.submit(
-            order.user_key, order.place, data, file.get("name"), order.text, order.ref_text, order.language,
+        assert order.file is not None
+
+        async def check(size: int | None) -> None:  # everything but the audio itself, before downloading it
+            await clone.check_request(order.user_key, order.text, order.ref_text, order.language, order.variant,
+                                      reference_size=size, is_admin=admin)
+
+        clip = await fetch_clip(self.services, self.client, order.file, check)
+        job = await clone.submit(
+            order.user_key, order.place, clip.data, clip.filename, order.text, order.ref_text, order.language,
             order.variant, is_admin=admin, on_progress=self.progress.on_job,
         )
+        self.services.library.record_clone(job, order.member, order.channel)
+        return job
 
     async def run(self) -> None:
         """Admission (if not done yet), then the job to its end; every failure reaches the user."""
@@ -97,7 +106,7 @@ class CloneFlow:
                 job = await self.admit()
             except VoicebotError as exc:
                 self.note(exc)
-                await self.reply.ephemeral(f":x: {user_text(exc)}")
+                await self.reply.ephemeral(error_line(exc))
                 return
             await self._follow(job)
         except Exception:
@@ -114,7 +123,7 @@ class CloneFlow:
         except VoicebotError as exc:
             job.mark_failed(exc)  # nobody could see the result: free the slot
             self.note(exc)
-            await self.reply.ephemeral(f":x: {user_text(job.error or exc)}")
+            await self.reply.ephemeral(error_line(job.error or exc))
             return
         try:
             result = await job.wait()
@@ -140,7 +149,7 @@ class CloneFlow:
     async def _failed(self, job: Job | None, message: str) -> None:
         """Tell the user privately why; the public message ends as "failed" without the reason (or with it,
         when Slack took no private message)."""
-        told = await self.reply.ephemeral(f":x: {message}")
+        told = await self.reply.ephemeral(f":x: {escape(message)}")
         user = self.order.user
         if not told:
             public = f":x: <@{user}> {escape(message)}"

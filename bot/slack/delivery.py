@@ -84,7 +84,7 @@ async def deliver(services: SlackServices, client: AsyncWebClient, order: CloneO
     pacing = services.pacer.pacing
     file: dict[str, Any] = {"file": audio, "filename": result_filename(job.text),
                             "title": f"Voice clone: {excerpt(job.text, 60)}"}
-    comment = result_comment(job, order.user)
+    comment = result_comment(job, order.user, order.voice)
     failures: list[str] = []
 
     async def to_thread() -> None:

@@ -57,6 +57,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def error_line(error: VoicebotError, emoji: str = ":x:") -> str:
+    """A failure as a private Slack message: its message for users, escaped (it may quote what they typed:
+    a voice name, a file name)."""
+    return f"{emoji} {escape(user_text(error))}"
+
+
 def progress_text(job: Job, user_id: str) -> str:
     """"⏳ @alice Job J7K2QX: queued, position 2 of 3" and so on."""
     return f"{STATUS_EMOJI[job.status]} <@{user_id}> {escape(redact(job.describe()))}"
@@ -66,9 +72,11 @@ def fields_mrkdwn(fields: list[Field]) -> str:
     return "\n".join(f"*{escape(label)}:* {escape(value)}" for label, value in fields)
 
 
-def result_comment(job: Job, user_id: str) -> str:
-    """What is posted with the WAV: who asked, the timing report of `commands.timing`, the consent line."""
-    return f"<@{user_id}> here is your voice clone (job {job.id}).\n{fields_mrkdwn(job_timing_fields(job))}\n" \
+def result_comment(job: Job, user_id: str, voice: str | None = None) -> str:
+    """What is posted with the WAV: who asked (and which saved voice spoke), the timing report of
+    `commands.timing`, the consent line."""
+    what = f"the voice *{escape(voice)}*" if voice else "your voice clone"
+    return f"<@{user_id}> here is {what} (job {job.id}).\n{fields_mrkdwn(job_timing_fields(job))}\n" \
            f"_{CONSENT_LINE}_"
 
 

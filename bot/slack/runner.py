@@ -4,9 +4,11 @@ shutdown.
 Socket Mode (the default) opens a WebSocket to Slack with the app-level token: no public URL needed. HTTP mode
 (SLACK_MODE=http) serves the Events/Interactivity endpoint on SLACK_PORT + SLACK_PATH and verifies every
 request's signature with SLACK_SIGNING_SECRET before reading it (`bot.slack.http_mode`). The three Slack
-secrets are registered with `backend.redaction` first thing, so no log line or message can show them. On SIGTERM or SIGINT the bot stops taking clone jobs (users are
-told it is restarting), tells queued users to resubmit, lets running jobs finish and upload for up to
-VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects.
+secrets are registered with `backend.redaction` first thing, so no log line or message can show them. The
+storage (the voice library's database, also holding the limits every bot process shares) is opened before
+Slack is connected: a database that cannot be opened stops the bot with the reason. On SIGTERM or SIGINT the
+bot stops taking clone jobs (users are told it is restarting), tells queued users to resubmit, lets running
+jobs finish and upload for up to VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects; the storage closes last.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from backend.errors import VoicebotError
 from backend.log_setup import setup_logging
 from backend.redaction import register_secrets
-from backend.settings import BackendSettings
-from bot.services import build_service
+from bot.services import open_services
 from bot.settings import BotSettings
 from bot.slack.app import build_app
 from bot.slack.http_mode import web_app
@@ -36,7 +37,6 @@ from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem, explain
 from bot.slack.web_client import web_client
-from commands.settings import CommandSettings
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -47,12 +47,6 @@ def missing_settings_message(missing: list[str], mode: str) -> str:
     lines = "\n".join(f"  - {item}" for item in missing)
     return (f"The Slack bot cannot start in {mode} mode: set these in the environment or in .env "
             f"(see .env.example):\n{lines}\nCreating the app and finding the tokens: {DOCS}.")
-
-
-def build_services(bot_token: str, backend_settings: BackendSettings | None = None,
-                   command_settings: CommandSettings | None = None) -> SlackServices:
-    """The shared clone service plus what the Slack listeners need besides it."""
-    return SlackServices(build_service(backend_settings, command_settings), bot_token=bot_token)
 
 
 @dataclass
@@ -120,6 +114,16 @@ async def serve(settings: SlackSettings, services: SlackServices, *, grace_s: fl
         log.info("slack.stopped")
 
 
+async def main(settings: SlackSettings, *, grace_s: float) -> None:
+    """The clone service and the voice library on the storage (opened and migrated; its limits shared with
+    every bot process on the database) around `serve`; they close after the job queue has drained, so the
+    audit records of the last jobs are written."""
+    assert settings.bot_token is not None
+    async with open_services() as opened:
+        services = SlackServices(opened.clone, opened.library, bot_token=settings.bot_token.get_secret_value().strip())
+        await serve(settings, services, grace_s=grace_s)
+
+
 def run_slack() -> None:
     """Run the Slack bot until SIGTERM/SIGINT. Exits with status 2 and a how-to when settings are missing or
     Slack rejects the token."""
@@ -130,13 +134,11 @@ def run_slack() -> None:
     if missing := settings.missing():
         print(missing_settings_message(missing, settings.mode), file=sys.stderr)
         raise SystemExit(2)
-    assert settings.bot_token is not None
     try:
-        services = build_services(settings.bot_token.get_secret_value().strip())
-        asyncio.run(serve(settings, services, grace_s=bot_settings.shutdown_grace_s))
+        asyncio.run(main(settings, grace_s=bot_settings.shutdown_grace_s))
     except SlackProblem as exc:  # the operator reads this: the detail (which setting) included
         print(exc.operator_text, file=sys.stderr)
         raise SystemExit(2) from None
-    except VoicebotError as exc:  # backend misconfiguration found at startup
+    except VoicebotError as exc:  # backend or database misconfiguration found at startup
         print(exc.operator_text, file=sys.stderr)
         raise SystemExit(1) from None

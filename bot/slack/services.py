@@ -1,7 +1,7 @@
-"""What the Slack listeners share: the clone service (queue, limits, backends), the bot token and where it may
-go, the budgets of Slack calls (`pacing`), the results no route could deliver (`undelivered`), the tasks still
-delivering a result (so shutdown can wait for them), the requests already handled (so a re-delivered or
-replayed one runs once) and the Slack problems admins should see in /tts-health.
+"""What the Slack listeners share: the clone service (queue, limits, backends), the voice library, the bot token
+and where it may go, the budgets of Slack calls (`pacing`), the results no route could deliver
+(`undelivered`), the tasks still delivering a result (so shutdown can wait for them), the requests already
+handled (so a re-delivered or replayed one runs once) and the Slack problems admins should see in /tts-health.
 
 Listeners get this object through `register(app, services)` closures, not through Bolt's `context`: Bolt
 deep-copies the context for lazy listeners, which would copy the job queue with it.
@@ -25,6 +25,7 @@ from bot.slack.slack_errors import SlackProblem
 from commands.clone import CloneService
 from commands.settings import CommandSettings
 from commands.undelivered import UndeliveredStore
+from commands.voice_library import VoiceLibrary
 
 log = structlog.get_logger(__name__)
 
@@ -50,11 +51,12 @@ class NotedProblem:
 @dataclass(eq=False)
 class SlackServices:
     clone: CloneService
+    library: VoiceLibrary
     bot_token: str
     ack_budget_s: float = ACK_BUDGET_S
     file_origins: tuple[str, ...] = SLACK_FILE_ORIGINS  # where the bot token may fetch files (tests: a fake)
     pacer: Pacer = field(default_factory=Pacer)
-    # results no route could deliver; None: a store in `CommandSettings.undelivered_dir`
+    # results no route could deliver; None: the voice library's (forget-me deletes a user's from it)
     undelivered: UndeliveredStore = None  # type: ignore[assignment]
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _seen: TTLCache[str, bool] = field(default_factory=lambda: TTLCache(SEEN_MAX, SEEN_TTL_S))
@@ -62,7 +64,7 @@ class SlackServices:
 
     def __post_init__(self) -> None:
         if self.undelivered is None:
-            self.undelivered = UndeliveredStore(self.settings.undelivered_dir)
+            self.undelivered = self.library.undelivered
 
     @property
     def settings(self) -> CommandSettings:

@@ -18,8 +18,11 @@ import json
 import logging
 import time
 import urllib.parse
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,14 +33,17 @@ from slack_bolt.response import BoltResponse
 
 from backend.clients.base import BackendClient
 from backend.log_setup import setup_logging
+from bot.services import voice_library
 from bot.slack.app import build_app
+from bot.slack.listeners.shortcuts.clone_this_voice import CALLBACK_ID
 from bot.slack.modals import FILE_ACTION, LANGUAGE, REF_TEXT, REFERENCE, TEXT, VALUE_ACTION, VARIANT
+from bot.slack.voice_forms import CONSENT, CONSENT_ACTION, NAME, SCOPE, SCOPE_ACTION, VOICE, VOICE_ACTION
 from bot.slack.pacing import Pacer, Pacing, Rate
 from bot.slack.services import SlackServices
 from bot.slack.web_client import web_client
 from commands.clone import CloneService
 from commands.settings import CommandSettings
-from commands.undelivered import UndeliveredStore
+from tests.clips import sine_clip
 from tests.log_records import ErrorRecords
 from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID, FakeSlack
 
@@ -105,6 +111,34 @@ def form_values(text: str | None = "Hello from Slack", *, files: list[dict[str, 
     return values
 
 
+def save_values(name: str | None = "Narrator", *, files: list[dict[str, Any]] | None = None, scope: str = "me",
+                consent: bool = True, transcript: str | None = None) -> dict[str, Any]:
+    """`view.state.values` of a submitted save form; `files=None` leaves out the file picker (shortcut form)."""
+    values: dict[str, Any] = {
+        NAME: {VALUE_ACTION: {"type": "plain_text_input", "value": name}},
+        REF_TEXT: {VALUE_ACTION: {"type": "plain_text_input", "value": transcript}},
+        SCOPE: {SCOPE_ACTION: {"type": "radio_buttons", "selected_option": {
+            "text": {"type": "plain_text", "text": scope}, "value": scope}}},
+        CONSENT: {CONSENT_ACTION: {"type": "checkboxes", "selected_options": [
+            {"text": {"type": "plain_text", "text": "I confirm"}, "value": "confirmed"}] if consent else []}},
+    }
+    if files is not None:
+        values[REFERENCE] = {FILE_ACTION: {"type": "file_input", "files": files}}
+    return values
+
+
+def say_values(voice: str | None, text: str | None = "Hello from a saved voice",
+               language: str = "Auto") -> dict[str, Any]:
+    """`view.state.values` of a submitted say form."""
+    return {
+        VOICE: {VOICE_ACTION: {"type": "external_select", "selected_option": None if voice is None else {
+            "text": {"type": "plain_text", "text": voice}, "value": voice}}},
+        TEXT: {VALUE_ACTION: {"type": "plain_text_input", "value": text}},
+        LANGUAGE: {VALUE_ACTION: {"type": "static_select", "selected_option": {
+            "text": {"type": "plain_text", "text": language}, "value": language}}},
+    }
+
+
 @dataclass
 class SlackHarness:
     fake: FakeSlack
@@ -151,6 +185,68 @@ class SlackHarness:
         await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
         return self.fake.of("views.open")[-1].reply["view"]
 
+    async def command(self, command: str, text: str = "", user: str = "U1",
+                      channel: str = "C1") -> dict[str, Any]:
+        """A slash command that answers privately: what it posted to its response_url."""
+        before = len(self.responses())
+        await self.dispatch(self.slash(command, user=user, text=text, channel=channel))
+        await self.fake.wait_for(lambda _: len(self.responses()) > before)
+        return self.responses()[-1]
+
+    async def open_view(self, command: str, text: str = "", user: str = "U1") -> dict[str, Any]:
+        """A slash command that opens a modal: the modal (with the view id Slack gave it)."""
+        before = len(self.fake.of("views.open"))
+        await self.dispatch(self.slash(command, user=user, text=text))
+        await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
+        return self.fake.of("views.open")[-1].reply["view"]
+
+    async def save_voice(self, name: str = "Narrator", user: str = "U1", scope: str = "me",
+                         clip: dict[str, Any] | None = None) -> BoltResponse:
+        """`/voice save` and the form submitted with consent; waits for the outcome. Each voice gets its own clip
+        (a louder or quieter one), unless `clip` is given."""
+        loudness = 0.1 + zlib.crc32(f"{user}/{name}".encode()) % 50 / 100
+        clip = clip or self.fake.host_file(f"{name}.wav", sine_clip(seconds=3.0, amplitude=loudness),
+                                           file_id=f"F0{user}{name}")
+        view = await self.open_view("/voice", f"save {name}", user=user)
+        response = await self.dispatch(self.submission(view, save_values(name, files=[clip], scope=scope), user=user))
+        await self.settle()
+        return response
+
+    async def options(self, value: str = "", user: str = "U1") -> list[dict[str, Any]]:
+        """The voice picker's options as `user` types `value`."""
+        payload = {"type": "block_suggestion", "user": {"id": user, "team_id": TEAM_ID},
+                   "team": {"id": TEAM_ID, "domain": "test"}, "api_app_id": "A1", "token": "legacy",
+                   "action_id": VOICE_ACTION, "block_id": VOICE, "value": value,
+                   "view": {"id": "V9", "type": "modal", "callback_id": "voice_say_modal"}}
+        response = await self.dispatch(interactive_request(payload))
+        assert response.status == 200, response.body
+        return json.loads(response.body)["options"]
+
+    async def shortcut(self, message: dict[str, Any], user: str = "U1", channel: str = "C9") -> dict[str, Any]:
+        """"Clone this voice" on `message`: the choice it opened (as `views.open` answered it)."""
+        before = len(self.fake.of("views.open"))
+        await self.dispatch(interactive_request({
+            "type": "message_action", "callback_id": CALLBACK_ID, "trigger_id": self.next_trigger_id(),
+            "team": {"id": TEAM_ID, "domain": "test"}, "user": {"id": user, "team_id": TEAM_ID},
+            "channel": {"id": channel, "name": "voices"}, "message": message, "message_ts": message["ts"],
+            "response_url": f"{self.fake.base}/response_url/shortcut", "api_app_id": "A1", "token": "legacy"}))
+        await self.fake.wait_for(lambda _: len(self.fake.of("views.open")) > before)
+        return self.fake.of("views.open")[-1].reply["view"]
+
+    async def choose(self, view: dict[str, Any], action_id: str, user: str = "U1") -> dict[str, Any]:
+        """Click the button `action_id` in the open modal `view`: the form it turned into (`views.update`;
+        `{}` when Slack refused the update)."""
+        before = len(self.fake.of("views.update"))
+        await self.dispatch(interactive_request({
+            "type": "block_actions", "team": {"id": TEAM_ID, "domain": "test"},
+            "user": {"id": user, "team_id": TEAM_ID}, "api_app_id": "A1", "token": "legacy",
+            "trigger_id": self.next_trigger_id(), "container": {"type": "view", "view_id": view["id"]},
+            "view": {**view, "state": {"values": {}}},
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "choice",
+                         "text": {"type": "plain_text", "text": action_id}, "action_ts": "1.1"}]}))
+        await self.fake.wait_for(lambda _: len(self.fake.of("views.update")) > before)
+        return (self.fake.of("views.update")[-1].reply or {}).get("view", {})
+
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every clone flow and progress edit has ended."""
         assert await self.services.idle(timeout=timeout), "clone flows still running"
@@ -173,18 +269,52 @@ UNPACED = Pacing(edit_interval_s=0.0, edits=Rate(1000, 1.0), posts=Rate(1000, 1.
                  route_deadline_s=20.0)
 
 
+@asynccontextmanager
+async def slack_services(backend: BackendClient | dict[str, BackendClient], settings: CommandSettings,
+                         data_dir: Path, **options: Any) -> AsyncIterator[SlackServices]:
+    """`SlackServices` as `voicebot slack` builds them: the clone service and the voice library on a SQLite
+    database in `data_dir` (the product's `bot.services.voice_library`), closed on exit."""
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    service = CloneService(backend, settings)
+    async with voice_library(service) as library:
+        services = SlackServices(service, library, **options)
+        try:
+            yield services
+        finally:
+            await services.idle(timeout=10)
+            await service.queue.drain(timeout=1)
+
+
+ServicesFactory = Callable[..., Awaitable[SlackServices]]
+
+
 @pytest.fixture
-async def slack(logged_errors: ErrorRecords, tmp_path) -> AsyncIterator[SlackFactory]:
+async def make_services(tmp_path) -> AsyncIterator[ServicesFactory]:
+    """`await make_services(backend, settings, bot_token=...)`: `slack_services` closed when the test ends."""
+    async with AsyncExitStack() as stack:
+        made = 0
+
+        async def make(backend: BackendClient | dict[str, BackendClient], settings: CommandSettings | None = None,
+                       **options: Any) -> SlackServices:
+            nonlocal made
+            made += 1
+            return await stack.enter_async_context(slack_services(
+                backend, settings or CommandSettings(cooldown_s=0, _env_file=None), tmp_path / f"data{made}",
+                **options))
+
+        yield make
+
+
+@pytest.fixture
+async def slack(logged_errors: ErrorRecords, make_services: ServicesFactory) -> AsyncIterator[SlackFactory]:
     fake = await FakeSlack().start()
     harnesses: list[SlackHarness] = []
 
     async def make(backend: BackendClient | dict[str, BackendClient], settings: CommandSettings | None = None,
                    *, bot_token: str = BOT_TOKEN, ack_budget_s: float = 5.0,
                    pacing: Pacing = UNPACED) -> SlackHarness:
-        settings = settings or CommandSettings(cooldown_s=0, _env_file=None)
-        services = SlackServices(CloneService(backend, settings), bot_token=bot_token, ack_budget_s=ack_budget_s,
-                                 file_origins=fake.file_origins, pacer=Pacer(pacing),
-                                 undelivered=UndeliveredStore(tmp_path / "undelivered"))
+        services = await make_services(backend, settings, bot_token=bot_token, ack_budget_s=ack_budget_s,
+                                       file_origins=fake.file_origins, pacer=Pacer(pacing))
         client = web_client(BOT_TOKEN, fake.api_url)
         harness = SlackHarness(fake, build_app(services, client, signing_secret=SIGNING_SECRET), services,
                                logged_errors)
@@ -192,9 +322,4 @@ async def slack(logged_errors: ErrorRecords, tmp_path) -> AsyncIterator[SlackFac
         return harness
 
     yield make
-    try:
-        for harness in harnesses:
-            await harness.services.idle(timeout=10)
-            await harness.services.clone.queue.drain(timeout=1)
-    finally:
-        await fake.close()
+    await fake.close()

@@ -1,9 +1,10 @@
 """A local fake of the parts of Slack the bot talks to, served by aiohttp in the test's event loop.
 
 It answers the Web API methods the bot calls (`/api/<method>`, `files.info` included), hosts private files
-(`/files-pri/...`, which answer an HTML login page to a wrong token, as Slack does, and may redirect), takes `files.getUploadURLExternal` uploads
-(`/upload/...`), records `response_url` posts (`/response_url/...`) and runs a Socket Mode WebSocket (`/link`)
-that tests can push envelopes through. Every request is recorded in `calls` for assertions.
+(`/files-pri/...`, which answer an HTML login page to a wrong token, as Slack does, and may redirect), takes
+`files.getUploadURLExternal` uploads (`/upload/...`), records `response_url` posts (`/response_url/...`), keeps
+each open modal's hash (`views.update` with a stale one is refused, as Slack does) and runs a Socket Mode
+WebSocket (`/link`) that tests can push envelopes through. Every request is recorded in `calls` for assertions.
 
 Slack's rate tiers are modelled when a test sets `limits` (e.g. `PUBLISHED_LIMITS`): at most `calls` per
 `window_s` per method and workspace (per channel for `chat.postMessage`), beyond that a 429 with `Retry-After`.
@@ -72,7 +73,7 @@ PUBLISHED_LIMITS = {
     "chat.postMessage": Limit(2, 1.0, per_channel=True),
     "chat.update": TIER_3, "chat.delete": TIER_3, "conversations.open": TIER_3,
     "chat.postEphemeral": TIER_4, "files.getUploadURLExternal": TIER_4, "files.completeUploadExternal": TIER_4,
-    "files.info": TIER_4, "users.info": TIER_4, "views.open": TIER_4,
+    "files.info": TIER_4, "users.info": TIER_4, "views.open": TIER_4, "views.update": TIER_4,
 }
 
 
@@ -150,6 +151,7 @@ class FakeSlack:
         self.socket_replies: list[dict[str, Any]] = []  # what the bot sent back over Socket Mode
         self._socket_open = asyncio.Event()
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        self.view_hashes: dict[str, str] = {}  # view id -> its current hash (views.update checks it)
 
     def now(self) -> float:
         """Slack's clock: the event loop's, `speed` times faster."""
@@ -332,7 +334,17 @@ class FakeSlack:
             return ok(url="https://t.example.slack.com/", team="Test", user="voicebot", team_id=TEAM_ID,
                       user_id=BOT_USER_ID, bot_id="B1", is_enterprise_install=False)
         if method in ("views.open", "views.push"):
-            return ok(view={**a["view"], "id": f"V{next(self._ts)}", "hash": f"h{next(self._ts)}"})
+            view = {**a["view"], "id": f"V{next(self._ts)}", "hash": f"h{next(self._ts)}"}
+            self.view_hashes[view["id"]] = view["hash"]
+            return ok(view=view)
+        if method == "views.update":  # like Slack: a stale `hash` means the view changed meanwhile
+            view_id = a.get("view_id")
+            if view_id not in self.view_hashes:
+                return error("not_found")
+            if a.get("hash") and a["hash"] != self.view_hashes[view_id]:
+                return error("hash_conflict")
+            self.view_hashes[view_id] = f"h{next(self._ts)}"
+            return ok(view={**a["view"], "id": view_id, "hash": self.view_hashes[view_id]})
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return ok(channel=a.get("channel"), ts=ts, message={"text": a.get("text"), "ts": ts})

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from bot.slack.files import NOT_IN_SLACK, SLACK_FILE_ORIGINS, is_slack_file_url
+from bot.slack.voice_forms import CHOOSE_CLONE
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
-from tests.slack.conftest import SlackHarness, event_request, form_values, interactive_request
+from tests.slack.conftest import SlackHarness, event_request, form_values
 from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID, HostileHost
 
 ENTRY_POINTS = ["mention", "shortcut", "form"]
@@ -47,11 +48,7 @@ async def clone_via(h: SlackHarness, entry: str, file: dict[str, Any]) -> list[s
         await h.dispatch(event_request(event))
     elif entry == "shortcut":
         message = {"type": "message", "user": "U5", "ts": "1.2", "files": [file]}
-        await h.dispatch(interactive_request({
-            "type": "message_action", "callback_id": "clone_this_voice", "trigger_id": h.next_trigger_id(),
-            "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"}, "channel": {"id": "C1"},
-            "message": message, "response_url": f"{h.fake.base}/response_url/shortcut"}))
-        view = (await h.fake.wait_for("views.open")).reply["view"]
+        view = await h.choose(await h.shortcut(message, channel="C1"), CHOOSE_CLONE)
         response = await h.dispatch(h.submission(view, form_values("Hello")))
         told += list(json.loads(response.body)["errors"].values()) if response.body else []
     else:

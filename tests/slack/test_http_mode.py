@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,12 +20,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.app import build_app
 from bot.slack.http_mode import MAX_BODY_BYTES
 from bot.slack.runner import start_transport
-from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
-from commands.clone import CloneService
 from commands.settings import CommandSettings
 from tests.fakes import FakeBackend
-from tests.slack.conftest import sign
+from tests.slack.conftest import sign, slack_services
 from tests.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 FORM = "application/x-www-form-urlencoded"
@@ -55,17 +55,19 @@ class Endpoint:
 async def serving() -> AsyncIterator[Endpoint]:
     """The bot's HTTP-mode endpoint on a free port, in front of a fake Slack; closed (jobs idle first) on exit."""
     fake = await FakeSlack().start()
-    services = SlackServices(CloneService(FakeBackend(), CommandSettings(_env_file=None)), bot_token=BOT_TOKEN)
-    app = build_app(services, AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url), SIGNING_SECRET)
-    settings_ = SlackSettings(mode="http", host="127.0.0.1", port=0, bot_token=BOT_TOKEN,
-                              signing_secret=SIGNING_SECRET, _env_file=None)
-    transport = await start_transport(app, settings_)
-    try:
-        yield Endpoint(f"http://127.0.0.1:{transport.port}/slack/events", fake)
-    finally:
-        await services.idle(timeout=5)
-        await transport.close()
-        await fake.close()
+    with tempfile.TemporaryDirectory() as data_dir:
+        async with slack_services(FakeBackend(), CommandSettings(_env_file=None), Path(data_dir),
+                                  bot_token=BOT_TOKEN) as services:
+            app = build_app(services, AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url), SIGNING_SECRET)
+            settings_ = SlackSettings(mode="http", host="127.0.0.1", port=0, bot_token=BOT_TOKEN,
+                                      signing_secret=SIGNING_SECRET, _env_file=None)
+            transport = await start_transport(app, settings_)
+            try:
+                yield Endpoint(f"http://127.0.0.1:{transport.port}/slack/events", fake)
+            finally:
+                await services.idle(timeout=5)
+                await transport.close()
+                await fake.close()
 
 
 @pytest.fixture

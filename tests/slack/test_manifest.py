@@ -29,8 +29,12 @@ def test_scopes_and_socket_mode(manifest):
 
 
 def test_commands_and_shortcut(manifest):
-    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/clone", "/tts-health"]
+    commands = {c["command"]: c for c in manifest["features"]["slash_commands"]}
+    assert list(commands) == ["/clone", "/voice", "/say", "/tts-check", "/tts-health"]
+    assert commands["/voice"]["should_escape"] is True  # mentions arrive as <@U…|name>: block names a member by id
+    assert all(len(c["description"]) <= 100 and len(c.get("usage_hint", "")) <= 100 for c in commands.values())
     (shortcut,) = manifest["features"]["shortcuts"]
+    assert len(shortcut["description"]) <= 80
     assert shortcut == {**shortcut, "name": "Clone this voice", "type": "message", "callback_id": CALLBACK_ID}
 
 
@@ -38,7 +42,7 @@ async def test_every_manifest_entry_has_a_listener(slack, manifest):
     """Bolt answers 404 to a request no listener matches."""
     h = await slack(FakeBackend())
     for command in manifest["features"]["slash_commands"]:
-        assert (await h.dispatch(h.slash(command["command"]))).status == 200
+        assert (await h.dispatch(h.slash(command["command"]))).status == 200, command
     shortcut = {"type": "message_action", "callback_id": CALLBACK_ID, "trigger_id": "9.9.9", "team": {"id": "T1"},
                 "user": {"id": "U1"}, "channel": {"id": "C1"}, "message": {"ts": "1.2", "text": "hi"},
                 "response_url": f"{h.fake.base}/response_url/s", "token": "legacy"}

@@ -64,11 +64,10 @@ def test_startup_registers_the_slack_secrets(monkeypatch, tmp_path):
     monkeypatch.setenv("SLACK_SIGNING_SECRET", signing_secret)
     monkeypatch.delenv("SLACK_MODE", raising=False)
     monkeypatch.setattr(runner, "setup_logging", lambda *args, **kwargs: None)
-    monkeypatch.setattr(runner, "build_services", lambda token: None)
 
-    async def serve(*args, **kwargs) -> None:
+    async def main(*args, **kwargs) -> None:
         return None
 
-    monkeypatch.setattr(runner, "serve", serve)
+    monkeypatch.setattr(runner, "main", main)
     run_slack()
     assert redact(f"secret {signing_secret} in a line") == f"secret {MASK} in a line"

@@ -17,10 +17,8 @@ import bot.slack.runner as runner
 from bot.slack import run_slack
 from bot.slack.app import build_app
 from bot.slack.runner import serve, start_transport
-from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem
-from commands.clone import CloneService
 from commands.settings import CommandSettings
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
@@ -54,9 +52,9 @@ async def test_socket_mode_requests_skip_the_signature(slack):
     await h.fake.wait_for("views.open")
 
 
-async def test_http_mode_serves_signed_requests():
+async def test_http_mode_serves_signed_requests(make_services):
     fake = await FakeSlack().start()
-    services = SlackServices(CloneService(FakeBackend(), CommandSettings(_env_file=None)), bot_token=BOT_TOKEN)
+    services = await make_services(FakeBackend(), bot_token=BOT_TOKEN)
     app = build_app(services, AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url), SIGNING_SECRET)
     settings = SlackSettings(mode="http", host="127.0.0.1", port=0, bot_token=BOT_TOKEN,
                              signing_secret=SIGNING_SECRET, _env_file=None)
@@ -99,13 +97,13 @@ def mention_body(event_id: str, user: str, ts: str, clip: dict) -> dict:
                                 "is_enterprise_install": False}]}
 
 
-async def test_socket_mode_end_to_end_with_graceful_shutdown():
+async def test_socket_mode_end_to_end_with_graceful_shutdown(make_services):
     """`serve` over a real WebSocket: envelopes are acknowledged and handled; on stop, the running job still
     uploads its audio and the queued one is told the bot is restarting."""
     fake = await FakeSlack().start()
     backend = FakeBackend(hold=True)
     settings = CommandSettings(cooldown_s=0, max_concurrent_jobs=1, _env_file=None)
-    services = SlackServices(CloneService(backend, settings), bot_token=BOT_TOKEN, file_origins=fake.file_origins)
+    services = await make_services(backend, settings, bot_token=BOT_TOKEN, file_origins=fake.file_origins)
     stop = asyncio.Event()
     serving = asyncio.create_task(serve(socket_settings(fake), services, grace_s=10, stop=stop))
     try:
@@ -146,9 +144,9 @@ async def test_socket_mode_end_to_end_with_graceful_shutdown():
         await fake.close()
 
 
-async def test_serve_stops_with_a_clear_error_on_a_bad_token():
+async def test_serve_stops_with_a_clear_error_on_a_bad_token(make_services):
     fake = await FakeSlack().start()
-    services = SlackServices(CloneService(FakeBackend(), CommandSettings(_env_file=None)), bot_token="xoxb-bad")
+    services = await make_services(FakeBackend(), bot_token="xoxb-bad")
     settings = SlackSettings(bot_token="xoxb-bad", app_token=APP_TOKEN, api_url=fake.api_url, _env_file=None)
     try:
         with pytest.raises(SlackProblem) as problem:
@@ -205,3 +203,18 @@ def test_settings_read_the_environment(monkeypatch, tmp_path):
     assert (settings.mode, settings.port, settings.path, settings.missing()) == ("http", 8080, "/slack/events", [])
     assert "s3cret" not in repr(settings)  # secrets never reach logs
     assert json.loads(settings.model_dump_json())["signing_secret"] == "**********"
+
+
+def test_an_unreachable_database_stops_the_bot_with_the_reason(no_slack_env, monkeypatch, tmp_path, capsys):
+    """The voice library's database is opened before the bot connects: when it cannot be, the bot stops with
+    status 1 and what to fix (which database, without its password), never half-started."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", APP_TOKEN)
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VOICEBOT_DATABASE_URL", "postgresql://voicebot:pw-of-db@127.0.0.1:9/voices")
+    monkeypatch.setenv("VOICEBOT_DATABASE_TIMEOUT_S", "2")
+    with pytest.raises(SystemExit) as exit_info:
+        run_slack()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "127.0.0.1:9/voices" in err and "pw-of-db" not in err

@@ -11,18 +11,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.clone_flow import CloneFlow, CloneOrder
 from bot.slack.files import find_audio
+from bot.slack.members import USER_MENTION
 from bot.slack.messages import MENTION_HELP
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
 
-_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
 
 def spoken_text(slack_text: str) -> str:
     """The message as plain text without mentions (a user id cannot be spoken): `<url|label>` -> label,
     `&amp;` -> `&`."""
-    text = _USER_MENTION.sub("", slack_text)
+    text = USER_MENTION.sub("", slack_text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1).lstrip("#!@"), text)
     return " ".join(html.unescape(text).split())
 

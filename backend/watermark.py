@@ -7,9 +7,9 @@ imports this module, never a bot process.
 
 - Whole clips: `Watermarker.mark` (the engine marks every result before it leaves).
 - Streamed clips: `StreamMarker` marks chunk by chunk. Each chunk marked alone would start and end its own
-  spectrogram, and the seams click (up to -17 dB of the peak on the demo speech); so each chunk is marked with
+  spectrogram, and the seams click (-14 dB of the peak on speech-like audio); so each chunk is marked with
   `STREAM_CONTEXT_S` of the audio before it and held back by `STREAM_LOOKAHEAD_S` until the audio after it has
-  arrived. The chunks then add up to the whole clip marked at once within -49 dB of its peak, and the
+  arrived. The chunks then add up to the whole clip marked at once within -46 dB of its peak, and the
   assembled stream detects as the whole clip does (benchmarks/RESULTS.watermark.md).
 - Checking: `detect(audio bytes)` decodes any format the intake reads, within `CHECK_LIMITS` (size, length,
   sample rate; no speech check: the clip may be music or noise), and scores it.

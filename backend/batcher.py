@@ -203,14 +203,14 @@ class CloneBatcher:
             self._answer(batch)
         except VoicebotError as error:  # the deadline, a wrong answer, a refusal: the same for every request
             log.warning("batcher.batch_failed", size=len(batch), code=error.code, error=error.message)
-            _fail(batch, lambda: _copy(error))
+            _fail(batch, lambda error=error: _copy(error))
         except Exception as error:  # one request's own failure (a batch's was retried one by one): as raised
             log.warning("batcher.request_failed", error=repr(error))
-            _fail(batch, lambda: error)
+            _fail(batch, lambda error=error: error)
         except BaseException as error:  # not an Exception: not any one request's fault, so no retry
             log.error("batcher.engine_crashed", size=len(batch), error=repr(error), exc_info=error)
-            _fail(batch, lambda: BackendFailed("The voice engine crashed; try again later.",
-                                               code="engine_crashed", detail=repr(error)))
+            _fail(batch, lambda error=error: BackendFailed("The voice engine crashed; try again later.",
+                                                           code="engine_crashed", detail=repr(error)))
 
     def _answer(self, batch: list[_Job]) -> None:
         started = time.perf_counter()

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import discord
 
+from commands.listing import fit_lines
 from commands.storage.audit import AuditEntry
 from commands.storage.voices import Member, Scope, Voice
 from commands.timing import excerpt, format_seconds
@@ -28,20 +29,6 @@ def when(at: datetime) -> str:
     return discord.utils.format_dt(at, "f")
 
 
-def fit_lines(lines: list[str], limit: int = DESCRIPTION_MAX_CHARS) -> str:
-    """As many whole lines as fit in `limit` characters, then how many were left out."""
-    shown: list[str] = []
-    used = 0
-    for index, line in enumerate(lines):
-        more = f"…and {len(lines) - index} more"
-        if used + len(line) + 1 + len(more) > limit:
-            shown.append(more)
-            break
-        shown.append(line)
-        used += len(line) + 1
-    return "\n".join(shown)
-
-
 def voice_line(voice: Voice, member: Member) -> str:
     name = f"**{discord.utils.escape_markdown(voice.name)}**"
     if voice.scope == "me":
@@ -55,7 +42,8 @@ def voices_embed(voices: list[Voice], member: Member) -> discord.Embed:
         return discord.Embed(title="Voices", description="No saved voices yet. Save one with `/voice save`, or use "
                              "“Clone this voice” on a voice message.")
     return discord.Embed(title="Voices you can use",
-                         description=fit_lines([voice_line(voice, member) for voice in voices]))
+                         description=fit_lines([voice_line(voice, member) for voice in voices],
+                                                     DESCRIPTION_MAX_CHARS))
 
 
 def voice_embed(voice: Voice) -> discord.Embed:
@@ -90,6 +78,7 @@ def activity_embed(entries: list[AuditEntry], retention_days: int) -> discord.Em
     if not entries:
         return discord.Embed(title="Recent voice activity", description="Nothing in the last "
                              f"{retention_days} days (older activity is deleted).")
-    embed = discord.Embed(title="Recent voice activity", description=fit_lines([activity_line(e) for e in entries]))
+    lines = [activity_line(entry) for entry in entries]
+    embed = discord.Embed(title="Recent voice activity", description=fit_lines(lines, DESCRIPTION_MAX_CHARS))
     embed.set_footer(text=f"Newest first · kept {retention_days} days")
     return embed

@@ -13,10 +13,13 @@ from typing import Any
 
 from bot.slack.blocks import SECTION_CHARS, context, section
 from bot.slack.messages import escape
+from commands.listing import fit_lines
 from commands.storage.audit import AuditEntry
 from commands.storage.voices import Member, Voice
 from commands.timing import excerpt, format_seconds
 from commands.voice_library import ForgetMeReport
+
+LIST_CHARS = SECTION_CHARS - 100  # a section's limit, less room for its title
 
 VOICE_HELP = """*Voices* — save a voice once, then let it speak by name.
 • `/voice save [name]` — save a voice from a clip (a form asks for the clip and your consent)
@@ -38,21 +41,6 @@ def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 
 
-def fit_lines(lines: list[str], limit: int = SECTION_CHARS - 100) -> str:
-    """As many whole lines as fit in `limit` characters (a section's limit, less room for its title), then how
-    many were left out."""
-    shown: list[str] = []
-    used = 0
-    for index, line in enumerate(lines):
-        more = f"…and {len(lines) - index} more"
-        if used + len(line) + 1 + len(more) > limit:
-            shown.append(more)
-            break
-        shown.append(line)
-        used += len(line) + 1
-    return "\n".join(shown)
-
-
 def voice_line(voice: Voice, member: Member) -> str:
     name = f"*{escape(voice.name)}*"
     if voice.scope == "me":
@@ -66,7 +54,7 @@ def voices_message(voices: list[Voice], member: Member) -> dict[str, Any]:
         text = ("No saved voices yet. Save one with `/voice save`, or use *Clone this voice* on a message with a "
                 "voice clip.")
         return {"text": text}
-    body = fit_lines([voice_line(voice, member) for voice in voices])
+    body = fit_lines([voice_line(voice, member) for voice in voices], LIST_CHARS)
     return {"text": f"Voices you can use:\n{body}", "blocks": [section(f"*Voices you can use*\n{body}")]}
 
 
@@ -107,7 +95,7 @@ def activity_message(entries: list[AuditEntry], retention_days: int) -> dict[str
     if not entries:
         return {"text": f"No voice activity in this workspace in the last {retention_days} days "
                         "(older activity is deleted)."}
-    body = fit_lines([activity_line(entry) for entry in entries])
+    body = fit_lines([activity_line(entry) for entry in entries], LIST_CHARS)
     return {"text": f"Recent voice activity:\n{body}",
             "blocks": [section(f"*Recent voice activity*\n{body}"),
                        context(f"Newest first · kept {retention_days} days")]}

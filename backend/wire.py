@@ -69,8 +69,8 @@ class CloneBody(BaseModel):
 
     def to_request(self) -> CloneRequest:
         return CloneRequest(
-            reference=_decode_base64(self.ref_audio_base64, "ref_audio_base64"), text=self.text, language=self.language, ref_text=self.ref_text,
-            seed=self.seed, max_new_tokens=self.max_new_tokens,
+            reference=_decode_base64(self.ref_audio_base64, "ref_audio_base64"), text=self.text,
+            language=self.language, ref_text=self.ref_text, seed=self.seed, max_new_tokens=self.max_new_tokens,
         )
 
 

@@ -221,8 +221,8 @@ def main() -> None:
         for name, clips in sets.items():
             found = scores(marker, clips, ffmpeg, scratch)
             report["detection"][name] = {codec: summary(values) for codec, values in found.items()}
-            print(name, {codec: round(row["called_watermarked"], 3) for codec, row in report["detection"][name].items()},
-                  flush=True)
+            rates = {codec: round(row["called_watermarked"], 3) for codec, row in report["detection"][name].items()}
+            print(name, rates, flush=True)
     report["departure_db"] = {
         name: {where: max(departure_db(m, w, c)[where] for m, w, c in zip(marked, whole, speech, strict=True))
                for where in ("near_chunk_edges", "anywhere")}

@@ -54,7 +54,7 @@ def test_clone_returns_24khz_wav_and_metadata(client, clip):
     assert_wav_24k(body["audio_base64"])
     assert body["sample_rate"] == 24_000 and body["frames"] > 0
     assert body["audio_seconds"] == pytest.approx(body["frames"] * 0.08)
-    assert set(body["timings"]) == {"clone_s", "generate_s", "decode_s", "total_s", "queue_s"}
+    assert set(body["timings"]) == {"clone_s", "generate_s", "decode_s", "watermark_s", "total_s", "queue_s"}
     assert body["variant"] == "test" and body["attention"] == "sdpa" and body["engine_mode"] == "stock"
     assert body["gpu"] is None and isinstance(body["cold_start"], bool)
     assert client.post("/clone", json=payload(clip)).json()["voice_cached"] is True  # same clip + transcript
@@ -212,7 +212,8 @@ async def post(app, path: str, **kwargs) -> httpx.Response:
 
 
 ROUTES = [("POST", "/clone"), ("POST", "/clone-batch"), ("GET", "/health"), ("GET", "/languages"),
-          ("POST", "/check"), ("POST", "/forget-voices"), ("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"), ("GET", "/no-such-route")]
+          ("POST", "/check"), ("POST", "/forget-voices"), ("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"),
+          ("GET", "/no-such-route")]
 
 
 @pytest.mark.parametrize("token", [None, "", "   "])

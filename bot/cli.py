@@ -1,5 +1,5 @@
 """`voicebot`: the process entry point. Sub-commands run a bot, clone from the terminal, check a clip for the
-watermark, run the offline demo, build random-weight checkpoints and benchmark backends.
+watermark, run the offline demo, migrate the database, build random-weight checkpoints and benchmark backends.
 
 Heavy imports (discord.py, slack-bolt, torch, matplotlib) happen inside the command that needs them, so
 `voicebot --help` is instant and a bot process never imports torch.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -124,6 +124,35 @@ async def _detect(service: CloneService, audio: bytes, filename: str, variant: s
         return await check_clip(service, audio, filename, variant=variant)
     finally:
         await service.aclose()
+
+
+db = typer.Typer(help="The voice library's database (the SQLite file, or VOICEBOT_DATABASE_URL).",
+                no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+@db.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="The revision to reach")] = "head") -> None:
+    """Migrate the schema up (every bot does this at start; this is for doing it before a rollout)."""
+    _migrate("upgrade", revision)
+
+
+@db.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help='The revision to reach: "-1", "base", an id')]) -> None:
+    """Migrate the schema down (before rolling back to an older voicebot; "base" drops every table)."""
+    _migrate("downgrade", revision)
+
+
+def _migrate(action: Literal["upgrade", "downgrade"], revision: str) -> None:
+    from commands.settings import CommandSettings
+    from commands.storage.sql.migrate import migrate
+
+    try:
+        at = asyncio.run(migrate(CommandSettings(), action, revision))
+    except VoicebotError as exc:  # StorageUnavailable: the database, redacted, and the driver's error
+        errors.print(f"[red]{exc.operator_text}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"database at revision {at or 'base (empty)'}")
 
 
 def ensure_demo_checkpoint(settings: BackendSettings) -> Path:

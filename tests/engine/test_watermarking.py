@@ -56,10 +56,12 @@ def test_a_check_loads_no_tts_model():
 
 
 def test_forget_voices_drops_the_prompts_made_from_those_clips(engine):
-    wav = sine_clip(seconds=2.5, sample_rate=16_000)
+    # Amplitudes no other test uses: the session's engine is shared, and a prompt another test made from the same
+    # clip (with a transcript, say) would rightly be forgotten too, changing the counts.
+    wav = sine_clip(seconds=2.5, sample_rate=16_000, amplitude=0.271)
     pcm, rate = sf.read(io.BytesIO(wav), dtype="int16")
     flac = encode(pcm, rate, format="FLAC")  # the same samples in other bytes
-    other = sine_clip(seconds=2.0, sample_rate=16_000)
+    other = sine_clip(seconds=2.0, sample_rate=16_000, amplitude=0.229)
 
     def clone(reference: bytes) -> bool:
         return engine.clone(CloneRequest(reference=reference, text="Hi.", max_new_tokens=4)).voice_cached

@@ -162,6 +162,8 @@ class FastDecoder:
         talker = self.talker
         layer_step, select = (self.layer_step, self.select) if compiled else (self.eager_step, select_tokens)
         token, step, position = b.token[:rows], b.step[:rows], b.position[:rows]
+        # Rows a batch does not use (its bucket's padding) run too; clamped, their writes stay inside the shape.
+        slot = position.clamp(max=length - 1)
         residual = self._predict_codes(b, rows, compiled)
         frame = torch.cat((token[:, None], residual), dim=1)
         at = step.clamp(max=self.max_len - 1).view(-1, 1, 1)  # each row writes and reads at its own frame
@@ -172,12 +174,12 @@ class FastDecoder:
         hidden = torch.cat(embeds, dim=1).sum(1, keepdim=True)
         hidden = hidden + b.trailing[:rows].gather(1, at.expand(-1, 1, hidden.shape[-1]))
 
-        position_ids = (position[:, None] + b.rope_delta[:rows]).unsqueeze(0).expand(3, -1, -1)
+        position_ids = (slot[:, None] + b.rope_delta[:rows]).unsqueeze(0).expand(3, -1, -1)
         cos, sin = talker.model.rotary_emb(hidden, position_ids)
-        b.valid[:rows].scatter_(1, position[:, None], True)
+        b.valid[:rows].scatter_(1, slot[:, None], True)
         bias = torch.where(b.valid[:rows, None, None, :length], 0.0, torch.finfo(self.dtype).min).to(self.dtype)
         for layer, kv in zip(talker.model.layers, b.talker_cache):
-            hidden = layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], position[:, None], bias)
+            hidden = layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], slot[:, None], bias)
         hidden = talker.model.norm(hidden)
         logits = talker.codec_head(hidden[:, -1]).float()
         early = (step + 1 < b.min_new_tokens[:rows]).to(torch.float32)[:, None]

@@ -45,11 +45,11 @@ def test_auto_serves_stock_and_says_why_when_the_fast_engine_cannot_start(tiny_c
 
 
 def test_fast_mode_clones_a_batch_larger_than_its_bucket(fast_engine):
-    """Three requests with a largest bucket of 2: two fast generations, three results, all marked fast."""
+    """Three requests with a largest bucket of 2: two decode together, the third takes a slot once one frees."""
     clip = sine_clip()
     requests = [CloneRequest(reference=clip, text=text, language="English", max_new_tokens=8)
                 for text in ("Hello there.", "A second, longer sentence to speak.", "Third.")]
-    results = fast_engine.clone_batch(requests)  # unseeded: a seeded request generates alone
+    results = fast_engine.clone_batch(requests)
     assert [r.engine_mode for r in results] == ["fast"] * 3
     assert [r.batch_size for r in results] == [2, 2, 1]
     assert all(0 < r.frames <= 7 for r in results)
@@ -59,3 +59,12 @@ def test_fast_mode_clones_a_batch_larger_than_its_bucket(fast_engine):
 def test_fast_mode_is_reproducible_with_a_seed(fast_engine):
     request = CloneRequest(reference=sine_clip(), text="Same seed, same audio.", seed=11, max_new_tokens=10)
     assert fast_engine.clone(request).audio == fast_engine.clone(request).audio
+
+
+def test_a_seeded_request_sounds_the_same_alone_and_in_a_batch(fast_engine):
+    """Each row draws from its own seed, so a seeded request needs no generation of its own."""
+    clip = sine_clip()
+    seeded = CloneRequest(reference=clip, text="Same seed, same audio.", seed=11, max_new_tokens=10)
+    others = [CloneRequest(reference=clip, text=text, max_new_tokens=12) for text in ("First.", "Other words.")]
+    in_company = fast_engine.clone_batch([others[0], seeded, others[1]])[1]
+    assert in_company.batch_size == 2 and in_company.audio == fast_engine.clone(seeded).audio

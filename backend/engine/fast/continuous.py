@@ -57,7 +57,9 @@ class DecodeJob:
     on_frame: FrameSink | None = None
     future: Future[torch.Tensor] = field(default_factory=Future)  # all codes, cut at EOS
     queued: float = field(default_factory=time.perf_counter)
-    joined: float | None = None  # when its prompt was prefilled into a slot
+    joined: float = 0.0  # when its prompt was prefilled into a slot (perf_counter)
+    ended: float = 0.0  # when its codes were complete
+    peak_rows: int = 1  # the most rows it decoded alongside, itself included
     cancelled: threading.Event = field(default_factory=threading.Event)
     slot: int = -1
     prompt: int = 0
@@ -160,6 +162,7 @@ class ContinuousBatch:
         self._since_check += 1
         for job in active:
             job.done += 1
+            job.peak_rows = max(job.peak_rows, len(active))
             if job.on_frame is not None:
                 _call(job, job.on_frame, job.done)
         owed = [job for job in active if job.chunks and job.done - job.emitted >= _chunk(job)]
@@ -181,7 +184,7 @@ class ContinuousBatch:
 
     def _finish(self, job: DecodeJob) -> None:
         codes = trim_at_eos(self.decoder.buffers.codes[job.slot:job.slot + 1, :job.done], job.settings.eos)[0]
-        codes = codes.clone()
+        codes, job.ended = codes.clone(), time.perf_counter()
         if job.chunks and codes.shape[0] > job.emitted:
             self._emit(job, codes[job.emitted:], codes.shape[0])
         if not job.future.done():

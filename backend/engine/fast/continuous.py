@@ -84,6 +84,7 @@ class ContinuousBatch:
         self.decoder = decoder
         self._waiting: deque[DecodeJob] = deque()
         self._active: list[DecodeJob] = []  # job i sits in slot i
+        self._joining = 0  # taken from the queue, not prefilled yet
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -106,9 +107,9 @@ class ContinuousBatch:
         return job.future
 
     def load(self) -> dict[str, int]:
-        """Rows decoding and requests waiting for a slot (health, benchmarks)."""
+        """Rows decoding and requests not decoding yet (queued or being prefilled): health, benchmarks."""
         with self._wakeup:
-            return dict(active=len(self._active), waiting=len(self._waiting))
+            return dict(active=len(self._active), waiting=len(self._waiting) + self._joining)
 
     def close(self) -> None:
         """Finish every accepted job, then stop the thread."""
@@ -129,6 +130,7 @@ class ContinuousBatch:
                     return  # closed and drained
                 free = self.decoder.max_batch - len(self._active)
                 joining = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+                self._joining = len(joining)
             for job in joining:
                 self._join(job)
             if self._active:
@@ -141,16 +143,20 @@ class ContinuousBatch:
                     self._active.clear()
 
     def _join(self, job: DecodeJob) -> None:
-        if not job.future.set_running_or_notify_cancel():
-            return  # cancelled while queued
+        """Prefill `job` into the next free slot (it stops counting as joining in the step it becomes active)."""
+        joined = False
         try:
-            with self.decoder._generating:
-                job.prompt = self.decoder.join(len(self._active), job.inputs, job.settings, job.seed)
+            if job.future.set_running_or_notify_cancel():  # else cancelled while queued
+                with self.decoder._generating:
+                    job.prompt = self.decoder.join(len(self._active), job.inputs, job.settings, job.seed)
+                joined = True
         except Exception as error:  # noqa: BLE001 - this request's own failure
             _fail(job, error)
-            return
-        job.slot, job.joined = len(self._active), time.perf_counter()
-        self._active.append(job)
+        with self._wakeup:
+            self._joining -= 1
+            if joined:
+                job.slot, job.joined = len(self._active), time.perf_counter()
+                self._active.append(job)
 
     def _step(self) -> None:
         """One frame for every active row, then whatever the host must look at: chunks, EOS, budgets."""

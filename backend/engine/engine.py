@@ -14,7 +14,7 @@ import hashlib
 import importlib.metadata
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from backend.intake import load_reference
 from backend.languages import AUTO, normalize_language
 from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings, WatermarkCheck
 from backend.validation import check_text
-from backend.watermark import Watermarker, detect, shared_watermarker
+from backend.watermark import StreamMarker, Watermarker, detect, shared_watermarker
 
 log = structlog.get_logger(__name__)
 SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 frames per second
@@ -330,6 +330,29 @@ class Engine:
             results.append(result.model_copy(update={"timings": timings}))
         log.info("engine.continuous", requests=len(requests), seconds=round(generated - started, 3))
         return results
+
+    def clone_stream(self, request: CloneRequest) -> Iterator[np.ndarray]:
+        """Speak `request.text` as watermarked float32 chunks at 24 kHz, yielded as the continuous batch decodes
+        them (fast path only: stock qwen-tts has no streaming). The request shares the batch with whole-clip
+        ones; a consumer that stops early frees its slot at the next frame."""
+        checked = self._check(request)
+        self.load()
+        if self._fast is None:
+            raise EngineConfigError("streaming needs the fast engine.", code="no_streaming")
+        with self._lock:
+            item = self._prepare(*checked)
+        marker = StreamMarker(self._get_watermarker())
+        for chunk in self._fast.stream_voice_clone(
+                item.text, item.language.lower() if item.language != AUTO else "auto", item.prompt,
+                seed=request.seed, max_new_tokens=item.max_new_tokens):
+            marked = marker.push(chunk)
+            if marked.size:
+                yield marked
+        rest = marker.finish()
+        if rest.size:
+            yield rest
+        with self._lock:
+            self._served += 1
 
     def validate(self, request: CloneRequest) -> None:
         """Raise the `InvalidInput` that `clone_batch` would, without the model: a batcher calls it so bad input

@@ -68,3 +68,19 @@ def test_a_failing_callback_fails_its_own_request_only(fast, prompts):  # noqa: 
         bad.future.result(timeout=300)
     assert good.future.result(timeout=300).shape == (8, 16)
     assert fast.batch.load() == dict(active=0, waiting=0)
+
+
+def test_a_cancelled_request_leaves_at_the_next_frame_and_frees_its_slot(fast, prompts):  # noqa: F811
+    from concurrent.futures import CancelledError
+
+    jobs = []
+
+    def cancel_at(done: int) -> None:
+        if done == 2:
+            jobs[0].cancel()
+
+    jobs.append(fast.submit(TEXTS[0], "english", prompts[0], on_frame=cancel_at, **GREEDY, max_new_tokens=200))
+    with pytest.raises(CancelledError):
+        jobs[0].future.result(timeout=300)
+    assert jobs[0].done < 10 and fast.batch.load() == dict(active=0, waiting=0)
+    assert fast.decoder.rows_in_use == 0

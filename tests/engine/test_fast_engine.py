@@ -68,3 +68,16 @@ def test_a_seeded_request_sounds_the_same_alone_and_in_a_batch(fast_engine):
     others = [CloneRequest(reference=clip, text=text, max_new_tokens=12) for text in ("First.", "Other words.")]
     in_company = fast_engine.clone_batch([others[0], seeded, others[1]])[1]
     assert in_company.batch_size == 2 and in_company.audio == fast_engine.clone(seeded).audio
+
+
+def test_a_stream_is_the_whole_clip_in_chunks_and_carries_the_watermark(fast_engine):
+    """Streamed and whole, one seed: the same frames; the chunks assembled carry the mark."""
+    import numpy as np
+
+    from backend.audio import to_wav
+
+    request = CloneRequest(reference=sine_clip(), text="Streamed in chunks.", seed=5, max_new_tokens=30)
+    chunks = list(fast_engine.clone_stream(request))
+    whole = fast_engine.clone(request)
+    assert len(chunks) > 1 and sum(chunk.size for chunk in chunks) == whole.frames * 1920
+    assert fast_engine.check_watermark(to_wav(np.concatenate(chunks), 24_000)).watermarked

@@ -61,6 +61,7 @@ class DecodeJob:
     ended: float = 0.0  # when its codes were complete
     peak_rows: int = 1  # the most rows it decoded alongside, itself included
     cancelled: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None  # a callback raised: it leaves with this error
     slot: int = -1
     prompt: int = 0
     done: int = 0  # frames generated
@@ -141,6 +142,7 @@ class ContinuousBatch:
                     for job in self._active:
                         _fail(job, error)
                     self._active.clear()
+                    self._leave([])  # every slot free and harmless again
 
     def _join(self, job: DecodeJob) -> None:
         """Prefill `job` into the next free slot (it stops counting as joining in the step it becomes active)."""
@@ -157,6 +159,7 @@ class ContinuousBatch:
             if joined:
                 job.slot, job.joined = len(self._active), time.perf_counter()
                 self._active.append(job)
+                self.decoder.rows_in_use = len(self._active)
 
     def _step(self) -> None:
         """One frame for every active row, then whatever the host must look at: chunks, EOS, budgets."""
@@ -174,27 +177,34 @@ class ContinuousBatch:
         owed = [job for job in active if job.chunks and job.done - job.emitted >= _chunk(job)]
         at_budget = any(job.done >= job.budget for job in active)
         if not (owed or at_budget or self._since_check >= decoder.eos_check_every or any(
-                job.cancelled.is_set() or job.future.done() for job in active)):
+                job.cancelled.is_set() or job.error is not None for job in active)):
             return
         self._since_check = 0
         finished = decoder.buffers.finished[:len(active)].tolist()
-        leaving = []
+        leaving: dict[DecodeJob, torch.Tensor | None] = {}  # -> its codes, or None: it failed or was cancelled
         for job in active:
-            if finished[job.slot] or job.done >= job.budget:
-                self._finish(job)
-            elif job in owed:
+            if job.error is None and (finished[job.slot] or job.done >= job.budget):
+                leaving[job] = self._finish(job)
+            elif job in owed and job.error is None:
                 self._emit(job, decoder.buffers.codes[job.slot, job.emitted:job.done].clone(), job.done)
-            if job.future.done() or job.cancelled.is_set():
-                leaving.append(job)
-        self._leave(leaving)
+            if job.error is not None or job.cancelled.is_set():
+                leaving[job] = None
+        self._leave(list(leaving))
+        for job, codes in leaving.items():  # answered once its slot is free
+            if job.error is not None:
+                _fail(job, job.error)
+            elif codes is None:
+                _fail(job, CancelledError())
+            elif not job.future.done():
+                job.future.set_result(codes)
 
-    def _finish(self, job: DecodeJob) -> None:
+    def _finish(self, job: DecodeJob) -> torch.Tensor:
+        """The row's codes cut at EOS (its last chunk handed on first)."""
         codes = trim_at_eos(self.decoder.buffers.codes[job.slot:job.slot + 1, :job.done], job.settings.eos)[0]
         codes, job.ended = codes.clone(), time.perf_counter()
         if job.chunks and codes.shape[0] > job.emitted:
             self._emit(job, codes[job.emitted:], codes.shape[0])
-        if not job.future.done():
-            job.future.set_result(codes)
+        return codes
 
     def _emit(self, job: DecodeJob, codes: torch.Tensor, upto: int) -> None:
         job.emitted = upto
@@ -212,8 +222,7 @@ class ContinuousBatch:
                     buffers.move(last.slot, job.slot)
                 last.slot = job.slot
                 self._active[job.slot] = last
-            if not job.future.done():
-                job.future.set_exception(CancelledError())
+        self.decoder.rows_in_use = len(self._active)
         with torch.inference_mode():  # slots past the batch run in its bucket's padding: keep them harmless
             free = slice(len(self._active), None)
             buffers.finished[free] = True
@@ -226,12 +235,14 @@ def _chunk(job: DecodeJob) -> int:
 
 
 def _call(job: DecodeJob, sink: Callable, value: object) -> None:
-    """A callback that raises fails its own request, never the batch."""
+    """A callback that raises fails its own request (at the next look), never the batch."""
+    if job.error is not None:
+        return
     try:
         sink(value)
     except Exception as error:  # noqa: BLE001
         log.warning("fast.callback_failed", error=repr(error))
-        _fail(job, error)
+        job.error = error
 
 
 def _fail(job: DecodeJob, error: BaseException) -> None:

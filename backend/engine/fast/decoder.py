@@ -112,6 +112,7 @@ class FastDecoder:
         self._background = False  # a background thread captures: generations never capture or compile
         self._pool = None
         self._eos_id: int | None = None
+        self.rows_in_use = 0  # slots the continuous batch holds; a static generation needs them all free
         with torch.inference_mode():
             self.buffers = DecodeBuffers(self, config, max_batch, max_len)
             self._set_eos(config.codec_eos_token_id)
@@ -412,6 +413,8 @@ class FastDecoder:
         sizes = list(chunks) or [budget]
         codes = self.buffers.codes
         with self._generating:
+            if self.rows_in_use:
+                raise RuntimeError("a static generation cannot run while the continuous batch decodes")
             # Inference mode per segment, never across a `yield` (thread-local state the caller would inherit).
             with torch.inference_mode():
                 rows, advance = self._plan(rows, length)

@@ -322,7 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rates = [float(r) for r in args.rates.split(",")]
     servers = [s for s in args.servers.split(",") if s]
     result: dict[str, Any] = dict(
-        card=torch.cuda.get_device_name() if cuda else "cpu", date=datetime.now(timezone.utc).isoformat("seconds"),
+        card=torch.cuda.get_device_name() if cuda else "cpu", date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(sys.argv), preset=args.preset, rates=rates, requests=args.requests,
         frame_scale=args.frame_scale, max_batch=args.max_batch, rows=[],
         workload=[asdict(a) for a in workload(rates[0], min(args.requests, 8), args.seed, args.frame_scale)])

@@ -20,8 +20,14 @@ second and without Inductor, which replays at ~4x real time (eager frames withou
 time). A start can open on such graphs and let the background thread compile each shape and swap its compiled
 graph in (two-stage start). Both kinds draw the same random numbers (the draw is outside the compiled code, see
 sampling.py); their bf16 arithmetic differs in rounding (fused kernels), so a seeded sample may take another path
-after some frames, as on any other kernel change. A swap happens between generations (recording waits for the
-running one): a generation keeps the graph it started with. A shape whose compilation fails keeps its eager graph.
+after some frames, as on any other kernel change. A swap waits for the frame or static generation running (its
+recording holds `_generating`): a static generation (`frames`) keeps the graph it started with, while rows of the
+continuous batch (`continuous.py`) may move between graphs at any frame boundary, as the batch changes buckets
+too. A shape whose compilation fails keeps its eager graph.
+
+Every row has its own frame count, cache position, seed and sampler settings, so rows may be at different
+points of different generations: `frames` prefills all rows at once (one static batch, run to its end), `join`
+prefills one row while the others keep their state (the continuous batch).
 """
 
 from __future__ import annotations

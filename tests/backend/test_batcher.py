@@ -158,16 +158,28 @@ async def test_a_request_the_engine_refuses_fails_alone(engine, clip):
 
 @slow
 async def test_local_aclose_waits_for_the_running_clone(engine, clip, monkeypatch):
-    batches = record_batches(monkeypatch)
+    from backend.engine import Engine
+
+    calls: list[str] = []  # "started", then "returned": a spy on the real method
+    original = Engine.clone_batch
+
+    def spy(self, requests, **options):
+        calls.append("started")
+        try:
+            return original(self, requests, **options)
+        finally:
+            calls.append("returned")
+
+    monkeypatch.setattr(Engine, "clone_batch", spy)
     backend = LocalBackend(BackendSettings(_env_file=None), engine=engine)
     job = asyncio.create_task(backend.clone(request(clip, max_new_tokens=24)))
-    while not batches and not job.done():  # the generation has started
+    while not calls and not job.done():  # the generation has started
         await asyncio.sleep(0.01)
 
     await backend.aclose()
 
-    assert job.done()
-    assert_wav_24k(job.result())
+    assert calls == ["started", "returned"]
+    assert_wav_24k(await asyncio.wait_for(job, WATCHDOG))
 
 
 # -- a misbehaving engine: nothing waits forever, the worker survives ------------------------------------

@@ -17,6 +17,10 @@ latency per text length, aggregate audio seconds per second, peak GPU memory. JS
 rows) and, with matplotlib, a plot.
 
     python3 benchmarks/bench_load.py --checkpoint /tmp/voicebot-ckpt --rates 1,4,8,16 --requests 64 --out load.json
+
+One server and rate per call fits a time-limited device call better (`--servers static --rates 4`); the JSON
+of each call holds its rows, and report rows come from the `.md` beside it. Compiling every shape ("all") takes
+minutes without a compile cache (`--compile-cache`).
     python3 benchmarks/bench_load.py --preset tiny --device cpu --rates 2,4 --requests 4 --out /tmp/load.json
 """
 
@@ -313,10 +317,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         build_random_checkpoint(args.preset, path, device=args.device)
     config = EngineConfig(model=str(path), variant="load-bench", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
-                          fast_capture="all" if cuda else "lazy", fast_max_batch=args.max_batch)
+                          fast_capture=args.capture if cuda else "lazy", fast_max_batch=args.max_batch,
+                          compile_cache_dir=str(args.compile_cache) if args.compile_cache else None)
     engine = Engine(config)
-    log("loading the engine (fast decoder, every shape captured)")
+    log(f"loading the engine (fast decoder, capture {config.fast_capture})")
     engine.load()
+    capture = engine.start_background_capture()
+    if capture is not None and args.wait_for_capture:
+        log("waiting for the background capture (every shape compiled)")
+        capture.join()
     engine.tts.model.config.talker_config.codec_eos_token_id = 10**6  # fixed lengths: EOS never sampled
     clip = to_wav((0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE * 3)).astype(np.float32), SAMPLE_RATE)
     rates = [float(r) for r in args.rates.split(",")]
@@ -364,6 +373,11 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--window-ms", type=float, default=5.0, help="the static batcher's gather window")
     options.add_argument("--frame-scale", type=float, default=1.0, help="multiplies every clip's length")
     options.add_argument("--seed", type=int, default=0)
+    options.add_argument("--capture", default="all", choices=("lazy", "background", "all"),
+                         help="EngineConfig.fast_capture on CUDA: 'all' compiles every shape before the run")
+    options.add_argument("--wait-for-capture", action="store_true", help="with --capture background: measure "
+                         "once every shape is compiled")
+    options.add_argument("--compile-cache", type=Path, default=None, help="torch.compile artifacts to reuse")
     options.add_argument("--out", type=Path, default=Path("load.json"))
     return options
 

@@ -19,6 +19,7 @@ from backend.clients.factory import create_backend
 from backend.redaction import register_secrets
 from backend.settings import BackendSettings
 from commands.clone import CloneService
+from commands.job_journal import JobJournaling
 from commands.jobs import JobQueue
 from commands.settings import CommandSettings
 from commands.storage import Storage
@@ -102,7 +103,9 @@ async def voice_library(service: CloneService) -> AsyncIterator[VoiceLibrary]:
 
 @asynccontextmanager
 async def _library(storage: Storage, service: CloneService) -> AsyncIterator[VoiceLibrary]:
-    """The library with its audit pruning running; on exit the audit records still pending are written."""
+    """The library with its audit pruning running, and the service's jobs journaled on the same storage; on
+    exit the audit records still pending are written."""
+    service.use_journal(JobJournaling(storage))
     library = VoiceLibrary(storage, service, service.settings)
     library.start()
     try:

@@ -51,6 +51,7 @@ from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.audit import AuditEntry
 from commands.storage.errors import NameTaken, StorageUnavailable
+from commands.storage.journal import JournalEntry
 from commands.storage.voices import Consent, Member, NewVoice, Scope, Voice
 from commands.undelivered import UndeliveredStore
 from commands.voice_names import check_voice_name, name_key
@@ -219,6 +220,19 @@ class VoiceLibrary:
     def record_clone(self, job: Job, member: Member, channel_id: str) -> None:
         """Audit a one-off `/clone` job when it ends (adapters call this right after `CloneService.submit`)."""
         self.audit.watch(job, member, channel_id, kind="clone")
+
+    async def record_resumed(self, job: Job, entry: JournalEntry) -> None:
+        """Audit a job a restarted process took over from the journal (`commands.job_journal`) when it ends,
+        as the `/clone` or `/say` job it continues (the suspended one was audited as "suspended")."""
+        voice = None
+        if entry.voice_id:
+            try:
+                voice = await self.storage.voices.get(entry.voice_id)
+            except StorageUnavailable as exc:
+                log.warning("voice.lookup_failed", voice_id=entry.voice_id, detail=exc.operator_text)
+        member = Member(entry.platform, entry.workspace_id, entry.user_id)
+        self.audit.watch(job, member, job.place.rsplit("/", 1)[-1], kind="say" if entry.voice_id else "clone",
+                         voice=voice)
 
     # -- reading -------------------------------------------------------------------------------------------
     async def find(self, member: Member, name: str) -> Voice:

@@ -33,8 +33,6 @@ T = TypeVar("T")
 
 # Bots upload to a DM what a user without Nitro may (guild channels report their own limit in the interaction).
 DM_UPLOAD_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-# A journaled token is not used in its last minute: a restarted bot's upload must not start on a dying token.
-JOURNAL_MARGIN = timedelta(minutes=1)
 
 
 def route_of(interaction: discord.Interaction) -> dict[str, object]:
@@ -88,7 +86,7 @@ class Routes:
     """One interaction's ways to its user. Remembers a dead token (no later call tries it) and the DM channel.
 
     Built from a live interaction, or after a restart from what the job journal kept of it (`route_of`,
-    `from_route`): the same three routes, the follow-up only while the token lives (minus `JOURNAL_MARGIN`)."""
+    `from_route`): the same three routes, the follow-up only while the token lives (minus `handoff_s`)."""
 
     def __init__(self, timing: DiscordTiming, *, user: discord.abc.User | JournaledUser, webhook: discord.Webhook,
                  expires_at: datetime, channel: object, channel_id: int | None, filesize_limit: int,
@@ -115,15 +113,18 @@ class Routes:
 
     @classmethod
     def from_route(cls, client: discord.Client, route: Mapping[str, Any], timing: DiscordTiming) -> Routes:
-        """The routes of a journaled interaction (`route_of`); its token is registered as a secret first."""
+        """The routes of a journaled interaction (`route_of`); its token is registered as a secret first. The
+        token is not used in its last `timing.handoff_s`: an upload must not start on a dying token."""
         token = str(route["token"])
+        margin = timedelta(seconds=timing.handoff_s)
         register_secret(token)
         user = JournaledUser(int(route["user_id"]))
         channel_id = int(route["channel_id"]) if route.get("channel_id") else None
         guild_id = int(route["guild_id"]) if route.get("guild_id") else None
-        return cls(timing, user=user, webhook=discord.Webhook.partial(int(route["application_id"]), token,
-                                                                      client=client),
-                   expires_at=datetime.fromisoformat(str(route["expires_at"])) - JOURNAL_MARGIN,
+        webhook = discord.Webhook.from_state(  # as `Interaction.followup` builds it: an application webhook
+            data={"id": int(route["application_id"]), "type": 3, "token": token}, state=client._connection)
+        return cls(timing, user=user, webhook=webhook,
+                   expires_at=datetime.fromisoformat(str(route["expires_at"])) - margin,
                    channel=client.get_partial_messageable(channel_id, guild_id=guild_id) if channel_id else None,
                    channel_id=channel_id, filesize_limit=int(route["filesize_limit"]),
                    open_dm=lambda: client.create_dm(user))

@@ -215,16 +215,13 @@ class JobQueue:
     ) -> Job:
         """Enqueue a job another process accepted (`commands.job_journal`): it keeps its id and skips
         admission, since it was admitted when its user asked; raises BotRestarting while draining."""
-        self._check_open_for_resume(job_id)
-        self._recent_ids[job_id] = None
-        return self._enqueue(work, job_id, user_id=user_id, place=place, text=text, language=language,
-                             variant=variant, on_progress=on_progress, on_accept=None)
-
-    def _check_open_for_resume(self, job_id: str) -> None:
         if self._closing:
             raise BotRestarting("The bot is restarting; please try again in a minute.")
         if job_id in self._active:
             raise ValueError(f"job {job_id} is already in the queue")
+        self._recent_ids[job_id] = None
+        return self._enqueue(work, job_id, user_id=user_id, place=place, text=text, language=language,
+                             variant=variant, on_progress=on_progress, on_accept=None)
 
     def _enqueue(
         self, work: Work, job_id: str, *, user_id: str, place: str, text: str, language: str, variant: str | None,

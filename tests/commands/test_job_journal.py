@@ -73,8 +73,14 @@ async def open_process(tmp_path) -> AsyncIterator:
         await process.storage.close()
 
 
-async def test_a_queued_job_survives_a_restart_and_runs_in_the_next_process(open_process):
-    first = await open_process(hold=True, max_concurrent_jobs=1)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str | None:
+    """None (SQLite under the data directory) or a fresh database on the test PostgreSQL server."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+
+
+async def test_a_queued_job_survives_a_restart_and_runs_in_the_next_process(open_process, database_url):
+    first = await open_process(hold=True, max_concurrent_jobs=1, database_url=database_url)
     running = await first.submit(text="first")
     queued = await first.submit(text="second")
     await first.backend.next_call()  # the first job is in the backend; the second waits
@@ -86,7 +92,7 @@ async def test_a_queued_job_survives_a_restart_and_runs_in_the_next_process(open
         await running.wait()
     await first.storage.close()
 
-    second = await open_process()
+    second = await open_process(database_url=database_url)
     entries = await second.journal.unfinished("discord")
     assert [(e.job_id, e.state, e.text, e.route["token"]) for e in entries] == [
         (running.id, "queued", "first", "secret-token"), (queued.id, "queued", "second", "secret-token")]
@@ -103,8 +109,9 @@ async def test_a_queued_job_survives_a_restart_and_runs_in_the_next_process(open
         await second.storage.clips.get(entries[0].clip_sha256)
 
 
-async def test_a_result_finished_before_the_restart_is_delivered_after_it_without_the_backend(open_process):
-    first = await open_process()
+async def test_a_result_finished_before_the_restart_is_delivered_after_it_without_the_backend(open_process,
+                                                                                           database_url):
+    first = await open_process(database_url=database_url)
     job = await first.submit()
     result = await job.wait()  # generated; the adapter had not delivered it yet
     await first.journal.flush()
@@ -112,7 +119,7 @@ async def test_a_result_finished_before_the_restart_is_delivered_after_it_withou
     await first.restart()
     await first.storage.close()
 
-    second = await open_process()
+    second = await open_process(database_url=database_url)
     [entry] = await second.journal.unfinished("discord")
     assert entry.state == "finished" and entry.result_sha256
     resumed = await second.journal.resume(second.service, entry)

@@ -37,7 +37,7 @@ from bot.discord.progress import JobProgress
 from bot.discord.identity import PLATFORM, member_of, place_of
 from bot.discord.routes import NoRouteLeft, Route, Routes, route_of
 from commands.errors import JobSuspended, UnexpectedJobError
-from commands.job_journal import JobJournaling, JobNotResumed, JobOrigin, journaled_as
+from commands.job_journal import JobNotResumed, JobOrigin, journaled_as
 from commands.jobs import Job
 from commands.storage.journal import JournalEntry
 from commands.timing import CONSENT_LINE, job_timing_fields, result_filename
@@ -173,27 +173,35 @@ async def _tell(progress: JobProgress, message: str, public: str) -> None:
 
 async def resume_jobs(client: VoicebotClient) -> int:
     """Take over the Discord jobs a previous process left in the journal (after login: the REST API is all it
-    needs); each runs as a tracked flow. Returns how many were found."""
+    needs). They are queued again one by one, oldest first, so they keep their order; each is then followed
+    to its user as a tracked flow. Returns how many were found."""
     journal = client.service.journal
     if journal is None:
         return 0
     entries = await journal.unfinished(PLATFORM)
+    loop = asyncio.get_running_loop()
     for entry in entries:
-        client.track(asyncio.get_running_loop().create_task(_resume(client, journal, entry),
-                                                            name=f"discord-resume-{entry.job_id}"))
+        routes = Routes.from_route(client, entry.route, client.timing)
+        try:
+            job = await journal.resume(client.service, entry)
+        except JobNotResumed as exc:  # too old, or its clip is gone: the user hears why
+            told = routes.tell_privately(exc.message)
+            client.track(loop.create_task(told, name=f"discord-not-resumed-{entry.job_id}"))
+            continue
+        except VoicebotError as exc:  # stopping again already: the entries stay for the next start
+            log.info("discord.resume_stopped", reason=exc.code)
+            break
+        client.track(loop.create_task(_follow_resumed(client, routes, job, entry), name=f"discord-resumed-{job.id}"))
     if entries:
         log.info("discord.jobs_resumed", jobs=len(entries))
     return len(entries)
 
 
-async def _resume(client: VoicebotClient, journal: JobJournaling, entry: JournalEntry) -> None:
-    """One journaled job to its user: re-queued (or refused: too old, clip gone), then delivered like any other;
-    the user hears privately that it resumed, and why it failed if it does. Never raises."""
-    routes = Routes.from_route(client, entry.route, client.timing)
-    structlog.contextvars.bind_contextvars(job_id=entry.job_id)
-    job: Job | None = None
+async def _follow_resumed(client: VoicebotClient, routes: Routes, job: Job, entry: JournalEntry) -> None:
+    """A resumed job to its user: told privately that it continues, then the audio by the first route that
+    takes it, or why it failed. Never raises."""
+    structlog.contextvars.bind_contextvars(job_id=job.id)
     try:
-        job = await journal.resume(client.service, entry)
         if client.library is not None:
             await client.library.record_resumed(job, entry)
         await routes.tell_privately(f"The bot restarted; job {job.id} continues: the audio comes here when it is "
@@ -201,15 +209,12 @@ async def _resume(client: VoicebotClient, journal: JobJournaling, entry: Journal
         result = await job.wait()
         async with job.delivering():
             await deliver(client, routes, job, result, "Saved voice" if entry.voice_id else "Voice clone")
-    except JobNotResumed as exc:
-        await routes.tell_privately(exc.message)
     except VoicebotError as exc:
-        if job is not None:  # not yet queued and the queue draining again: the entry stays for the next process
-            await routes.tell_privately(job.error.message if job.error is not None else exc.message)
+        await routes.tell_privately(job.error.message if job.error is not None else exc.message)
     except Exception:
-        log.exception("discord.resume_crashed", job_id=entry.job_id)
-        if job is not None and not job.finished:
+        log.exception("discord.resumed_job_crashed", job_id=job.id)
+        if not job.finished:
             job.mark_failed(UnexpectedJobError(UNEXPECTED))
-        await routes.tell_privately(f"Job {entry.job_id} failed: {UNEXPECTED}")
+        await routes.tell_privately(f"Job {job.id} failed: {UNEXPECTED}")
     finally:
         structlog.contextvars.unbind_contextvars("job_id")

@@ -199,10 +199,12 @@ class ResumedFlow(CloneFlow):
         self.entry = entry
 
     async def _submit(self) -> Job:
-        job = await self.journal.resume(self.services.clone, self.entry, on_progress=self.progress.on_job)
+        return await self.journal.resume(self.services.clone, self.entry, on_progress=self.progress.on_job)
+
+    async def _follow(self, job: Job) -> None:
         await self.services.library.record_resumed(job, self.entry)
         await self.reply.ephemeral(f":arrows_counterclockwise: The bot restarted; job {job.id} continues.")
-        return job
+        await super()._follow(job)
 
 
 def _text_or_none(value: object) -> str | None:
@@ -210,14 +212,16 @@ def _text_or_none(value: object) -> str | None:
 
 
 async def resume_jobs(services: SlackServices, client: AsyncWebClient) -> int:
-    """Take over the Slack jobs a previous process left in the journal, each as a tracked `ResumedFlow`;
-    returns how many were found."""
+    """Take over the Slack jobs a previous process left in the journal, each as a tracked `ResumedFlow`. They
+    are queued again one by one, oldest first, so they keep their order. Returns how many were found."""
     journal = services.clone.journal
     if journal is None:
         return 0
     entries = await journal.unfinished(PLATFORM)
     for entry in entries:
-        services.spawn(ResumedFlow(services, client, journal, entry).run(), name=f"slack-resume-{entry.job_id}")
+        flow = ResumedFlow(services, client, journal, entry)
+        await asyncio.wait([flow.admit()])  # queued (or refused: the flow tells the user) before the next one
+        services.spawn(flow.run(), name=f"slack-resume-{entry.job_id}")
     if entries:
         log.info("slack.jobs_resumed", jobs=len(entries))
     return len(entries)

@@ -28,6 +28,9 @@ from commands.storage.sql import open_storage
 from commands.voice_library import VoiceLibrary
 
 
+JOURNAL_FLUSH_S = 10.0  # the last journal writes of a stopping process (after the queue drained)
+
+
 def backend_secrets(settings: BackendSettings) -> list[object]:
     """The HTTP token, the password and query values of VOICEBOT_HTTP_URL, and Modal's token (from its own
     environment variables or ~/.modal.toml) when the Modal backend is chosen."""
@@ -104,11 +107,13 @@ async def voice_library(service: CloneService) -> AsyncIterator[VoiceLibrary]:
 @asynccontextmanager
 async def _library(storage: Storage, service: CloneService) -> AsyncIterator[VoiceLibrary]:
     """The library with its audit pruning running, and the service's jobs journaled on the same storage; on
-    exit the audit records still pending are written."""
-    service.use_journal(JobJournaling(storage))
+    exit the audit records and journal writes still pending are written."""
+    journal = JobJournaling(storage)
+    service.use_journal(journal)
     library = VoiceLibrary(storage, service, service.settings)
     library.start()
     try:
         yield library
     finally:
         await library.aclose()
+        await journal.flush(timeout=JOURNAL_FLUSH_S)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import wave
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -85,13 +86,17 @@ class JobNotResumed(VoicebotError):
     code = "not_resumed"
 
 
+# The backend's timings stayed with the process that ran the job: a kept result reports them as unknown
+# ("n/a" in the timing report, not a misleading 0 s).
+UNKNOWN_TIMINGS = Timings(clone_s=math.nan, generate_s=math.nan, decode_s=math.nan, total_s=math.nan)
+
+
 def stored_result(wav: bytes, variant: str | None) -> CloneResult:
-    """A finished job's result as kept in the ClipStore: the audio and its length; the backend's timings
-    stayed with the process that ran it."""
+    """A finished job's result as kept in the ClipStore: the audio and its length, timings unknown."""
     with wave.open(io.BytesIO(wav)) as reader:
         frames, rate = reader.getnframes(), reader.getframerate()
     return CloneResult(audio=wav, sample_rate=rate, audio_seconds=frames / rate if rate else 0.0, frames=0,
-                       timings=Timings(), variant=variant or "")
+                       timings=UNKNOWN_TIMINGS, variant=variant or "")
 
 
 class JobJournaling:

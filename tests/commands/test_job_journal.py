@@ -19,6 +19,7 @@ from commands.storage import Storage
 from commands.storage.errors import StorageUnavailable
 from commands.storage.sql import open_storage
 from commands.storage.voices import Member
+from commands.timing import timing_fields
 from commands.voice_library import VoiceLibrary
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
@@ -125,6 +126,8 @@ async def test_a_result_finished_before_the_restart_is_delivered_after_it_withou
     resumed = await second.journal.resume(second.service, entry)
     again = await resumed.wait()
     assert again.audio == result.audio and again.audio_seconds == pytest.approx(result.audio_seconds, abs=0.01)
+    fields = dict(timing_fields(again, text="Hello there", language="English"))
+    assert fields["Total"] == "n/a" and fields["Real-time factor"] == "n/a"  # not a made-up 0 s
     assert second.backend.calls == []
     await second.deliver(resumed)
     assert await second.journal.unfinished("discord") == []

@@ -19,8 +19,8 @@ async def test_a_queued_job_is_suspended_by_a_restart_and_delivered_by_the_next_
     held = FakeBackend(hold=True)
     first = await discord_bot(held, library=True, max_concurrent_jobs=1)
     running = first.clone(first.attachment(sine_clip(2.0)), "Running when the bot stopped", Invoker())
-    queued = first.clone(first.attachment(sine_clip(2.0)), "Queued when the bot stopped", Invoker())
     await held.next_call()
+    queued = first.clone(first.attachment(sine_clip(2.0)), "Queued when the bot stopped", Invoker())
     await first.api.wait_for(lambda c: "queued, position 1" in c.content and queued["token"] in c.path)
 
     await first.service.queue.drain(timeout=0.01)

@@ -3,6 +3,7 @@ the next bot (on the same data directory) runs or delivers them through the inte
 
 from __future__ import annotations
 
+from backend.redaction import redact
 from bot.discord.calls import DiscordTiming
 from bot.discord.job_flow import resume_jobs
 from tests.clips import sine_clip
@@ -32,6 +33,7 @@ async def test_a_queued_job_is_suspended_by_a_restart_and_delivered_by_the_next_
     backend = FakeBackend()
     second = await discord_bot(backend, library=True, data_dir=first.service.settings.data_dir)
     assert await resume_jobs(second.bot) == 2
+    assert queued["token"] not in redact(f"token {queued['token']}")  # a secret again once read from the journal
     for payload, name in ((running, "running-when-the-bot-stopped.wav"), (queued, "queued-when-the-bot-stopped.wav")):
         notice = await second.api.wait_for(lambda c: followup_of(payload)(c) and "continues" in c.content)
         assert notice.flags == EPHEMERAL

@@ -3,6 +3,8 @@ the next bot (on the same data directory) runs or delivers them through the inte
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from backend.redaction import redact
 from bot.discord.calls import DiscordTiming
 from bot.discord.job_flow import resume_jobs
@@ -72,3 +74,21 @@ async def test_a_result_not_delivered_before_the_restart_goes_to_the_channel_onc
     assert not [c for c in second.api.calls[seen:] if payload["token"] in c.path]  # the token was not used
     await second.service.journal.flush()
     assert await second.service.journal.unfinished("discord") == []
+
+
+async def test_a_job_older_than_a_day_is_not_run_after_the_restart_and_its_user_hears_why(discord_bot):
+    held = FakeBackend(hold=True)
+    first = await discord_bot(held, library=True)
+    payload = first.clone(first.attachment(sine_clip(2.0)), "Too late")
+    await held.next_call()
+    await first.service.queue.drain(timeout=0.01)
+    assert await first.bot.wait_for_flows(5)
+
+    backend = FakeBackend()
+    second = await discord_bot(backend, library=True, data_dir=first.service.settings.data_dir)
+    second.service.journal._now = lambda: datetime.now(UTC) + timedelta(hours=25)
+    assert await resume_jobs(second.bot) == 1
+    told = await second.api.wait_for(lambda c: followup_of(payload)(c) and "could not be finished" in c.content)
+    assert told.flags == EPHEMERAL and "more than 24 hours" in told.content and "submit it again" in told.content
+    assert await second.bot.wait_for_flows(5)
+    assert backend.calls == [] and await second.service.journal.unfinished("discord") == []

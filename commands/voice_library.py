@@ -25,7 +25,8 @@ database fails (nothing was changed), `PermissionDenied` for what the member may
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -36,6 +37,7 @@ from backend.validation import check_text
 from commands.audit_trail import AuditTrail
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
+from commands.job_journal import current_origin, journaled_as
 from commands.jobs import Job, ProgressCallback
 from commands.pending_saves import (
     CONSENT_STATEMENT,
@@ -49,6 +51,7 @@ from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.audit import AuditEntry
 from commands.storage.errors import NameTaken, StorageUnavailable
+from commands.storage.journal import JournalEntry
 from commands.storage.voices import Consent, Member, NewVoice, Scope, Voice
 from commands.undelivered import UndeliveredStore
 from commands.voice_names import check_voice_name, name_key
@@ -203,8 +206,10 @@ class VoiceLibrary:
             raise ClipMissing(f"The reference clip of the voice “{voice.name}” is missing; save the voice again.",
                               detail=f"clip {voice.clip_sha256} of voice {voice.id} is not in the clip store "
                                      f"({self.settings.data_dir / 'clips'})") from None
-        job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript, language,
-                                        is_admin=is_admin, on_progress=on_progress)
+        origin = current_origin()
+        with journaled_as(replace(origin, voice_id=voice.id)) if origin is not None else nullcontext():
+            job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript,
+                                            language, is_admin=is_admin, on_progress=on_progress)
         self.audit.watch(job, member, channel_id or place, kind="say", voice=voice)
         try:
             await self.storage.voices.mark_used(voice.id, datetime.now(UTC))
@@ -215,6 +220,19 @@ class VoiceLibrary:
     def record_clone(self, job: Job, member: Member, channel_id: str) -> None:
         """Audit a one-off `/clone` job when it ends (adapters call this right after `CloneService.submit`)."""
         self.audit.watch(job, member, channel_id, kind="clone")
+
+    async def record_resumed(self, job: Job, entry: JournalEntry) -> None:
+        """Audit a job a restarted process took over from the journal (`commands.job_journal`) when it ends,
+        as the `/clone` or `/say` job it continues (the suspended one was audited as "suspended")."""
+        voice = None
+        if entry.voice_id:
+            try:
+                voice = await self.storage.voices.get(entry.voice_id)
+            except StorageUnavailable as exc:
+                log.warning("voice.lookup_failed", voice_id=entry.voice_id, detail=exc.operator_text)
+        member = Member(entry.platform, entry.workspace_id, entry.user_id)
+        self.audit.watch(job, member, job.place.rsplit("/", 1)[-1], kind="say" if entry.voice_id else "clone",
+                         voice=voice)
 
     # -- reading -------------------------------------------------------------------------------------------
     async def find(self, member: Member, name: str) -> Voice:
@@ -297,6 +315,8 @@ class VoiceLibrary:
         jobs = self.service.queue.jobs_of(member.key)
         for job in jobs:
             job.mark_failed(VoicebotError("it was cancelled: you asked the bot to forget you.", code="forgotten"))
+        if self.service.journal is not None:  # their entries' last writes land before the storage forgets them
+            await self.service.journal.settle([job.id for job in jobs], timeout=FORGET_TIMEOUT_S)
         await self.audit.settle(member.key)
         self.pending.forget(member.key)
         owned = await self.storage.voices.owned_by(member.platform, member.user_id)

@@ -12,7 +12,9 @@ what finished instead of asking users to submit again.
 A journaled job's entry moves queued -> running -> finished (the WAV kept in the ClipStore) and is removed once
 the job is delivered or failed (its user was told); the reference clip and the kept result go with it unless
 something else still uses them. A restart (`JobQueue.drain`) suspends journaled jobs instead of failing them:
-their entries stay, as queued (or finished, with the result). `route` is the adapter's JSON: everything it needs
+their entries stay, as queued (or finished, with the result), released, so the next process takes them over at
+once. An entry is held by the process running its job (`unfinished` takes over only what no live process holds),
+so a process starting beside live siblings on one database does not run their jobs a second time. `route` is the adapter's JSON: everything it needs
 to reach the user again (`bot.discord.routes`, `bot.slack.delivery`); it may hold secrets (an interaction token),
 so it is never logged.
 
@@ -146,8 +148,12 @@ class JobJournaling:
         elif state in ("delivered", "failed"):
             async def write() -> None:
                 await self._remove(job.id)
-        elif state == "queued" and job.result is not None:
-            return  # suspended while uploading: the entry stays "finished", the next process delivers it
+        elif state == "queued":  # suspended by a restart: handed to the next process at once
+            async def write() -> None:
+                if job.id in self._written:
+                    if job.result is None:  # suspended while uploading: it stays "finished", to be delivered
+                        await self.storage.journal.update(job.id, "queued")
+                    await self.storage.journal.release([job.id])
         else:
             async def write() -> None:
                 if job.id in self._written:
@@ -199,8 +205,8 @@ class JobJournaling:
 
     # -- resuming ------------------------------------------------------------------------------------------
     async def unfinished(self, platform: str) -> list[JournalEntry]:
-        """The platform's jobs a previous process left, oldest first; none (logged) when the database fails:
-        the bot still starts."""
+        """Take over the platform's jobs a previous process left (released at its shutdown, or no longer renewed:
+        it died), oldest first; none (logged) when the database fails: the bot still starts."""
         try:
             return await self.storage.journal.unfinished(platform)
         except VoicebotError as exc:

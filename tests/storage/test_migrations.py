@@ -30,7 +30,7 @@ async def schema(settings) -> tuple[set[str], list[object]]:
 
 
 async def test_up_down_and_up_again(database_settings):
-    assert await migrate(database_settings, "upgrade") == "0001"
+    assert await migrate(database_settings, "upgrade") == "0002"
     tables, differences = await schema(database_settings)
     assert tables == TABLES
     assert differences == []  # the migrations build exactly what tables.py declares

@@ -28,8 +28,8 @@ import asyncio
 import io
 import math
 import wave
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_AGE = timedelta(hours=24)  # older jobs are not run after a restart: their user has moved on
+TAKE_OVER_S = 30.0  # how often a running bot looks for jobs a dead process left (`keep_taking_over`)
 PLACE = "place"  # the key of the job's `place` in the journaled route, beside the adapter's own keys
 
 
@@ -79,6 +80,31 @@ def journaled_as(origin: JobOrigin) -> Iterator[None]:
 
 def current_origin() -> JobOrigin | None:
     return _origin.get()
+
+
+@asynccontextmanager
+async def taking_over(take_over: Callable[[], Awaitable[object]], *, every_s: float = TAKE_OVER_S
+                      ) -> AsyncIterator[None]:
+    """While the bot serves (leave the block before the queue drains), run the adapter's `take_over` (its
+    `resume_jobs`) every `every_s`. A process that died leaves its jobs leased to it until the lease is stale:
+    the process that replaced it at once (a crash and an immediate restart) or a live sibling then runs them,
+    instead of only the next process to start. A failed round is logged; the next one tries again."""
+
+    async def rounds() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await take_over()
+            except Exception:
+                log.exception("journal.take_over_failed")
+
+    task = asyncio.get_running_loop().create_task(rounds(), name="journal-take-over")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 class JobNotResumed(VoicebotError):

@@ -3,7 +3,9 @@ one data directory; a restart drains one and opens the next on the same database
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,12 +14,13 @@ import pytest
 
 from commands.clone import CloneService
 from commands.errors import BotRestarting, JobSuspended
-from commands.job_journal import JobJournaling, JobNotResumed, JobOrigin, journaled_as
+from commands.job_journal import JobJournaling, JobNotResumed, JobOrigin, journaled_as, taking_over
 from commands.jobs import JobStatus
 from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.errors import StorageUnavailable
 from commands.storage.sql import open_storage
+from commands.storage.sql.lease import STALE_S
 from commands.storage.voices import Member
 from commands.timing import timing_fields
 from commands.voice_library import VoiceLibrary
@@ -56,10 +59,10 @@ class Process:
 async def open_process(tmp_path) -> AsyncIterator:
     opened: list[Process] = []
 
-    async def make(*, hold: bool = False, **overrides: Any) -> Process:
+    async def make(*, hold: bool = False, clock: Callable[[], float] = time.time, **overrides: Any) -> Process:
         settings = CommandSettings(_env_file=None, **({"data_dir": tmp_path, "cooldown_s": 0.0, "max_jobs_per_user": 5,
                                                        "database_timeout_s": 10.0} | overrides))  # type: ignore
-        storage = await open_storage(settings)
+        storage = await open_storage(settings, clock=clock)
         backend = FakeBackend(hold=hold)
         service = CloneService(backend, settings)
         journal = JobJournaling(storage)
@@ -218,3 +221,25 @@ async def test_a_starting_process_takes_over_what_a_restart_suspended_never_what
     [entry] = await sibling.journal.unfinished("discord")
     assert entry.job_id == job.id and entry.state == "queued"
     assert await (await open_process()).journal.unfinished("discord") == []  # taken once
+
+
+async def test_a_serving_bot_takes_over_the_jobs_of_a_process_that_died(open_process):
+    """A crash leaves its jobs leased to the dead process: no starting process may take them yet. The bot that
+    serves beside it (or replaced it at once) takes them over in a later round, once the lease is stale."""
+    dead = await open_process(hold=True, clock=lambda: time.time() - 2 * STALE_S)  # last renewed long ago
+    job = await dead.submit(text="left by a crash")
+    await dead.backend.next_call()
+    await dead.journal.flush()
+    serving = await open_process()
+    resumed: asyncio.Queue = asyncio.Queue()
+
+    async def resume_jobs() -> None:
+        for entry in await serving.journal.unfinished("discord"):
+            resumed.put_nowait(await serving.journal.resume(serving.service, entry))
+
+    async with taking_over(resume_jobs, every_s=0.01):
+        again = await asyncio.wait_for(resumed.get(), timeout=10)
+    assert again.id == job.id
+    await serving.deliver(again)
+    assert [call.text for call in serving.backend.calls] == ["left by a crash"]
+    assert resumed.empty() and await left_over(serving.storage) == []

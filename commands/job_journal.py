@@ -12,11 +12,14 @@ what finished instead of asking users to submit again.
 A journaled job's entry moves queued -> running -> finished (the WAV kept in the ClipStore) and is removed once
 the job is delivered or failed (its user was told); the reference clip and the kept result go with it unless
 something else still uses them. A restart (`JobQueue.drain`) suspends journaled jobs instead of failing them:
-their entries stay, as queued (or finished, with the result), released, so the next process takes them over at
-once. An entry is held by the process running its job (`unfinished` takes over only what no live process holds),
-so a process starting beside live siblings on one database does not run their jobs a second time. `route` is the adapter's JSON: everything it needs
-to reach the user again (`bot.discord.routes`, `bot.slack.delivery`); it may hold secrets (an interaction token),
-so it is never logged.
+their entries stay, as queued (or finished, with the result), and are released, so the next process takes them
+over at once. `route` is the adapter's JSON: everything it needs to reach the user again (`bot.discord.routes`,
+`bot.slack.delivery`); it may hold secrets (an interaction token), so it is never logged.
+
+Each entry is held by the process running its job: `unfinished` takes over only what no live process holds
+(released, or left by a process that died), so a bot starting beside live siblings on one database (Discord
+shards, Slack replicas) does not run their jobs a second time; `taking_over` looks again while the bot serves,
+for the jobs of a process that died after it started.
 
 The journal is kept off the job's path: every write runs in a background task, one job's writes in order, and a
 write that fails is logged and the job goes on (it is then simply not resumable).

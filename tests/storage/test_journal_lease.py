@@ -119,3 +119,25 @@ async def test_a_released_job_another_process_took_over_stays_with_it(processes)
     assert ids(await second.journal.unfinished("discord")) == ["J1"]
     await first.journal.release(["J1"])  # a late release of the old holder does not free the new one's job
     assert await (await processes()).journal.unfinished("discord") == []
+
+
+async def test_the_storage_heartbeat_renews_the_journaled_jobs_a_process_holds(processes, clock, monkeypatch):
+    from sqlalchemy import select
+
+    from commands.storage.sql import lease
+    from commands.storage.sql.tables import journal
+
+    monkeypatch.setattr(lease, "HEARTBEAT_S", 0.01)
+    shard = await processes()
+    await running(shard, ["J1"])
+    clock.now += STALE_S + 1  # the shard lives on: its heartbeat renews J1 at the new time
+
+    async def renewed() -> None:
+        while True:
+            async with shard.journal._db.transaction("reading a lease") as connection:
+                if (await connection.execute(select(journal.c.renewed_at))).scalar_one() == clock.now:
+                    return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(renewed(), timeout=10)
+    assert await (await processes()).journal.unfinished("discord") == []

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_AGE = timedelta(hours=24)  # older jobs are not run after a restart: their user has moved on
-TAKE_OVER_S = 30.0  # how often a running bot looks for jobs a dead process left (`keep_taking_over`)
+TAKE_OVER_S = 30.0  # how often a serving bot looks for jobs a dead process left (`taking_over`)
 PLACE = "place"  # the key of the job's `place` in the journaled route, beside the adapter's own keys
 
 
@@ -180,7 +180,7 @@ class JobJournaling:
         elif state == "queued":  # suspended by a restart: handed to the next process at once
             async def write() -> None:
                 if job.id in self._written:
-                    if job.result is None:  # suspended while uploading: it stays "finished", to be delivered
+                    if job.result is None:  # to run again; one suspended while uploading stays "finished"
                         await self.storage.journal.update(job.id, "queued")
                     await self.storage.journal.release([job.id])
         else:

@@ -49,7 +49,7 @@ class JobJournal(Protocol):
         resumes. Each entry goes to one process only, however many start together."""
 
     async def release(self, job_ids: Sequence[str] | None = None) -> None:
-        """This process no longer runs these jobs (None: none of its jobs): the next process to start takes their
-        entries over at once."""
+        """This process no longer runs these jobs (None: all it holds): the next process to look takes their
+        entries over at once, without waiting for their lease to go stale."""
 
     async def forget(self, job_id: str) -> None: ...

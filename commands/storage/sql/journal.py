@@ -62,8 +62,8 @@ class SqlJobJournal:
         return sorted((_entry(row) for row in rows), key=lambda entry: (entry.accepted_at, entry.job_id))
 
     async def release(self, job_ids: Sequence[str] | None = None) -> None:
-        """This process no longer runs these jobs (None: any of its jobs): their entries are free to take over
-        at once, by the next process to start."""
+        """This process no longer runs these jobs (None: all it holds): their entries are free to take over at
+        once. Only its own: a job another process took over stays with that one."""
         held = journal.c.holder == self._holder.id
         where = held if job_ids is None else held & journal.c.job_id.in_(list(job_ids))
         async with self._db.transaction("releasing journaled jobs") as connection:

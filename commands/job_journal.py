@@ -12,9 +12,14 @@ what finished instead of asking users to submit again.
 A journaled job's entry moves queued -> running -> finished (the WAV kept in the ClipStore) and is removed once
 the job is delivered or failed (its user was told); the reference clip and the kept result go with it unless
 something else still uses them. A restart (`JobQueue.drain`) suspends journaled jobs instead of failing them:
-their entries stay, as queued (or finished, with the result). `route` is the adapter's JSON: everything it needs
-to reach the user again (`bot.discord.routes`, `bot.slack.delivery`); it may hold secrets (an interaction token),
-so it is never logged.
+their entries stay, as queued (or finished, with the result), and are released, so the next process takes them
+over at once. `route` is the adapter's JSON: everything it needs to reach the user again (`bot.discord.routes`,
+`bot.slack.delivery`); it may hold secrets (an interaction token), so it is never logged.
+
+Each entry is held by the process running its job: `unfinished` takes over only what no live process holds
+(released, or left by a process that died), so a bot starting beside live siblings on one database (Discord
+shards, Slack replicas) does not run their jobs a second time; `taking_over` looks again while the bot serves,
+for the jobs of a process that died after it started.
 
 The journal is kept off the job's path: every write runs in a background task, one job's writes in order, and a
 write that fails is logged and the job goes on (it is then simply not resumable).
@@ -26,8 +31,8 @@ import asyncio
 import io
 import math
 import wave
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_AGE = timedelta(hours=24)  # older jobs are not run after a restart: their user has moved on
+TAKE_OVER_S = 30.0  # how often a serving bot looks for jobs a dead process left (`taking_over`)
 PLACE = "place"  # the key of the job's `place` in the journaled route, beside the adapter's own keys
 
 
@@ -77,6 +83,31 @@ def journaled_as(origin: JobOrigin) -> Iterator[None]:
 
 def current_origin() -> JobOrigin | None:
     return _origin.get()
+
+
+@asynccontextmanager
+async def taking_over(take_over: Callable[[], Awaitable[object]], *, every_s: float = TAKE_OVER_S
+                      ) -> AsyncIterator[None]:
+    """While the bot serves (leave the block before the queue drains), run the adapter's `take_over` (its
+    `resume_jobs`) every `every_s`. A process that died leaves its jobs leased to it until the lease is stale:
+    the process that replaced it at once (a crash and an immediate restart) or a live sibling then runs them,
+    instead of only the next process to start. A failed round is logged; the next one tries again."""
+
+    async def rounds() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await take_over()
+            except Exception:
+                log.exception("journal.take_over_failed")
+
+    task = asyncio.get_running_loop().create_task(rounds(), name="journal-take-over")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 class JobNotResumed(VoicebotError):
@@ -146,8 +177,12 @@ class JobJournaling:
         elif state in ("delivered", "failed"):
             async def write() -> None:
                 await self._remove(job.id)
-        elif state == "queued" and job.result is not None:
-            return  # suspended while uploading: the entry stays "finished", the next process delivers it
+        elif state == "queued":  # suspended by a restart: handed to the next process at once
+            async def write() -> None:
+                if job.id in self._written:
+                    if job.result is None:  # to run again; one suspended while uploading stays "finished"
+                        await self.storage.journal.update(job.id, "queued")
+                    await self.storage.journal.release([job.id])
         else:
             async def write() -> None:
                 if job.id in self._written:
@@ -199,8 +234,8 @@ class JobJournaling:
 
     # -- resuming ------------------------------------------------------------------------------------------
     async def unfinished(self, platform: str) -> list[JournalEntry]:
-        """The platform's jobs a previous process left, oldest first; none (logged) when the database fails:
-        the bot still starts."""
+        """Take over the platform's jobs a previous process left (released at its shutdown, or no longer renewed:
+        it died), oldest first; none (logged) when the database fails: the bot still starts."""
         try:
             return await self.storage.journal.unfinished(platform)
         except VoicebotError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from functools import partial
 
 import discord
 import structlog
@@ -21,6 +22,7 @@ from bot.discord.client import VoicebotClient
 from bot.discord.job_flow import resume_jobs
 from bot.services import open_services
 from bot.settings import BotSettings, DiscordSettings
+from commands.job_journal import taking_over
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -75,7 +77,8 @@ async def serve(client: VoicebotClient, token: str, *, grace_s: float = 60.0) ->
             await resume_jobs(client)  # jobs a previous process left: REST is enough, before the gateway
             connection = asyncio.create_task(client.connect(), name="discord")
             stopping = asyncio.create_task(stop.wait(), name="discord-stop")
-            await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            async with taking_over(partial(resume_jobs, client)):  # and those of a process that died since
+                await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if connection.done():  # login failed or the gateway gave up: nothing to drain
                 connection.result()

@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -40,6 +41,7 @@ from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem, explain
 from bot.slack.web_client import web_client
+from commands.job_journal import taking_over
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -103,7 +105,8 @@ async def serve(settings: SlackSettings, services: SlackServices, *, grace_s: fl
     log.info("slack.started", transport=transport.description, team=identity.get("team"),
              bot_user=identity.get("user"), variants=services.clone.variant_names)
     try:
-        await stop.wait()
+        async with taking_over(partial(resume_jobs, services, client)):  # and those of a process that died since
+            await stop.wait()
         log.info("slack.stopping", grace_s=grace_s)
         if own_stop:
             for sig in SIGNALS:  # a second Ctrl-C gets the default behaviour: stop now

@@ -3,7 +3,9 @@ one data directory; a restart drains one and opens the next on the same database
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,17 +14,19 @@ import pytest
 
 from commands.clone import CloneService
 from commands.errors import BotRestarting, JobSuspended
-from commands.job_journal import JobJournaling, JobNotResumed, JobOrigin, journaled_as
+from commands.job_journal import JobJournaling, JobNotResumed, JobOrigin, journaled_as, taking_over
 from commands.jobs import JobStatus
 from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.errors import StorageUnavailable
 from commands.storage.sql import open_storage
+from commands.storage.sql.lease import STALE_S
 from commands.storage.voices import Member
 from commands.timing import timing_fields
 from commands.voice_library import VoiceLibrary
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
+from tests.storage.records import left_over
 
 ALICE = Member("discord", "g1", "111")
 BOB = Member("discord", "g1", "222")
@@ -55,10 +59,10 @@ class Process:
 async def open_process(tmp_path) -> AsyncIterator:
     opened: list[Process] = []
 
-    async def make(*, hold: bool = False, **overrides: Any) -> Process:
+    async def make(*, hold: bool = False, clock: Callable[[], float] = time.time, **overrides: Any) -> Process:
         settings = CommandSettings(_env_file=None, **({"data_dir": tmp_path, "cooldown_s": 0.0, "max_jobs_per_user": 5,
                                                        "database_timeout_s": 10.0} | overrides))  # type: ignore
-        storage = await open_storage(settings)
+        storage = await open_storage(settings, clock=clock)
         backend = FakeBackend(hold=hold)
         service = CloneService(backend, settings)
         journal = JobJournaling(storage)
@@ -104,7 +108,7 @@ async def test_a_queued_job_survives_a_restart_and_runs_in_the_next_process(open
         assert job.status is JobStatus.DONE
     assert [call.text for call in second.backend.calls] == ["first", "second"]
     assert second.backend.calls[0].reference == first.backend.calls[0].reference  # the same clip bytes
-    assert await second.journal.unfinished("discord") == []
+    assert await left_over(second.storage) == []
     assert await second.storage.voices.references(entries[0].clip_sha256) == 0
     with pytest.raises(LookupError):  # the one-off clip went with its last job
         await second.storage.clips.get(entries[0].clip_sha256)
@@ -130,7 +134,7 @@ async def test_a_result_finished_before_the_restart_is_delivered_after_it_withou
     assert fields["Total"] == "n/a" and fields["Real-time factor"] == "n/a"  # not a made-up 0 s
     assert second.backend.calls == []
     await second.deliver(resumed)
-    assert await second.journal.unfinished("discord") == []
+    assert await left_over(second.storage) == []
     with pytest.raises(LookupError):
         await second.storage.clips.get(entry.result_sha256)
 
@@ -143,7 +147,7 @@ async def test_a_delivered_or_failed_job_leaves_nothing_in_the_journal(open_proc
     await failed.wait()
     failed.mark_failed("the platform refused the upload")
     await process.journal.flush()
-    assert await process.journal.unfinished("discord") == []
+    assert await left_over(process.storage) == []
 
 
 async def test_a_journal_that_fails_does_not_fail_the_job_which_then_fails_on_restart_as_before(
@@ -180,7 +184,7 @@ async def test_jobs_older_than_the_bound_are_not_run_after_a_restart(open_proces
     [entry] = await second.journal.unfinished("discord")
     with pytest.raises(JobNotResumed, match=f"Job {job.id} could not be finished.*more than 24 hours"):
         await second.journal.resume(second.service, entry)
-    assert await second.journal.unfinished("discord") == [] and second.backend.calls == []
+    assert await left_over(second.storage) == [] and second.backend.calls == []
 
 
 async def test_forget_me_removes_journaled_jobs_and_the_next_process_does_not_resurrect_them(open_process):
@@ -198,3 +202,44 @@ async def test_forget_me_removes_journaled_jobs_and_the_next_process_does_not_re
 
     second = await open_process()
     assert [entry.job_id for entry in await second.journal.unfinished("discord")] == [bob_job.id]
+
+
+async def test_a_starting_process_takes_over_what_a_restart_suspended_never_what_a_live_sibling_runs(open_process):
+    """Two processes on one database (Discord shards): one that starts beside a live one leaves its jobs alone;
+    the jobs a clean shutdown suspended are handed over at once, without waiting for their lease to go stale."""
+    shard = await open_process(hold=True)
+    job = await shard.submit()
+    await shard.backend.next_call()
+    await shard.journal.flush()
+    sibling = await open_process()
+    assert await sibling.journal.unfinished("discord") == []  # running live in the shard: not run twice
+
+    await shard.restart()  # suspended: the shard's storage is still open, its heartbeat still running
+    with pytest.raises(JobSuspended):
+        await job.wait()
+    await shard.journal.flush()
+    [entry] = await sibling.journal.unfinished("discord")
+    assert entry.job_id == job.id and entry.state == "queued"
+    assert await (await open_process()).journal.unfinished("discord") == []  # taken once
+
+
+async def test_a_serving_bot_takes_over_the_jobs_of_a_process_that_died(open_process):
+    """A crash leaves its jobs leased to the dead process: no starting process may take them yet. The bot that
+    serves beside it (or replaced it at once) takes them over in a later round, once the lease is stale."""
+    dead = await open_process(hold=True, clock=lambda: time.time() - 2 * STALE_S)  # last renewed long ago
+    job = await dead.submit(text="left by a crash")
+    await dead.backend.next_call()
+    await dead.journal.flush()
+    serving = await open_process()
+    resumed: asyncio.Queue = asyncio.Queue()
+
+    async def resume_jobs() -> None:
+        for entry in await serving.journal.unfinished("discord"):
+            resumed.put_nowait(await serving.journal.resume(serving.service, entry))
+
+    async with taking_over(resume_jobs, every_s=0.01):
+        again = await asyncio.wait_for(resumed.get(), timeout=10)
+    assert again.id == job.id
+    await serving.deliver(again)
+    assert [call.text for call in serving.backend.calls] == ["left by a crash"]
+    assert resumed.empty() and await left_over(serving.storage) == []

@@ -8,6 +8,7 @@ from bot.slack.pacing import Pacer
 from bot.slack.web_client import web_client
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
+from tests.storage.records import left_over
 from tests.slack.conftest import UNPACED, event_request, slack_services
 from tests.slack.fake_slack import BOT_TOKEN, BOT_USER_ID
 
@@ -36,7 +37,7 @@ async def test_a_job_suspended_by_a_restart_is_run_and_delivered_in_its_thread_b
         assert await resume_jobs(services, web_client(BOT_TOKEN, h.fake.api_url)) == 1
         assert await services.idle(timeout=10)
         await services.clone.journal.flush()
-        assert await services.clone.journal.unfinished("slack") == []
+        assert await left_over(services.clone.journal.storage, "slack") == []
     assert [call.text for call in backend.calls] == ["Hello after the restart"]
     [upload] = h.fake.accepted("files.completeUploadExternal")
     assert upload.args["channel_id"] == "C1" and upload.args.get("thread_ts") == TS

@@ -1,5 +1,5 @@
 """The voice library's use cases, the same on every platform: save a voice once (with consent), speak with it by
-name, list, inspect, rename and delete voices, block members, read the audit trail, and forget a user.
+name, list, inspect, rename and delete voices, take down (admins) any voice of their workspace, block members, read the audit trail, and forget a user.
 
 Saving takes two steps, so that consent is given on a form the platform shows before anything is stored:
 
@@ -248,29 +248,66 @@ class VoiceLibrary:
         """The member's own voices, then their server's."""
         return await self.storage.voices.visible_to(member, "", limit=MAX_LISTED)
 
+    async def voices_of(self, admin: Member, owner_id: str, *, is_admin: bool) -> list[Voice]:
+        """Every voice `owner_id` saved in the admin's workspace, private ones included, so an admin can find
+        the name to take down (admins only: anyone else learns nothing about another member's voices)."""
+        self._require_admin(admin, is_admin)
+        owned = await self.storage.voices.owned_by(admin.platform, owner_id)
+        return sorted((voice for voice in owned if voice.owner.workspace_id == admin.workspace_id),
+                      key=lambda voice: (voice.scope != "me", voice.key))
+
     async def info(self, member: Member, name: str) -> Voice:
         return await self.find(member, name)
 
-    async def autocomplete(self, member: Member, prefix: str, limit: int = 25) -> list[Voice]:
-        """Voices whose name starts with what the member typed; empty (never an error) when storage fails:
-        an autocomplete has no place to show one."""
+    async def autocomplete(self, member: Member, prefix: str, limit: int = 25, *, owner_id: str | None = None,
+                           is_admin: bool = False) -> list[Voice]:
+        """Voices whose name starts with what the member typed (with `owner_id`, an admin's takedown: that
+        member's voices in the admin's workspace); empty, never an error, when storage fails or a non-admin
+        names an owner: an autocomplete has no place to show one."""
+        key = name_key(prefix)
         try:
-            return await self.storage.voices.visible_to(member, name_key(prefix), limit=limit)
+            if owner_id is None:
+                return await self.storage.voices.visible_to(member, key, limit=limit)
+            voices = await self.voices_of(member, owner_id, is_admin=is_admin)
         except StorageUnavailable as exc:
             log.warning("voice.autocomplete_failed", detail=exc.operator_text)
             return []
+        except VoicebotError:  # not an admin, or not in a server
+            return []
+        return [voice for voice in voices if voice.key.startswith(key)][:limit]
 
     # -- changing ------------------------------------------------------------------------------------------
-    async def delete(self, member: Member, name: str, *, is_admin: bool = False) -> Voice:
+    async def delete(self, member: Member, name: str, *, is_admin: bool = False,
+                     owner_id: str | None = None) -> Voice:
         """Delete a voice its owner may delete, or (admins) any server voice of their workspace; its clip goes
-        with its last voice, from storage and from the backend's voice cache."""
-        voice = await self.find(member, name)
-        self._check_may_change(member, voice, is_admin)
+        with its last voice, from storage and from the backend's voice cache.
+
+        With `owner_id`, an admin's takedown: the voice `owner_id` saved under `name` in the admin's workspace,
+        private ones included (those are hidden from `find`). Only admins may name an owner; anyone else gets
+        `PermissionDenied` before any lookup, so the answer says nothing about that member's voices. The owner
+        is not notified; the log records who took the voice down."""
+        if owner_id is None:
+            voice = await self.find(member, name)
+            self._check_may_change(member, voice, is_admin)
+        else:
+            voice = await self._owned_in_workspace(member, owner_id, name, is_admin=is_admin)
         await self.storage.voices.delete(voice.id)
         if await self._drop_clip_if_unused(voice.clip_sha256):
             await self._forget_cached([voice.clip_sha256])
-        log.info("voice.deleted", voice_id=voice.id, name=voice.name, by=member.key, owner=voice.owner.key)
+        log.info("voice.deleted", voice_id=voice.id, name=voice.name, scope=voice.scope, by=member.key,
+                 owner=voice.owner.key, workspace_id=voice.owner.workspace_id, taken_down=voice.owner != member,
+                 clip_sha256=voice.clip_sha256)
         return voice
+
+    async def _owned_in_workspace(self, admin: Member, owner_id: str, name: str, *, is_admin: bool) -> Voice:
+        """The voice `owner_id` saved as `name` in the admin's workspace (their private one first, as `find`
+        resolves names); raises before looking when the caller is no admin."""
+        key = name_key(name)
+        for voice in await self.voices_of(admin, owner_id, is_admin=is_admin):
+            if voice.key == key:
+                return voice
+        raise VoiceNotFound(f"That member has no voice called “{key or name}” in this server. /voice list with "
+                            "the member shows their voices.")
 
     async def rename(self, member: Member, name: str, new_name: str, *, is_admin: bool = False) -> Voice:
         voice = await self.find(member, name)

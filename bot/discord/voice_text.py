@@ -46,6 +46,26 @@ def voices_embed(voices: list[Voice], member: Member) -> discord.Embed:
                                                      DESCRIPTION_MAX_CHARS))
 
 
+def choice_label(voice: Voice, member: Member) -> str:
+    """How an autocomplete choice says whose a voice is."""
+    if voice.scope == "server":
+        return "server"
+    return "yours" if voice.owner == member else "private"
+
+
+def member_voices_embed(voices: list[Voice], owner_id: str) -> discord.Embed:
+    """An admin's view of one member's voices in this server, private ones included (to find one to take down)."""
+    if not voices:
+        return discord.Embed(title="Voices", description=f"{mention(owner_id)} has no saved voices in this server.")
+    lines = [f"**{discord.utils.escape_markdown(voice.name)}** · "
+             f"{'private' if voice.scope == 'me' else 'server voice'} · used {voice.uses}×" for voice in voices]
+    heading = f"Saved by {mention(owner_id)} in this server:\n"
+    embed = discord.Embed(title="Voices of a member",
+                          description=heading + fit_lines(lines, DESCRIPTION_MAX_CHARS - len(heading)))
+    embed.set_footer(text="/voice delete name owner takes one down")
+    return embed
+
+
 def voice_embed(voice: Voice) -> discord.Embed:
     embed = discord.Embed(title=f"Voice “{discord.utils.escape_markdown(voice.name)}”")
     embed.add_field(name="Scope", value="private (only its owner)" if voice.scope == "me" else "this server")

@@ -1,5 +1,6 @@
 """The voice library's use cases, the same on every platform: save a voice once (with consent), speak with it by
-name, list, inspect, rename and delete voices, take down (admins) any voice of their workspace, block members, read the audit trail, and forget a user.
+name, list, inspect, rename and delete voices, block members, take down any member's voice (admins, in their own
+workspace), read the audit trail, and forget a user.
 
 Saving takes two steps, so that consent is given on a form the platform shows before anything is stored:
 

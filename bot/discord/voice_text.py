@@ -41,9 +41,8 @@ def voices_embed(voices: list[Voice], member: Member) -> discord.Embed:
     if not voices:
         return discord.Embed(title="Voices", description="No saved voices yet. Save one with `/voice save`, or use "
                              "“Clone this voice” on a voice message.")
-    return discord.Embed(title="Voices you can use",
-                         description=fit_lines([voice_line(voice, member) for voice in voices],
-                                                     DESCRIPTION_MAX_CHARS))
+    lines = [voice_line(voice, member) for voice in voices]
+    return discord.Embed(title="Voices you can use", description=fit_lines(lines, DESCRIPTION_MAX_CHARS))
 
 
 def choice_label(voice: Voice, member: Member) -> str:

@@ -15,21 +15,6 @@ from tests.storage.records import journal_entry
 JOBS = [f"JOB{index:02}" for index in range(12)]
 
 
-class Clock:
-    """The wall clock every process reads (hosts share it): tests move it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 async def processes(database_settings, clock):
     """Open bot processes on one database: `await processes()` starts one more."""

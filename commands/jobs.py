@@ -6,13 +6,9 @@ The queue owns a job's first three steps (admission, waiting for a slot, the bac
     job = await queue.submit(work, ...)      # raises before queueing when the request is refused
     result = await job.wait()
 
-`on_progress(job)` is called whenever what the job shows its user changes: its status and its place in the queue
-at once; the queue's length and the backend's generation progress at most every `progress_interval_s` (the
-latest state arriving at the end of the interval), because every call ends as a rate-limited chat message
-edit. Calls run in a background task, never twice at once for one job, coalesced (a slow callback sees the
-latest state, not every step; the final DONE/FAILED always arrives). It may be a plain function or a coroutine
-function, and its errors are logged, never raised into the job. The first call can run before `submit` has
-returned to its caller.
+`on_progress(job)` is called whenever what the job shows its user changes, paced by `progress_interval_s` and
+never twice at once (`commands.job_notifications`). The first call can run before `submit` has returned to its
+caller.
 
 A job's backend slot is freed whatever its work does: return, raise, get cancelled, or raise a BaseException.
 """
@@ -20,7 +16,6 @@ A job's backend slot is freed whatever its work does: return, raise, get cancell
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 import secrets
 import time
@@ -35,6 +30,7 @@ from backend.errors import VoicebotError
 from commands.admission import Admission, LocalLimits, keeps_cooldown
 from commands.clone_job import ORDER, Job, JobStatus, ProgressCallback, Work, with_job_id
 from commands.errors import BotRestarting, JobSuspended, UnexpectedJobError
+from commands.job_notifications import ProgressNotifier
 from commands.statistics import JobStatistics, QueueStats, p50_p95
 
 if TYPE_CHECKING:
@@ -96,7 +92,7 @@ class JobQueue:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.max_concurrent = max_concurrent
-        self.progress_interval_s = progress_interval_s
+        self.notifications = ProgressNotifier(progress_interval_s)
         self.admission = Admission(limits=limits or LocalLimits(wall_clock), max_per_user=max_per_user,
                                    cooldown_s=cooldown_s, max_queue=max_queue, clock=wall_clock)
         self.statistics = JobStatistics(window)
@@ -106,7 +102,6 @@ class JobQueue:
         self._tasks: dict[str, tuple[Job, asyncio.Task[None]]] = {}  # jobs in the backend call
         self._active: dict[str, Job] = {}  # every job not yet DONE/FAILED
         self._recent_ids: dict[str, None] = {}
-        self._notifiers: set[asyncio.Task[None]] = set()
         self._admitting = 0  # submissions waiting for the limits' answer: they count as waiting
         self._closing = False
         self.journal: JobLog | None = None  # set by `CloneService.use_journal`: restarts suspend jobs, not fail them
@@ -262,7 +257,7 @@ class JobQueue:
             if job._seen_place != place:
                 moved = job._seen_place is None or job._seen_place[0] != place[0]
                 job._seen_place = place
-                self._notify(job, urgent=moved)
+                self.notifications.notify(job, urgent=moved)
 
     def _start(self, job: Job) -> None:
         job.started_at = self._clock()
@@ -319,7 +314,7 @@ class JobQueue:
         if ORDER.index(status) > ORDER.index(job.status):
             self._set_status(job, status)
         else:
-            self._notify(job, urgent=False)
+            self.notifications.notify(job, urgent=False)
 
     def _succeed(self, job: Job, result: CloneResult) -> None:
         if job.finished:
@@ -391,52 +386,12 @@ class JobQueue:
     def _set_status(self, job: Job, status: JobStatus) -> None:
         if job.status is not status:
             job.status = status
-            self._notify(job)
+            self.notifications.notify(job)
 
     # -- progress callbacks ------------------------------------------------------------------------------
-    def _notify(self, job: Job, *, urgent: bool = True) -> None:
-        """Run the job's progress callback now, or, when not `urgent` and the last run is more recent than the
-        progress interval, once at the end of the interval."""
-        if job._on_progress is None:
-            return
-        loop = asyncio.get_running_loop()
-        if not urgent:
-            due = job._notified_at + self.progress_interval_s - loop.time()
-            if due > 0:
-                if job._refresh is None:
-                    job._refresh = loop.call_later(due, self._notify, job)
-                return
-        if job._refresh is not None:
-            job._refresh.cancel()
-            job._refresh = None
-        job._notified_at = loop.time()
-        job._dirty = True
-        if job._notifier is None or job._notifier.done():
-            task = loop.create_task(self._deliver(job), name=f"clone-job-{job.id}-progress")
-            job._notifier = task
-            self._notifiers.add(task)
-            task.add_done_callback(self._notifiers.discard)
-
-    async def _deliver(self, job: Job) -> None:
-        while job._dirty:
-            job._dirty = False
-            try:
-                outcome = job._on_progress(job)  # type: ignore[misc]
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                log.exception("job.progress_callback_failed", job_id=job.id, status=job.status.value)
-
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every pending progress callback has run; False if some still run at the timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while self._notifiers:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                return False
-            await asyncio.wait(list(self._notifiers), timeout=left)
-        return True
+        return await self.notifications.flush(timeout)
 
     # -- shutdown ----------------------------------------------------------------------------------------
     async def drain(self, timeout: float = 30.0, *, notify_timeout: float = 5.0) -> DrainReport:

@@ -390,8 +390,11 @@ class JobQueue:
 
     # -- progress callbacks ------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every pending progress callback has run; False if some still run at the timeout."""
-        return await self.notifications.flush(timeout)
+        """Wait until every pending progress callback and journal write has run (a job delivered is only
+        over once its journal entry is gone); False if some still run at the timeout."""
+        notified = await self.notifications.flush(timeout)
+        journaled = self.journal is None or await self.journal.flush(timeout)
+        return notified and journaled
 
     # -- shutdown ----------------------------------------------------------------------------------------
     async def drain(self, timeout: float = 30.0, *, notify_timeout: float = 5.0) -> DrainReport:

@@ -106,7 +106,7 @@ class ForgetMeReport:
         names = ", ".join(self.voices) if self.voices else "none"
         lines = [
             f"Voices deleted: {len(self.voices)} ({names})",
-            f"Reference clips deleted: {self.clips}",
+            f"Audio files deleted (reference clips, kept results): {self.clips}",
             f"Activity records deleted: {self.audit_entries}",
             f"Job records deleted: {self.journal_entries}",
             f"Jobs cancelled: {self.jobs_cancelled}",

@@ -246,7 +246,7 @@ async def test_forget_me_asks_first_then_reports(discord_bot):
     assert asked.flags == EPHEMERAL and "cannot be undone" in asked.content
     click = await bot.click(question, "Forget me", alice)
     text = await bot.answer(click, "forgotten you")
-    assert "Voices deleted: 1 (Narrator)" in text and "Reference clips deleted: 1" in text
+    assert "Voices deleted: 1 (Narrator)" in text and "Audio files deleted (reference clips, kept results): 1" in text
     assert await bot.library.voices(_member(alice)) == []
 
 

@@ -189,7 +189,8 @@ async def test_forget_me_asks_first_then_deletes_everything(slack):
     report = h.responses()[-1]
     assert report["replace_original"] is True
     assert "Voices deleted: 2 (Narrator, Shared)" in report["text"]
-    assert "Reference clips deleted: 2" in report["text"]
+    assert "Audio files deleted (reference clips, kept results): 2" in report["text"]
+    assert "Job records deleted: 0" in report["text"]  # the /say job was delivered: its entry went with it
     assert await names(h) == []
     assert len(backend.forgotten) == 2
 

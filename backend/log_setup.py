@@ -69,3 +69,7 @@ def setup_logging(level: str = "INFO", fmt: Literal["console", "json"] = "consol
     # qwen-tts imports `sox` for its 25 Hz tokenizer only (the 12 Hz models voicebot serves never call it); the
     # package warns at import when the sox binary is missing.
     logging.getLogger("sox").setLevel(logging.ERROR)
+    # Database drivers log statements with their parameters at DEBUG (SQLAlchemy's engine at INFO): the job
+    # journal's parameters include Discord interaction tokens, which only become known secrets once read back.
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,5 +1,6 @@
 """Turn the JSON files of `bench_gpu.py` and `bench_peer.py` runs (benchmarks/runs/) into benchmarks/RESULTS.md's
-table, a same-call comparison with the peer, a plot, and the cold-start table of `bench_coldstart.py` runs.
+table, a same-call comparison with the peer, a plot, the cold-start table of `bench_coldstart.py` runs and the
+watermark results (RESULTS.watermark.md).
 
 Runs on any machine (no GPU): python benchmarks/report.py. The prose of RESULTS.md lives in its header and
 footer templates (RESULTS.head.md, RESULTS.foot.md); the numbers come only from the JSON files.
@@ -183,8 +184,9 @@ def main() -> None:
     footer = (HERE / "RESULTS.foot.md").read_text()
     comparison = same_call(runs)
     coldstart = (HERE / "RESULTS.coldstart.md").read_text().replace("{table}", coldstart_table(coldstarts))
+    watermark = (HERE / "RESULTS.watermark.md").read_text()
     (HERE / "RESULTS.md").write_text(header + "\n" + table(runs) + "\n\n" + (comparison + "\n\n" if comparison else "")
-                                     + footer + "\n" + coldstart)
+                                     + footer + "\n" + coldstart + "\n" + watermark)
     plot(runs, HERE / "results.png")
     print("wrote RESULTS.md and results.png", file=sys.stderr)
 

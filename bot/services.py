@@ -19,12 +19,16 @@ from backend.clients.factory import create_backend
 from backend.redaction import register_secrets
 from backend.settings import BackendSettings
 from commands.clone import CloneService
+from commands.job_journal import JobJournaling
 from commands.jobs import JobQueue
 from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.limits import SharedLimits
 from commands.storage.sql import open_storage
 from commands.voice_library import VoiceLibrary
+
+
+JOURNAL_FLUSH_S = 10.0  # the last journal writes of a stopping process (after the queue drained)
 
 
 def backend_secrets(settings: BackendSettings) -> list[object]:
@@ -102,10 +106,14 @@ async def voice_library(service: CloneService) -> AsyncIterator[VoiceLibrary]:
 
 @asynccontextmanager
 async def _library(storage: Storage, service: CloneService) -> AsyncIterator[VoiceLibrary]:
-    """The library with its audit pruning running; on exit the audit records still pending are written."""
+    """The library with its audit pruning running, and the service's jobs journaled on the same storage; on
+    exit the audit records and journal writes still pending are written."""
+    journal = JobJournaling(storage)
+    service.use_journal(journal)
     library = VoiceLibrary(storage, service, service.settings)
     library.start()
     try:
         yield library
     finally:
         await library.aclose()
+        await journal.flush(timeout=JOURNAL_FLUSH_S)

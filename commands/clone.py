@@ -9,7 +9,8 @@ answer is checked (`commands.result_check`) before an adapter can post it, and t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,9 +21,13 @@ from backend.languages import normalize_language
 from backend.schema import CloneRequest, CloneResult, Progress
 from backend.validation import check_text
 from commands.health import BotHealth, check_health
+from commands.job_journal import current_origin
 from commands.jobs import Job, JobQueue, ProgressCallback
 from commands.result_check import check_result
 from commands.settings import CommandSettings
+
+if TYPE_CHECKING:
+    from commands.job_journal import JobJournaling
 
 log = structlog.get_logger(__name__)
 ReadReference = Callable[[bytes, AudioLimits, str | None], ReferenceClip]
@@ -62,6 +67,13 @@ class CloneService:
         if self.default_variant not in self.variants:
             raise ValueError(f"default variant {self.default_variant!r} is not one of {list(self.variants)}")
         self._read_reference = read_reference
+        self.journal: JobJournaling | None = None
+
+    def use_journal(self, journal: JobJournaling) -> None:
+        """Journal the jobs submitted with an origin (`commands.job_journal.journaled_as`), and let a restart
+        suspend them instead of failing them."""
+        self.journal = journal
+        self.queue.journal = journal
 
     # -- choices the adapters offer ----------------------------------------------------------------------
     @property
@@ -131,22 +143,42 @@ class CloneService:
         StorageUnavailable (the shared limits cannot be reached).
 
         `user_id` should be platform-qualified ("discord:1234", "slack:U0ABC"); `place` says where to answer
-        ("discord:guild/channel"). The clip is decoded in a worker thread (ffmpeg may run).
+        ("discord:guild/channel"). The clip is decoded in a worker thread (ffmpeg may run). Inside
+        `journaled_as(origin)`, with a journal in use, the accepted job is written down for a restart.
         """
         text, transcript, language, variant_name, backend = await self._check(
             user_id, text, ref_text, language, variant, reference_size=len(reference), is_admin=is_admin
         )
         clip = await asyncio.to_thread(self._read_reference, reference, self.settings.audio_limits, filename)
-        request = CloneRequest(reference=clip.wav, text=text, ref_text=transcript, language=language, seed=seed)
+        work = self._work(backend, CloneRequest(reference=clip.wav, text=text, ref_text=transcript,
+                                                language=language, seed=seed))
+        on_accept = None
+        origin = current_origin()
+        if self.journal is not None and origin is not None:
+            journal = self.journal
 
-        async def work(job: Job) -> CloneResult:
-            return await self._clone(job, backend, request)
+            def on_accept(job: Job) -> None:
+                journal.accept(job, origin, clip.wav, transcript)
 
         # admission again, atomically: another command or process may have admitted the user meanwhile
         return await self.queue.submit(
             work, user_id=user_id, place=place, text=text, language=language, variant=variant_name,
-            on_progress=on_progress, is_admin=is_admin,
+            on_progress=on_progress, is_admin=is_admin, on_accept=on_accept,
         )
+
+    def work_for(self, clip_wav: bytes, text: str, transcript: str | None, language: str,
+                 variant: str | None) -> Callable[[Job], Awaitable[CloneResult]]:
+        """The backend call of a job accepted earlier (a journaled one, resumed): its clip is the intake's WAV
+        and its inputs were checked then."""
+        _, backend = self.backend_for(variant)
+        return self._work(backend, CloneRequest(reference=clip_wav, text=text, ref_text=transcript,
+                                                language=language))
+
+    def _work(self, backend: BackendClient, request: CloneRequest) -> Callable[[Job], Awaitable[CloneResult]]:
+        async def work(job: Job) -> CloneResult:
+            return await self._clone(job, backend, request)
+
+        return work
 
     async def wait(self, job: Job) -> CloneResult:
         """The job's result, or raise its error ("Job J7K2QX failed: ...")."""

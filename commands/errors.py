@@ -50,6 +50,13 @@ class BotRestarting(VoicebotError):
     code = "restarting"
 
 
+class JobSuspended(BotRestarting):
+    """The bot is shutting down, but the job is journaled: the next process runs or delivers it
+    (`commands.job_journal`). The job ends in this process without its journal entry being removed."""
+
+    code = "suspended"
+
+
 class PermissionDenied(VoicebotError):
     """An admin-only command was used by someone who is not an admin."""
 

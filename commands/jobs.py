@@ -6,13 +6,9 @@ The queue owns a job's first three steps (admission, waiting for a slot, the bac
     job = await queue.submit(work, ...)      # raises before queueing when the request is refused
     result = await job.wait()
 
-`on_progress(job)` is called whenever what the job shows its user changes: its status and its place in the queue
-at once; the queue's length and the backend's generation progress at most every `progress_interval_s` (the
-latest state arriving at the end of the interval), because every call ends as a rate-limited chat message
-edit. Calls run in a background task, never twice at once for one job, coalesced (a slow callback sees the
-latest state, not every step; the final DONE/FAILED always arrives). It may be a plain function or a coroutine
-function, and its errors are logged, never raised into the job. The first call can run before `submit` has
-returned to its caller.
+`on_progress(job)` is called whenever what the job shows its user changes, paced by `progress_interval_s` and
+never twice at once (`commands.job_notifications`). The first call can run before `submit` has returned to its
+caller.
 
 A job's backend slot is freed whatever its work does: return, raise, get cancelled, or raise a BaseException.
 """
@@ -20,31 +16,32 @@ A job's backend slot is freed whatever its work does: return, raise, get cancell
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from backend.errors import VoicebotError
 from commands.admission import Admission, LocalLimits, keeps_cooldown
 from commands.clone_job import ORDER, Job, JobStatus, ProgressCallback, Work, with_job_id
-from commands.errors import BotRestarting, UnexpectedJobError
+from commands.errors import BotRestarting, JobSuspended, UnexpectedJobError
+from commands.job_notifications import ProgressNotifier
 from commands.statistics import JobStatistics, QueueStats, p50_p95
 
 if TYPE_CHECKING:
     from backend.schema import CloneResult, Progress
     from commands.settings import CommandSettings
+    from commands.storage.journal import JobState
     from commands.storage.limits import SharedLimits
 
 # Re-exported: the adapters and the health report import these from here.
-__all__ = ["DrainReport", "Job", "JobQueue", "JobStatus", "ProgressCallback", "QueueStats", "Work", "p50_p95",
-           "with_job_id"]
+__all__ = ["DrainReport", "Job", "JobLog", "JobQueue", "JobStatus", "ProgressCallback", "QueueStats", "Work",
+           "p50_p95", "with_job_id"]
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +56,23 @@ UNEXPECTED = "unexpected error; the admins have the log."
 @dataclass(frozen=True)
 class DrainReport:
     finished: int  # jobs that reached DONE/FAILED on their own while draining
-    cancelled_queued: int  # never started: failed with BotRestarting
-    interrupted: int  # still running or uploading at the deadline: failed with BotRestarting
+    cancelled_queued: int  # never started: failed with BotRestarting (JobSuspended when journaled)
+    interrupted: int  # still running or uploading at the deadline: failed with BotRestarting (or JobSuspended)
+
+
+class JobLog(Protocol):
+    """Where the queue reports its jobs' moves so that another process can take them over
+    (`commands.job_journal.JobJournaling`). `moved` must not block or raise: the job goes on whatever the log does."""
+
+    def moved(self, job: Job, state: JobState) -> None:
+        """The job is now `state` ("running", "finished" with `job.result`, "delivered", "failed"; "queued" when
+        it was suspended by a restart and the next process should run it)."""
+
+    def keeps(self, job: Job) -> bool:
+        """Whether the job is written down, so a restarted process resumes it."""
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait for the writes still pending; False if some still run at the timeout."""
 
 
 class JobQueue:
@@ -80,7 +92,7 @@ class JobQueue:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.max_concurrent = max_concurrent
-        self.progress_interval_s = progress_interval_s
+        self.notifications = ProgressNotifier(progress_interval_s)
         self.admission = Admission(limits=limits or LocalLimits(wall_clock), max_per_user=max_per_user,
                                    cooldown_s=cooldown_s, max_queue=max_queue, clock=wall_clock)
         self.statistics = JobStatistics(window)
@@ -90,9 +102,9 @@ class JobQueue:
         self._tasks: dict[str, tuple[Job, asyncio.Task[None]]] = {}  # jobs in the backend call
         self._active: dict[str, Job] = {}  # every job not yet DONE/FAILED
         self._recent_ids: dict[str, None] = {}
-        self._notifiers: set[asyncio.Task[None]] = set()
         self._admitting = 0  # submissions waiting for the limits' answer: they count as waiting
         self._closing = False
+        self.journal: JobLog | None = None  # set by `CloneService.use_journal`: restarts suspend jobs, not fail them
 
     @classmethod
     def from_settings(cls, settings: CommandSettings, *, limits: SharedLimits | None = None,
@@ -171,9 +183,11 @@ class JobQueue:
     async def submit(
         self, work: Work, *, user_id: str, place: str, text: str = "", language: str = "",
         variant: str | None = None, on_progress: ProgressCallback | None = None, is_admin: bool = False,
+        on_accept: Callable[[Job], None] | None = None,
     ) -> Job:
         """Admit (or raise, see `check_admission`) and enqueue a job; `work(job)` runs when a slot is free.
-        The per-user limits are checked and the job recorded in one step, atomically across processes."""
+        The per-user limits are checked and the job recorded in one step, atomically across processes.
+        `on_accept(job)` runs once the job exists, before it can start (the journal writes it down there)."""
         self._check_open()
         job_id = self._new_id()
         self._admitting += 1
@@ -187,6 +201,27 @@ class JobQueue:
         if self._closing:  # the queue began draining while the limits answered
             self.admission.release(user_id, job_id, refund=True)
             raise BotRestarting("The bot is restarting; please try again in a minute.")
+        return self._enqueue(work, job_id, user_id=user_id, place=place, text=text, language=language,
+                             variant=variant, on_progress=on_progress, on_accept=on_accept)
+
+    def resume(
+        self, work: Work, *, job_id: str, user_id: str, place: str, text: str, language: str,
+        variant: str | None, on_progress: ProgressCallback | None = None,
+    ) -> Job:
+        """Enqueue a job another process accepted (`commands.job_journal`): it keeps its id and skips
+        admission, since it was admitted when its user asked; raises BotRestarting while draining."""
+        if self._closing:
+            raise BotRestarting("The bot is restarting; please try again in a minute.")
+        if job_id in self._active:
+            raise ValueError(f"job {job_id} is already in the queue")
+        self._recent_ids[job_id] = None
+        return self._enqueue(work, job_id, user_id=user_id, place=place, text=text, language=language,
+                             variant=variant, on_progress=on_progress, on_accept=None)
+
+    def _enqueue(
+        self, work: Work, job_id: str, *, user_id: str, place: str, text: str, language: str, variant: str | None,
+        on_progress: ProgressCallback | None, on_accept: Callable[[Job], None] | None,
+    ) -> Job:
         job = Job(
             self, job_id, user_id=user_id, place=place, text=text, language=language, variant=variant,
             created_at=self._clock(), work=work, on_progress=on_progress,
@@ -195,6 +230,8 @@ class JobQueue:
         self._waiting.append(job)
         log.info("job.queued", job_id=job.id, user_id=user_id, place=place, variant=variant,
                  position=len(self._waiting), running=len(self._tasks))
+        if on_accept is not None:
+            on_accept(job)
         self._pump()
         return job
 
@@ -220,7 +257,7 @@ class JobQueue:
             if job._seen_place != place:
                 moved = job._seen_place is None or job._seen_place[0] != place[0]
                 job._seen_place = place
-                self._notify(job, urgent=moved)
+                self.notifications.notify(job, urgent=moved)
 
     def _start(self, job: Job) -> None:
         job.started_at = self._clock()
@@ -228,6 +265,7 @@ class JobQueue:
         task = asyncio.get_running_loop().create_task(self._run(job), name=f"clone-job-{job.id}")
         self._tasks[job.id] = (job, task)
         log.info("job.started", job_id=job.id, queue_wait_s=round(job.queue_wait_s, 3))
+        self._journal(job, "running")
         self._set_status(job, JobStatus.CLONING)
 
     async def _run(self, job: Job) -> None:
@@ -246,7 +284,7 @@ class JobQueue:
             self._succeed(job, await job._work(job))
         except asyncio.CancelledError:
             if self._closing:
-                self._fail(job, BotRestarting(f"Job {job.id} was interrupted: the bot is restarting. {RESTART_HINT}"))
+                self._fail(job, self._restart_error(job, started=True))
             else:
                 self._fail(job, VoicebotError("it was cancelled.", code="cancelled"))
             raise
@@ -276,7 +314,7 @@ class JobQueue:
         if ORDER.index(status) > ORDER.index(job.status):
             self._set_status(job, status)
         else:
-            self._notify(job, urgent=False)
+            self.notifications.notify(job, urgent=False)
 
     def _succeed(self, job: Job, result: CloneResult) -> None:
         if job.finished:
@@ -287,6 +325,7 @@ class JobQueue:
         self.admission.release(job.user_id, job.id, refund=False)
         log.info("job.generated", job_id=job.id, audio_s=round(result.audio_seconds, 2),
                  backend_s=round(result.timings.total_s, 3), rtf=round(rtf, 3) if math.isfinite(rtf) else None)
+        self._journal(job, "finished")
         job._settled.set()
         if job.status is JobStatus.CLONING:
             self._set_status(job, JobStatus.GENERATING)
@@ -302,6 +341,7 @@ class JobQueue:
             self.statistics.finished(job.total_s)
             self._active.pop(job.id, None)
             log.info("job.done", job_id=job.id, total_s=round(job.total_s, 3))
+            self._journal(job, "delivered")
             self._set_status(job, status)
             job._finished.set()
         else:
@@ -324,70 +364,50 @@ class JobQueue:
         if running is not None and running[1] is not asyncio.current_task():
             running[1].cancel()  # failed from outside (the adapter gave up): stop the backend call too
         log.info("job.failed", job_id=job.id, code=error.code, error=error.message, detail=error.detail)
+        self._journal(job, "queued" if isinstance(error, JobSuspended) else "failed")
         self._set_status(job, JobStatus.FAILED)
         job._settled.set()
         job._finished.set()
         if was_waiting and not self._closing:
             self._pump()
 
+    def _journal(self, job: Job, state: JobState) -> None:
+        if self.journal is not None:
+            self.journal.moved(job, state)
+
+    def _restart_error(self, job: Job, *, started: bool) -> BotRestarting:
+        """A journaled job is suspended (the next process takes it over); any other one fails for good."""
+        if self.journal is not None and self.journal.keeps(job):
+            return JobSuspended(f"The bot is restarting; job {job.id} will continue when it is back.")
+        if started:
+            return BotRestarting(f"Job {job.id} was interrupted: the bot is restarting. {RESTART_HINT}")
+        return BotRestarting(f"Job {job.id} was not started: the bot is restarting. {RESTART_HINT}")
+
     def _set_status(self, job: Job, status: JobStatus) -> None:
         if job.status is not status:
             job.status = status
-            self._notify(job)
+            self.notifications.notify(job)
 
     # -- progress callbacks ------------------------------------------------------------------------------
-    def _notify(self, job: Job, *, urgent: bool = True) -> None:
-        """Run the job's progress callback now, or, when not `urgent` and the last run is more recent than the
-        progress interval, once at the end of the interval."""
-        if job._on_progress is None:
-            return
-        loop = asyncio.get_running_loop()
-        if not urgent:
-            due = job._notified_at + self.progress_interval_s - loop.time()
-            if due > 0:
-                if job._refresh is None:
-                    job._refresh = loop.call_later(due, self._notify, job)
-                return
-        if job._refresh is not None:
-            job._refresh.cancel()
-            job._refresh = None
-        job._notified_at = loop.time()
-        job._dirty = True
-        if job._notifier is None or job._notifier.done():
-            task = loop.create_task(self._deliver(job), name=f"clone-job-{job.id}-progress")
-            job._notifier = task
-            self._notifiers.add(task)
-            task.add_done_callback(self._notifiers.discard)
-
-    async def _deliver(self, job: Job) -> None:
-        while job._dirty:
-            job._dirty = False
-            try:
-                outcome = job._on_progress(job)  # type: ignore[misc]
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                log.exception("job.progress_callback_failed", job_id=job.id, status=job.status.value)
-
     async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every pending progress callback has run; False if some still run at the timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while self._notifiers:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                return False
-            await asyncio.wait(list(self._notifiers), timeout=left)
-        return True
+        """Wait until every pending progress callback and journal write has run (a job delivered is only
+        over once its journal entry is gone); False if some still run at the timeout."""
+        notified = await self.notifications.flush(timeout)
+        journaled = self.journal is None or await self.journal.flush(timeout)
+        return notified and journaled
 
     # -- shutdown ----------------------------------------------------------------------------------------
     async def drain(self, timeout: float = 30.0, *, notify_timeout: float = 5.0) -> DrainReport:
-        """Refuse new jobs, fail the queued ones at once, give running and uploading jobs `timeout` seconds to
-        finish, then fail what is left; every failure is a `BotRestarting` their users are told about."""
+        """Refuse new jobs, end the queued ones at once, give running and uploading jobs `timeout` seconds to
+        finish, then end what is left; their users are told. With a journal, the jobs it holds end as
+        `JobSuspended` ("will continue when it is back") and stay journaled for the next process; the others
+        fail with `BotRestarting` ("submit it again")."""
         self._closing = True
+        if self.journal is not None:  # a job's entry still being written counts as written
+            await self.journal.flush(notify_timeout)
         queued = list(self._waiting)
         for job in queued:
-            self._fail(job, BotRestarting(f"Job {job.id} was not started: the bot is restarting. {RESTART_HINT}"))
+            self._fail(job, self._restart_error(job, started=False))
         pending = list(self._active.values())
         log.info("queue.draining", cancelled_queued=len(queued), pending=len(pending), timeout_s=timeout)
         if pending:
@@ -402,8 +422,10 @@ class JobQueue:
         if tasks:
             await asyncio.wait(tasks, timeout=notify_timeout)
         for job in late:  # uploads in progress, or backend calls that ignored the cancellation
-            self._fail(job, BotRestarting(f"Job {job.id} was interrupted: the bot is restarting. {RESTART_HINT}"))
+            self._fail(job, self._restart_error(job, started=True))
         await self.flush(timeout=notify_timeout)
+        if self.journal is not None:
+            await self.journal.flush(notify_timeout)
         await self.admission.flush(timeout=notify_timeout)
         report = DrainReport(finished=len(pending) - len(late), cancelled_queued=len(queued), interrupted=len(late))
         log.info("queue.drained", **report.__dict__)

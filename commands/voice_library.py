@@ -1,5 +1,6 @@
 """The voice library's use cases, the same on every platform: save a voice once (with consent), speak with it by
-name, list, inspect, rename and delete voices, block members, read the audit trail, and forget a user.
+name, list, inspect, rename and delete voices, block members, take down any member's voice (admins, in their own
+workspace), read the audit trail, and forget a user.
 
 Saving takes two steps, so that consent is given on a form the platform shows before anything is stored:
 
@@ -25,7 +26,8 @@ database fails (nothing was changed), `PermissionDenied` for what the member may
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -36,6 +38,7 @@ from backend.validation import check_text
 from commands.audit_trail import AuditTrail
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
+from commands.job_journal import current_origin, journaled_as
 from commands.jobs import Job, ProgressCallback
 from commands.pending_saves import (
     CONSENT_STATEMENT,
@@ -49,6 +52,7 @@ from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.audit import AuditEntry
 from commands.storage.errors import NameTaken, StorageUnavailable
+from commands.storage.journal import JournalEntry
 from commands.storage.voices import Consent, Member, NewVoice, Scope, Voice
 from commands.undelivered import UndeliveredStore
 from commands.voice_names import check_voice_name, name_key
@@ -102,7 +106,7 @@ class ForgetMeReport:
         names = ", ".join(self.voices) if self.voices else "none"
         lines = [
             f"Voices deleted: {len(self.voices)} ({names})",
-            f"Reference clips deleted: {self.clips}",
+            f"Audio files deleted (reference clips, kept results): {self.clips}",
             f"Activity records deleted: {self.audit_entries}",
             f"Job records deleted: {self.journal_entries}",
             f"Jobs cancelled: {self.jobs_cancelled}",
@@ -203,8 +207,10 @@ class VoiceLibrary:
             raise ClipMissing(f"The reference clip of the voice “{voice.name}” is missing; save the voice again.",
                               detail=f"clip {voice.clip_sha256} of voice {voice.id} is not in the clip store "
                                      f"({self.settings.data_dir / 'clips'})") from None
-        job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript, language,
-                                        is_admin=is_admin, on_progress=on_progress)
+        origin = current_origin()
+        with journaled_as(replace(origin, voice_id=voice.id)) if origin is not None else nullcontext():
+            job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript,
+                                            language, is_admin=is_admin, on_progress=on_progress)
         self.audit.watch(job, member, channel_id or place, kind="say", voice=voice)
         try:
             await self.storage.voices.mark_used(voice.id, datetime.now(UTC))
@@ -215,6 +221,19 @@ class VoiceLibrary:
     def record_clone(self, job: Job, member: Member, channel_id: str) -> None:
         """Audit a one-off `/clone` job when it ends (adapters call this right after `CloneService.submit`)."""
         self.audit.watch(job, member, channel_id, kind="clone")
+
+    async def record_resumed(self, job: Job, entry: JournalEntry) -> None:
+        """Audit a job a restarted process took over from the journal (`commands.job_journal`) when it ends,
+        as the `/clone` or `/say` job it continues (the suspended one was audited as "suspended")."""
+        voice = None
+        if entry.voice_id:
+            try:
+                voice = await self.storage.voices.get(entry.voice_id)
+            except StorageUnavailable as exc:
+                log.warning("voice.lookup_failed", voice_id=entry.voice_id, detail=exc.operator_text)
+        member = Member(entry.platform, entry.workspace_id, entry.user_id)
+        self.audit.watch(job, member, job.place.rsplit("/", 1)[-1], kind="say" if entry.voice_id else "clone",
+                         voice=voice)
 
     # -- reading -------------------------------------------------------------------------------------------
     async def find(self, member: Member, name: str) -> Voice:
@@ -230,29 +249,66 @@ class VoiceLibrary:
         """The member's own voices, then their server's."""
         return await self.storage.voices.visible_to(member, "", limit=MAX_LISTED)
 
+    async def voices_of(self, admin: Member, owner_id: str, *, is_admin: bool) -> list[Voice]:
+        """Every voice `owner_id` saved in the admin's workspace, private ones included, so an admin can find
+        the name to take down (admins only: anyone else learns nothing about another member's voices)."""
+        self._require_admin(admin, is_admin)
+        owned = await self.storage.voices.owned_by(admin.platform, owner_id)
+        return sorted((voice for voice in owned if voice.owner.workspace_id == admin.workspace_id),
+                      key=lambda voice: (voice.scope != "me", voice.key))
+
     async def info(self, member: Member, name: str) -> Voice:
         return await self.find(member, name)
 
-    async def autocomplete(self, member: Member, prefix: str, limit: int = 25) -> list[Voice]:
-        """Voices whose name starts with what the member typed; empty (never an error) when storage fails:
-        an autocomplete has no place to show one."""
+    async def autocomplete(self, member: Member, prefix: str, limit: int = 25, *, owner_id: str | None = None,
+                           is_admin: bool = False) -> list[Voice]:
+        """Voices whose name starts with what the member typed (with `owner_id`, an admin's takedown: that
+        member's voices in the admin's workspace); empty, never an error, when storage fails or a non-admin
+        names an owner: an autocomplete has no place to show one."""
+        key = name_key(prefix)
         try:
-            return await self.storage.voices.visible_to(member, name_key(prefix), limit=limit)
+            if owner_id is None:
+                return await self.storage.voices.visible_to(member, key, limit=limit)
+            voices = await self.voices_of(member, owner_id, is_admin=is_admin)
         except StorageUnavailable as exc:
             log.warning("voice.autocomplete_failed", detail=exc.operator_text)
             return []
+        except VoicebotError:  # not an admin, or not in a server
+            return []
+        return [voice for voice in voices if voice.key.startswith(key)][:limit]
 
     # -- changing ------------------------------------------------------------------------------------------
-    async def delete(self, member: Member, name: str, *, is_admin: bool = False) -> Voice:
+    async def delete(self, member: Member, name: str, *, is_admin: bool = False,
+                     owner_id: str | None = None) -> Voice:
         """Delete a voice its owner may delete, or (admins) any server voice of their workspace; its clip goes
-        with its last voice, from storage and from the backend's voice cache."""
-        voice = await self.find(member, name)
-        self._check_may_change(member, voice, is_admin)
+        with its last voice, from storage and from the backend's voice cache.
+
+        With `owner_id`, an admin's takedown: the voice `owner_id` saved under `name` in the admin's workspace,
+        private ones included (those are hidden from `find`). Only admins may name an owner; anyone else gets
+        `PermissionDenied` before any lookup, so the answer says nothing about that member's voices. The owner
+        is not notified; the log records who took the voice down."""
+        if owner_id is None:
+            voice = await self.find(member, name)
+            self._check_may_change(member, voice, is_admin)
+        else:
+            voice = await self._owned_in_workspace(member, owner_id, name, is_admin=is_admin)
         await self.storage.voices.delete(voice.id)
         if await self._drop_clip_if_unused(voice.clip_sha256):
             await self._forget_cached([voice.clip_sha256])
-        log.info("voice.deleted", voice_id=voice.id, name=voice.name, by=member.key, owner=voice.owner.key)
+        log.info("voice.deleted", voice_id=voice.id, name=voice.name, scope=voice.scope, by=member.key,
+                 owner=voice.owner.key, workspace_id=voice.owner.workspace_id, taken_down=voice.owner != member,
+                 clip_sha256=voice.clip_sha256)
         return voice
+
+    async def _owned_in_workspace(self, admin: Member, owner_id: str, name: str, *, is_admin: bool) -> Voice:
+        """The voice `owner_id` saved as `name` in the admin's workspace (their private one first, as `find`
+        resolves names); raises before looking when the caller is no admin."""
+        key = name_key(name)
+        for voice in await self.voices_of(admin, owner_id, is_admin=is_admin):
+            if voice.key == key:
+                return voice
+        raise VoiceNotFound(f"That member has no voice called “{key or name}” in this server. /voice list with "
+                            "the member shows their voices.")
 
     async def rename(self, member: Member, name: str, new_name: str, *, is_admin: bool = False) -> Voice:
         voice = await self.find(member, name)
@@ -297,6 +353,8 @@ class VoiceLibrary:
         jobs = self.service.queue.jobs_of(member.key)
         for job in jobs:
             job.mark_failed(VoicebotError("it was cancelled: you asked the bot to forget you.", code="forgotten"))
+        if self.service.journal is not None:  # their entries' last writes land before the storage forgets them
+            await self.service.journal.settle([job.id for job in jobs], timeout=FORGET_TIMEOUT_S)
         await self.audit.settle(member.key)
         self.pending.forget(member.key)
         owned = await self.storage.voices.owned_by(member.platform, member.user_id)

@@ -13,6 +13,10 @@ and `/say` share.
 
 Any failure after step 1 is told privately (ephemeral while the token lives, else DM) and the public progress
 message goes away.
+
+The accepted job is journaled with its interaction's routes (`commands.job_journal`): when the bot restarts
+meanwhile, the user hears that it will continue, and the next process runs or delivers it (`resume_jobs`): the
+follow-up while the interaction token lives, else the channel, else a DM.
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ from bot.discord.calls import CALL_FAILURES, describe_failure
 from bot.discord.errors import UNEXPECTED, send_ephemeral
 from bot.discord.files import ResultFile, fit_result
 from bot.discord.progress import JobProgress
-from bot.discord.routes import NoRouteLeft, Route, Routes
+from bot.discord.identity import PLATFORM, member_of, place_of
+from bot.discord.routes import NoRouteLeft, Route, Routes, route_of
+from commands.errors import JobSuspended, UnexpectedJobError
+from commands.job_journal import JobNotResumed, JobOrigin, journaled_as
 from commands.jobs import Job
+from commands.storage.journal import JournalEntry
 from commands.timing import CONSENT_LINE, job_timing_fields, result_filename
 
 if TYPE_CHECKING:
@@ -73,7 +81,7 @@ async def run_job(interaction: discord.Interaction, check: Callable[[], Awaitabl
         await send_ephemeral(interaction, exc.message)
         return
 
-    routes = Routes(interaction, client.timing)
+    routes = Routes.for_interaction(interaction, client.timing)
     progress = JobProgress(routes, client.timing)
     try:
         await progress.start(starting)
@@ -82,7 +90,8 @@ async def run_job(interaction: discord.Interaction, check: Callable[[], Awaitabl
         return
     job: Job | None = None
     try:
-        job = await submit(progress)
+        with journaled_as(JobOrigin(member_of(interaction), place_of(interaction), route_of(interaction))):
+            job = await submit(progress)
         progress.job_id = interaction.extras["job_id"] = job.id
         structlog.contextvars.bind_contextvars(job_id=job.id)
         result = await job.wait()
@@ -147,6 +156,8 @@ def public_failure(job: Job | None, exc: BaseException) -> str:
     """What the public progress message ends with when the user cannot be told privately: no details."""
     if job is None:
         return "This voice clone failed."
+    if isinstance(exc, JobSuspended):
+        return f"Job {job.id}: paused while the bot restarts; it continues when the bot is back."
     if isinstance(exc, ResultUndelivered):
         return f"Job {job.id}: the audio could not be delivered; it is kept for you: ask an admin for job {job.id}."
     return f"Job {job.id}: failed."
@@ -158,3 +169,52 @@ async def _tell(progress: JobProgress, message: str, public: str) -> None:
         await progress.fail(message, public=public)
     except Exception as exc:
         log.warning("discord.failure_not_delivered", error=message, reason=repr(exc))
+
+
+async def resume_jobs(client: VoicebotClient) -> int:
+    """Take over the Discord jobs a previous process left in the journal (after login: the REST API is all it
+    needs). They are queued again one by one, oldest first, so they keep their order; each is then followed
+    to its user as a tracked flow. Returns how many were found."""
+    journal = client.service.journal
+    if journal is None:
+        return 0
+    entries = await journal.unfinished(PLATFORM)
+    loop = asyncio.get_running_loop()
+    for entry in entries:
+        routes = Routes.from_route(client, entry.route, client.timing)
+        try:
+            job = await journal.resume(client.service, entry)
+        except JobNotResumed as exc:  # too old, or its clip is gone: the user hears why
+            told = routes.tell_privately(exc.message)
+            client.track(loop.create_task(told, name=f"discord-not-resumed-{entry.job_id}"))
+            continue
+        except VoicebotError as exc:  # stopping again already: the entries stay for the next start
+            log.info("discord.resume_stopped", reason=exc.code)
+            break
+        client.track(loop.create_task(_follow_resumed(client, routes, job, entry), name=f"discord-resumed-{job.id}"))
+    if entries:
+        log.info("discord.jobs_resumed", jobs=len(entries))
+    return len(entries)
+
+
+async def _follow_resumed(client: VoicebotClient, routes: Routes, job: Job, entry: JournalEntry) -> None:
+    """A resumed job to its user: told privately that it continues, then the audio by the first route that
+    takes it, or why it failed. Never raises."""
+    structlog.contextvars.bind_contextvars(job_id=job.id)
+    try:
+        if client.library is not None:
+            await client.library.record_resumed(job, entry)
+        await routes.tell_privately(f"The bot restarted; job {job.id} continues: the audio comes here when it is "
+                                    "ready.")
+        result = await job.wait()
+        async with job.delivering():
+            await deliver(client, routes, job, result, "Saved voice" if entry.voice_id else "Voice clone")
+    except VoicebotError as exc:
+        await routes.tell_privately(job.error.message if job.error is not None else exc.message)
+    except Exception:
+        log.exception("discord.resumed_job_crashed", job_id=job.id)
+        if not job.finished:
+            job.mark_failed(UnexpectedJobError(UNEXPECTED))
+        await routes.tell_privately(f"Job {job.id} failed: {UNEXPECTED}")
+    finally:
+        structlog.contextvars.unbind_contextvars("job_id")

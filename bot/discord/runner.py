@@ -1,7 +1,8 @@
 """`voicebot discord`: settings from the environment / `.env`, the backend, the bot, and a graceful shutdown.
 
-On SIGTERM or SIGINT the bot stops taking clone jobs, tells queued users to resubmit, lets running jobs finish
-and post their audio for up to VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects.
+On SIGTERM or SIGINT the bot stops taking clone jobs, lets running jobs finish and post their audio for up to
+VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects. Jobs it could not finish stay in the job journal (their users
+are told they will continue); the next start resumes them after logging in (`bot.discord.job_flow.resume_jobs`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from functools import partial
 
 import discord
 import structlog
@@ -17,8 +19,10 @@ from backend.errors import VoicebotError
 from backend.log_setup import setup_logging
 from backend.redaction import register_secret
 from bot.discord.client import VoicebotClient
+from bot.discord.job_flow import resume_jobs
 from bot.services import open_services
 from bot.settings import BotSettings, DiscordSettings
+from commands.job_journal import taking_over
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -60,17 +64,21 @@ def run_discord(sync_global: bool = False) -> None:
 
 
 async def serve(client: VoicebotClient, token: str, *, grace_s: float = 60.0) -> None:
-    """Log in, connect and serve until SIGTERM/SIGINT (or the connection ends), then shut down gracefully:
-    running jobs get `grace_s` to finish and post, queued users are told to resubmit, backends are closed."""
+    """Log in, resume journaled jobs, connect and serve until SIGTERM/SIGINT (or the connection ends), then shut
+    down gracefully: running jobs get `grace_s` to finish and post, the others are suspended in the journal (or,
+    without one, their users are told to resubmit), backends are closed."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with client:
-            connection = asyncio.create_task(client.start(token), name="discord")
+            await client.login(token)
+            await resume_jobs(client)  # jobs a previous process left: REST is enough, before the gateway
+            connection = asyncio.create_task(client.connect(), name="discord")
             stopping = asyncio.create_task(stop.wait(), name="discord-stop")
-            await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            async with taking_over(partial(resume_jobs, client)):  # and those of a process that died since
+                await asyncio.wait({connection, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if connection.done():  # login failed or the gateway gave up: nothing to drain
                 connection.result()

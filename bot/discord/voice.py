@@ -3,7 +3,9 @@
 Every answer but `/say`'s audio is private (ephemeral). Commands that touch the database acknowledge first
 ("thinking"), because a database under load may take longer than Discord's 3 s window, then replace the
 placeholder with the outcome or the failure's own message. `block`, `unblock` and `activity` check on the server
-that the caller is an admin (`bot.discord.identity.admins_only`), and the use cases check it again.
+that the caller is an admin (`bot.discord.identity.admins_only`), and the use cases check it again. `delete` with
+an `owner` and `list` with a `user` are open to everyone (their plain forms are not admin commands): the admin
+check for those options is the use case's, with the rights Discord reports in the interaction.
 """
 
 # No `from __future__ import annotations`: discord.py reads option types (Range[str, 1, N] with N from the
@@ -23,7 +25,14 @@ from bot.discord.identity import admins_only, caller_is_admin, member_of, place_
 from bot.discord.job_flow import run_job
 from bot.discord.progress import JobProgress
 from bot.discord.voice_save import offer_save
-from bot.discord.voice_text import activity_embed, voice_embed, voices_embed
+from bot.discord.voice_text import (
+    activity_embed,
+    choice_label,
+    member_voices_embed,
+    mention,
+    voice_embed,
+    voices_embed,
+)
 from commands.clone import CloneService
 from commands.jobs import Job
 from commands.voice_library import VoiceLibrary
@@ -39,12 +48,18 @@ Name = app_commands.Range[str, 1, NAME_OPTION_CHARS]
 
 
 def voice_completer(library: VoiceLibrary) -> Callable[..., Awaitable[list[app_commands.Choice[str]]]]:
-    """Autocomplete for voice names: the member's own voices, then the server's, matching what was typed."""
+    """Autocomplete for voice names: the member's own voices, then the server's, matching what was typed; when
+    the command's `owner` option is filled in (an admin's takedown), that member's voices instead. Discord sends
+    no resolved users with an autocomplete, so `owner` arrives as a bare id (`discord.Object`)."""
 
     async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        voices = await library.autocomplete(member_of(interaction), current)
-        return [app_commands.Choice(name=f"{v.name} ({'yours' if v.scope == 'me' else 'server'})", value=v.name)
-                for v in voices[:25]]
+        member, owner = member_of(interaction), getattr(interaction.namespace, "owner", None)
+        if owner is None:
+            voices = await library.autocomplete(member, current)
+        else:
+            voices = await library.autocomplete(member, current, owner_id=str(owner.id),
+                                                is_admin=caller_is_admin(interaction, library.settings))
+        return [app_commands.Choice(name=f"{v.name} ({choice_label(v, member)})", value=v.name) for v in voices[:25]]
 
     return complete
 
@@ -72,12 +87,16 @@ def voice_group(library: VoiceLibrary) -> app_commands.Group:
                    scope: str = "me") -> None:
         await offer_save(interaction, library, name=name, scope=scope, reference=clip, transcript=transcript)
 
-    @group.command(name="list", description="The voices you can use: yours, then this server's")
-    async def list_voices(interaction: discord.Interaction) -> None:
-        member = member_of(interaction)
+    @group.command(name="list", description="The voices you can use: yours, then this server's (admins: a member's)")
+    @app_commands.describe(user="Admins: every voice this member saved in this server, private ones included")
+    async def list_voices(interaction: discord.Interaction, user: discord.User | None = None) -> None:
+        member, admin = member_of(interaction), caller_is_admin(interaction, settings)
 
         async def work() -> dict[str, Any]:
-            return {"embed": voices_embed(await library.voices(member), member)}
+            if user is None:
+                return {"embed": voices_embed(await library.voices(member), member)}
+            return {"embed": member_voices_embed(await library.voices_of(member, str(user.id), is_admin=admin),
+                                                 str(user.id))}
 
         await answer_privately(interaction, work)
 
@@ -92,15 +111,18 @@ def voice_group(library: VoiceLibrary) -> app_commands.Group:
 
         await answer_privately(interaction, work)
 
-    @group.command(name="delete", description="Delete one of your voices (admins: any server voice)")
-    @app_commands.describe(name="The voice")
+    @group.command(name="delete", description="Delete one of your voices (admins: any voice saved in this server)")
+    @app_commands.describe(name="The voice", owner="Admins: the member who saved it (takes down private voices too)")
     @app_commands.autocomplete(name=complete_voice)
-    async def delete(interaction: discord.Interaction, name: Name) -> None:
+    async def delete(interaction: discord.Interaction, name: Name, owner: discord.User | None = None) -> None:
         member, admin = member_of(interaction), caller_is_admin(interaction, settings)
 
         async def work() -> dict[str, Any]:
-            voice = await library.delete(member, name, is_admin=admin)
-            return {"content": f"Deleted the voice “{_escape(voice.name)}”."}
+            voice = await library.delete(member, name, is_admin=admin, owner_id=str(owner.id) if owner else None)
+            if voice.owner == member:
+                return {"content": f"Deleted the voice “{_escape(voice.name)}”."}
+            return {"content": f"Took down the voice “{_escape(voice.name)}” of {mention(voice.owner.user_id)}. "
+                               "They are not told; the bot's log records that you did it."}
 
         await answer_privately(interaction, work)
 

@@ -41,9 +41,28 @@ def voices_embed(voices: list[Voice], member: Member) -> discord.Embed:
     if not voices:
         return discord.Embed(title="Voices", description="No saved voices yet. Save one with `/voice save`, or use "
                              "“Clone this voice” on a voice message.")
-    return discord.Embed(title="Voices you can use",
-                         description=fit_lines([voice_line(voice, member) for voice in voices],
-                                                     DESCRIPTION_MAX_CHARS))
+    lines = [voice_line(voice, member) for voice in voices]
+    return discord.Embed(title="Voices you can use", description=fit_lines(lines, DESCRIPTION_MAX_CHARS))
+
+
+def choice_label(voice: Voice, member: Member) -> str:
+    """How an autocomplete choice says whose a voice is."""
+    if voice.scope == "server":
+        return "server"
+    return "yours" if voice.owner == member else "private"
+
+
+def member_voices_embed(voices: list[Voice], owner_id: str) -> discord.Embed:
+    """An admin's view of one member's voices in this server, private ones included (to find one to take down)."""
+    if not voices:
+        return discord.Embed(title="Voices", description=f"{mention(owner_id)} has no saved voices in this server.")
+    lines = [f"**{discord.utils.escape_markdown(voice.name)}** · "
+             f"{'private' if voice.scope == 'me' else 'server voice'} · used {voice.uses}×" for voice in voices]
+    heading = f"Saved by {mention(owner_id)} in this server:\n"
+    embed = discord.Embed(title="Voices of a member",
+                          description=heading + fit_lines(lines, DESCRIPTION_MAX_CHARS - len(heading)))
+    embed.set_footer(text="/voice delete name owner takes one down")
+    return embed
 
 
 def voice_embed(voice: Voice) -> discord.Embed:

@@ -9,6 +9,10 @@ its thread), into the message's thread for the shortcut and mentions. It always 
 failed; when Slack would not take that edit, the user is told privately. The WAV goes by the first route that
 takes it (`bot.slack.delivery`: thread, direct message, else kept for the admins). Validation, queueing and the
 timing report are `commands`' own; nothing here decides what is a valid clip or how long anyone waits.
+
+The accepted job is journaled with its channel, thread and user (`commands.job_journal`). When the bot restarts
+meanwhile, the user hears it will continue; the next process takes it over (`resume_jobs`, a `ResumedFlow`):
+a new progress message where it was asked, the WAV in its thread, else as a direct message.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from bot.slack.messages import UNEXPECTED, error_line, escape, progress_text, us
 from bot.slack.progress import ProgressMessage
 from bot.slack.replies import Replier
 from bot.slack.services import SlackServices
-from commands.errors import UnexpectedJobError
+from commands.errors import JobSuspended, UnexpectedJobError
 from commands.health import is_admin
+from commands.job_journal import JobJournaling, JobOrigin, journaled_as
 from commands.jobs import Job
+from commands.storage.journal import JournalEntry
 from commands.storage.voices import Member
 
 log = structlog.get_logger(__name__)
@@ -91,12 +97,20 @@ class CloneFlow:
                                       reference_size=size, is_admin=admin)
 
         clip = await fetch_clip(self.services, self.client, order.file, check)
-        job = await clone.submit(
-            order.user_key, order.place, clip.data, clip.filename, order.text, order.ref_text, order.language,
-            order.variant, is_admin=admin, on_progress=self.progress.on_job,
-        )
+        with journaled_as(self.origin()):
+            job = await clone.submit(
+                order.user_key, order.place, clip.data, clip.filename, order.text, order.ref_text, order.language,
+                order.variant, is_admin=admin, on_progress=self.progress.on_job,
+            )
         self.services.library.record_clone(job, order.member, order.channel)
         return job
+
+    def origin(self) -> JobOrigin:
+        """What the job journal keeps so a restarted bot delivers the job (`ResumedFlow`): channel, thread, user
+        and the saved voice's name."""
+        order = self.order
+        route = {"channel": order.channel, "thread_ts": order.thread_ts, "user": order.user, "voice": order.voice}
+        return JobOrigin(order.member, order.place, route)
 
     async def run(self) -> None:
         """Admission (if not done yet), then the job to its end; every failure reaches the user."""
@@ -153,6 +167,9 @@ class CloneFlow:
         user = self.order.user
         if not told:
             public = f":x: <@{user}> {escape(message)}"
+        elif job is not None and isinstance(job.error, JobSuspended):
+            public = f":double_vertical_bar: <@{user}> Job {job.id} is paused while the bot restarts; it continues " \
+                     "when the bot is back."
         elif job is not None:
             public = f":x: <@{user}> Job {job.id} failed."
         else:
@@ -164,3 +181,47 @@ class CloneFlow:
     def note(self, error: VoicebotError) -> None:
         """The operator side of a failure this user is about to be shown (see `SlackServices.note`)."""
         self.services.note(error, user=self.order.user, channel=self.order.channel)
+
+
+class ResumedFlow(CloneFlow):
+    """A job a previous process accepted and journaled, taken over after a restart: re-queued under its id
+    (no admission, no download) or, when too old or its clip is gone, refused with the reason told privately."""
+
+    def __init__(self, services: SlackServices, client: AsyncWebClient, journal: JobJournaling,
+                 entry: JournalEntry) -> None:
+        route = entry.route
+        order = CloneOrder(user=str(route["user"]), team=entry.workspace_id, channel=str(route["channel"]),
+                           thread_ts=_text_or_none(route.get("thread_ts")), file=None, text=entry.text,
+                           voice=_text_or_none(route.get("voice")))
+        super().__init__(services, client, order, Replier(client, order.channel, order.user,
+                                                          thread_ts=order.thread_ts))
+        self.journal = journal
+        self.entry = entry
+
+    async def _submit(self) -> Job:
+        return await self.journal.resume(self.services.clone, self.entry, on_progress=self.progress.on_job)
+
+    async def _follow(self, job: Job) -> None:
+        await self.services.library.record_resumed(job, self.entry)
+        await self.reply.ephemeral(f":arrows_counterclockwise: The bot restarted; job {job.id} continues.")
+        await super()._follow(job)
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+async def resume_jobs(services: SlackServices, client: AsyncWebClient) -> int:
+    """Take over the Slack jobs a previous process left in the journal, each as a tracked `ResumedFlow`. They
+    are queued again one by one, oldest first, so they keep their order. Returns how many were found."""
+    journal = services.clone.journal
+    if journal is None:
+        return 0
+    entries = await journal.unfinished(PLATFORM)
+    for entry in entries:
+        flow = ResumedFlow(services, client, journal, entry)
+        await asyncio.wait([flow.admit()])  # queued (or refused: the flow tells the user) before the next one
+        services.spawn(flow.run(), name=f"slack-resume-{entry.job_id}")
+    if entries:
+        log.info("slack.jobs_resumed", jobs=len(entries))
+    return len(entries)

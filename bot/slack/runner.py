@@ -7,8 +7,10 @@ request's signature with SLACK_SIGNING_SECRET before reading it (`bot.slack.http
 secrets are registered with `backend.redaction` first thing, so no log line or message can show them. The
 storage (the voice library's database, also holding the limits every bot process shares) is opened before
 Slack is connected: a database that cannot be opened stops the bot with the reason. On SIGTERM or SIGINT the
-bot stops taking clone jobs (users are told it is restarting), tells queued users to resubmit, lets running
-jobs finish and upload for up to VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects; the storage closes last.
+bot stops taking clone jobs (users are told it is restarting), lets running jobs finish and upload for up to
+VOICEBOT_SHUTDOWN_GRACE_S seconds, then disconnects; the storage closes last. Jobs it could not finish stay in
+the job journal (their users are told they will continue); the next start resumes them before connecting
+(`bot.slack.clone_flow.resume_jobs`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -32,11 +35,13 @@ from backend.redaction import register_secrets
 from bot.services import open_services
 from bot.settings import BotSettings
 from bot.slack.app import build_app
+from bot.slack.clone_flow import resume_jobs
 from bot.slack.http_mode import web_app
 from bot.slack.services import SlackServices
 from bot.slack.settings import SlackSettings
 from bot.slack.slack_errors import SlackProblem, explain
 from bot.slack.web_client import web_client
+from commands.job_journal import taking_over
 
 log = structlog.get_logger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -95,11 +100,13 @@ async def serve(settings: SlackSettings, services: SlackServices, *, grace_s: fl
     if own_stop:
         for sig in SIGNALS:
             loop.add_signal_handler(sig, stop.set)
+    await resume_jobs(services, client)  # jobs a previous process left: the Web API is all they need
     transport = await start_transport(app, settings)
     log.info("slack.started", transport=transport.description, team=identity.get("team"),
              bot_user=identity.get("user"), variants=services.clone.variant_names)
     try:
-        await stop.wait()
+        async with taking_over(partial(resume_jobs, services, client)):  # and those of a process that died since
+            await stop.wait()
         log.info("slack.stopping", grace_s=grace_s)
         if own_stop:
             for sig in SIGNALS:  # a second Ctrl-C gets the default behaviour: stop now

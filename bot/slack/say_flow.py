@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.slack.clone_flow import CloneFlow
 from commands.health import is_admin
+from commands.job_journal import journaled_as
 from commands.jobs import Job
 
 
@@ -14,8 +15,9 @@ class SayFlow(CloneFlow):
         order, library = self.order, self.services.library
         assert order.voice is not None
         order.voice = (await library.find(order.member, order.voice)).name  # as saved, for the result's comment
-        return await library.say(
-            order.member, order.voice, order.text, order.language, place=order.place,
-            on_progress=self.progress.on_job, is_admin=is_admin(order.user_key, False, self.services.settings),
-            channel_id=order.channel,
-        )
+        with journaled_as(self.origin()):
+            return await library.say(
+                order.member, order.voice, order.text, order.language, place=order.place,
+                on_progress=self.progress.on_job, is_admin=is_admin(order.user_key, False, self.services.settings),
+                channel_id=order.channel,
+            )

@@ -29,6 +29,7 @@ VOICE_HELP = """*Voices* — save a voice once, then let it speak by name.
 • `/voice rename [name]` · `/voice delete <name>` — your voices (admins: any workspace voice)
 • `/voice forget-me` — delete every voice, clip and record the bot keeps about you
 • Admins: `/voice block @user` · `/voice unblock @user` · `/voice activity [@user]`
+• Admins: `/voice list @user` — every voice they saved here · `/voice delete <name> @user` — take one down
 The *Clone this voice* shortcut on a message with a voice clip can save it as a voice, too."""
 
 
@@ -56,6 +57,20 @@ def voices_message(voices: list[Voice], member: Member) -> dict[str, Any]:
         return {"text": text}
     body = fit_lines([voice_line(voice, member) for voice in voices], LIST_CHARS)
     return {"text": f"Voices you can use:\n{body}", "blocks": [section(f"*Voices you can use*\n{body}")]}
+
+
+def member_voices_message(voices: list[Voice], owner_id: str) -> dict[str, Any]:
+    """An admin's view of one member's voices in this workspace, private ones included (to find one to take
+    down)."""
+    if not voices:
+        return {"text": f"{mention(owner_id)} has no saved voices in this workspace."}
+    lines = [f"• *{escape(voice.name)}* · {'private' if voice.scope == 'me' else 'workspace voice'} · "
+             f"used {voice.uses}×" for voice in voices]
+    heading = f"Voices {mention(owner_id)} saved in this workspace:"
+    body = fit_lines(lines, LIST_CHARS)
+    return {"text": f"{heading}\n{body}",
+            "blocks": [section(f"{heading}\n{body}"),
+                       context(f"`/voice delete <name> {mention(owner_id)}` takes one down.")]}
 
 
 def voice_message(voice: Voice) -> dict[str, Any]:

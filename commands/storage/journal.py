@@ -1,12 +1,16 @@
 """The job journal: every accepted clone job is written down, so a restarted bot resumes what was queued and
 delivers what finished, instead of asking users to send it again.
 
+Each entry is held by the process running its job; with several bot processes on one database (Discord shards,
+Slack replicas), a starting process takes over only what no live process holds.
+
 `route` is what the adapter needs to deliver later (channel, thread, interaction and its expiry); it is the
 adapter's JSON and opaque here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -40,6 +44,12 @@ class JobJournal(Protocol):
                      error: str | None = None) -> None: ...
 
     async def unfinished(self, platform: str) -> list[JournalEntry]:
-        """Entries not yet delivered or failed, oldest first (what a restarted process picks up)."""
+        """Take over the platform's entries not yet delivered or failed that no live process runs (released by a
+        clean shutdown, or left by a process that stopped renewing them), oldest first: what a starting process
+        resumes. Each entry goes to one process only, however many start together."""
+
+    async def release(self, job_ids: Sequence[str] | None = None) -> None:
+        """This process no longer runs these jobs (None: all it holds): the next process to look takes their
+        entries over at once, without waiting for their lease to go stale."""
 
     async def forget(self, job_id: str) -> None: ...

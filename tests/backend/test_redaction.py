@@ -81,3 +81,16 @@ def test_log_lines_and_tracebacks_are_redacted(fmt, capsys) -> None:
     for secret in ("registered-secret-value", "bearer-token-value", "query-secret", ":pw@", "xoxb-1111111111"):
         assert secret not in err
     assert "call.failed" in err and "RuntimeError" in err and "h.example/x" in err
+
+
+def test_database_drivers_do_not_log_statement_parameters_even_at_debug(capsys) -> None:
+    """The job journal's parameters hold Discord interaction tokens, unknown to the redactor until read back:
+    the drivers' statement logs stay off whatever the level."""
+    setup_logging("DEBUG", "console")
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+        logging.getLogger(name).debug("executing INSERT INTO journal VALUES (?) with token-%s-unregistered", name)
+        logging.getLogger(name).info("[generated] INSERT parameters token-%s-info", name)
+    logging.getLogger("alembic").info("Running upgrade  -> 0001")  # migrations stay visible
+    err = capsys.readouterr().err
+    assert "unregistered" not in err and "token-" not in err
+    assert "Running upgrade" in err

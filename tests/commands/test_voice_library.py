@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from backend.errors import BackendFailed, InvalidInput, VoicebotError
 from commands.clone import CloneService
@@ -352,6 +353,65 @@ async def test_owners_and_admins_change_voices_and_nobody_else(world):
     await world.library.delete(ADMIN, "Radio Two", is_admin=True)
     assert [v.name for v in await world.library.voices(BOB)] == ["Mine"]
 
+
+
+async def test_an_admin_takes_down_a_members_private_voice_by_naming_its_owner(world):
+    private = await world.save(BOB, "Mine")
+    await world.save(BOB, "Radio", "server", clip=OTHER_CLIP)
+    await world.save(ALICE_ELSEWHERE, "Away", clip=sine_clip(2.5, 22_050))  # another server's
+    assert [v.name for v in await world.library.voices_of(ADMIN, BOB.user_id, is_admin=True)] == ["Mine", "Radio"]
+    with capture_logs() as logs:
+        gone = await world.library.delete(ADMIN, " MINE ", is_admin=True, owner_id=BOB.user_id)
+    assert gone.id == private.id
+    assert [v.name for v in await world.library.voices(BOB)] == ["Radio"]
+    with pytest.raises(LookupError):  # the same deletion as the owner's own: clip and backend cache go
+        await world.storage.clips.get(private.clip_sha256)
+    assert world.backend.forgotten == [private.clip_sha256]
+    [entry] = [e for e in logs if e["event"] == "voice.deleted"]
+    assert (entry["by"], entry["owner"], entry["taken_down"], entry["scope"]) == ("discord:999", "discord:222",
+                                                                                  True, "me")
+    await world.library.delete(ADMIN, "radio", is_admin=True, owner_id=BOB.user_id)  # a server voice too
+    assert await world.library.voices_of(ADMIN, BOB.user_id, is_admin=True) == []
+
+
+@pytest.mark.parametrize("name", ["Mine", "Nothing"])
+async def test_a_non_admin_naming_an_owner_is_refused_without_learning_whether_the_voice_exists(world, name):
+    await world.save(BOB, "Mine")
+    errors = []
+    for attempt in (world.library.delete(ALICE, name, owner_id=BOB.user_id),
+                    world.library.voices_of(ALICE, BOB.user_id, is_admin=False)):
+        with pytest.raises(PermissionDenied) as caught:
+            await attempt
+        errors.append(caught.value.message)
+    assert errors == ["Only server admins can do that."] * 2
+    assert await world.library.autocomplete(ALICE, "", owner_id=BOB.user_id) == []
+    assert [v.name for v in await world.library.voices(BOB)] == ["Mine"]
+
+
+@pytest.mark.parametrize("admin", [CAROL_ELSEWHERE, Member("slack", "g1", "999")], ids=["other-server",
+                                                                                         "other-platform"])
+async def test_a_takedown_reaches_only_the_admins_own_workspace_and_platform(world, admin):
+    await world.save(BOB, "Mine")
+    assert await world.library.voices_of(admin, BOB.user_id, is_admin=True) == []
+    assert await world.library.autocomplete(admin, "", owner_id=BOB.user_id, is_admin=True) == []
+    with pytest.raises(VoiceNotFound, match="That member has no voice called “mine” in this server"):
+        await world.library.delete(admin, "Mine", is_admin=True, owner_id=BOB.user_id)
+    assert [v.name for v in await world.library.voices(BOB)] == ["Mine"]
+
+
+async def test_a_takedown_needs_a_server(world):
+    with pytest.raises(InvalidInput, match="in a server only"):
+        await world.library.delete(Member("discord", "", "999"), "Mine", is_admin=True, owner_id=BOB.user_id)
+
+
+async def test_autocomplete_for_a_takedown_lists_the_owners_voices_by_prefix(world):
+    await world.save(BOB, "Mine")
+    await world.save(BOB, "Mono", "server", clip=OTHER_CLIP)
+    await world.save(ALICE, "Maybe")
+    found = await world.library.autocomplete(ADMIN, "m", owner_id=BOB.user_id, is_admin=True)
+    assert [v.name for v in found] == ["Mine", "Mono"]
+    assert [v.name for v in await world.library.autocomplete(ADMIN, "mo", owner_id=BOB.user_id,
+                                                            is_admin=True)] == ["Mono"]
 
 async def test_rename_refuses_a_taken_or_bad_name(world):
     await world.save(ALICE, "One")

@@ -29,6 +29,7 @@ from bot.discord.client import VoicebotClient
 from backend.log_setup import setup_logging
 from bot.settings import DiscordSettings
 from commands.clone import CloneService
+from commands.job_journal import JobJournaling
 from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.sql import open_storage
@@ -206,7 +207,10 @@ def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeD
                 storage: Storage | None = None, **limits: Any) -> VoicebotClient:
     """A bot over `backend` that downloads attachments from `api`'s CDN only; with `storage`, a voice library."""
     service = CloneService(backend, command_settings(**limits))
-    library = VoiceLibrary(storage, service) if storage is not None else None
+    library = None
+    if storage is not None:  # the bot process's wiring (`bot.services`): jobs journaled, a voice library
+        service.use_journal(JobJournaling(storage))
+        library = VoiceLibrary(storage, service)
     settings = DiscordSettings(_env_file=None, token=TOKEN,  # type: ignore[call-arg]
                                dev_guild_id=GUILD_ID if dev_guild else None)
     return VoicebotClient(service, settings, library=library, sync_global=sync_global, cdn=api.allowed_cdn,
@@ -216,7 +220,8 @@ def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeD
 @pytest.fixture
 async def discord_bot(fake_discord: FakeDiscordSession) -> AsyncIterator[MakeBot]:
     """A factory: `await discord_bot(backend_or_variants, sync_global=False, dev_guild=True, library=False,
-    **limits)`; `library=True` opens a SQLite voice library in the bot's data directory."""
+    **limits)`; `library=True` opens a SQLite voice library and job journal in the bot's data directory (a fresh
+    one unless `data_dir` names another bot's, as a restarted process would)."""
     bots: list[DiscordHarness] = []
     stores: list[Storage] = []
 
@@ -225,7 +230,8 @@ async def discord_bot(fake_discord: FakeDiscordSession) -> AsyncIterator[MakeBot
         storage = None
         if library:
             limits = {key: value for key, value in options.items() if key in CommandSettings.model_fields}
-            options["data_dir"] = limits["data_dir"] = Path(tempfile.mkdtemp(prefix="voicebot-test-"))
+            options["data_dir"] = limits["data_dir"] = options.get("data_dir") or Path(
+                tempfile.mkdtemp(prefix="voicebot-test-"))  # a second bot on a first one's data: a restart
             storage = await open_storage(command_settings(**limits))
             stores.append(storage)
         bot = make_client(backend, fake_discord.api, storage=storage, **options)

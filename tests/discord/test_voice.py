@@ -1,5 +1,5 @@
 """The voice library on Discord: /voice save with its consent step, /say, list/info/delete/rename, autocomplete,
-admins' block/unblock/activity, forget-me, and "Clone this voice" -> "Save as my voice"."""
+admins' block/unblock/activity and takedown, forget-me, and "Clone this voice" -> "Save as my voice"."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from tests.discord.fake_api import (
     option,
     slash,
     snowflake,
+    subcommand,
     user_payload,
 )
 from tests.fakes import FakeBackend
@@ -194,6 +195,48 @@ async def test_admins_block_and_read_activity(discord_bot):
     assert len(backend.calls) == 1
 
 
+
+def _takedown(bot, invoker: Invoker, name: str, owner: dict, *, kind: int = APPLICATION_COMMAND,
+              focused: bool = False) -> dict:
+    """`/voice delete name owner:@member` (or its autocomplete, which Discord sends without resolved users)."""
+    options = [{**option("name", name), **({"focused": True} if focused else {})},
+               {"name": "owner", "type": 6, "value": owner["id"]}]
+    return bot.send(kind, subcommand("voice", "delete", options, users=None if focused else [owner]), invoker)
+
+
+async def test_an_admin_finds_and_takes_down_a_members_private_voice(discord_bot):
+    backend = FakeBackend()
+    bot = await discord_bot(backend, library=True)
+    alice, admin = Invoker(), Invoker(name="admin", permissions=ADMIN)
+    await save_voice(bot, "Secret_one_", alice)
+    await save_voice(bot, "Shared", alice, scope="server", clip=sine_clip(2.0))
+    owner = user_payload(alice.user_id, "alice")
+
+    listed = bot.voice("list", admin, users=[owner], user=owner["id"])
+    text = await bot.answer(listed, "Voices of a member")
+    assert f"<@{alice.user_id}>" in text and "**Secret\\_one\\_** · private" in text and "**Shared** · server" in text
+
+    response = await bot.response(_takedown(bot, admin, "se", owner, kind=AUTOCOMPLETE, focused=True))
+    assert response.json["data"]["choices"] == [{"name": "Secret_one_ (private)", "value": "Secret_one_"}]
+
+    text = await bot.answer(_takedown(bot, admin, "secret_ONE_", owner), "Took down")
+    assert text.startswith(f"Took down the voice “Secret\\_one\\_” of <@{alice.user_id}>")
+    assert [v.name for v in await bot.library.voices(_member(alice))] == ["Shared"]
+    assert len(backend.forgotten) == 1  # its clip left the backend's voice cache
+
+
+async def test_a_member_naming_an_owner_is_refused_and_learns_nothing(discord_bot):
+    bot = await discord_bot(FakeBackend(), library=True)
+    alice, mallory = Invoker(), Invoker(name="mallory")
+    await save_voice(bot, "Secret", alice)
+    owner = user_payload(alice.user_id, "alice")
+    answers = [await bot.answer(_takedown(bot, mallory, name, owner), "admins") for name in ("Secret", "Nothing")]
+    assert answers == ["Only server admins can do that."] * 2
+    assert "admins" in await bot.answer(bot.voice("list", mallory, users=[owner], user=owner["id"]), "admins")
+    response = await bot.response(_takedown(bot, mallory, "s", owner, kind=AUTOCOMPLETE, focused=True))
+    assert response.json["data"]["choices"] == []
+    assert [v.name for v in await bot.library.voices(_member(alice))] == ["Secret"]
+
 async def test_forget_me_asks_first_then_reports(discord_bot):
     bot = await discord_bot(FakeBackend(), library=True)
     alice = Invoker()
@@ -203,7 +246,7 @@ async def test_forget_me_asks_first_then_reports(discord_bot):
     assert asked.flags == EPHEMERAL and "cannot be undone" in asked.content
     click = await bot.click(question, "Forget me", alice)
     text = await bot.answer(click, "forgotten you")
-    assert "Voices deleted: 1 (Narrator)" in text and "Reference clips deleted: 1" in text
+    assert "Voices deleted: 1 (Narrator)" in text and "Audio files deleted (reference clips, kept results): 1" in text
     assert await bot.library.voices(_member(alice)) == []
 
 

@@ -99,7 +99,7 @@ def mention_body(event_id: str, user: str, ts: str, clip: dict) -> dict:
 
 async def test_socket_mode_end_to_end_with_graceful_shutdown(make_services):
     """`serve` over a real WebSocket: envelopes are acknowledged and handled; on stop, the running job still
-    uploads its audio and the queued one is told the bot is restarting."""
+    uploads its audio and the queued one is told it will continue when the bot is back (it is journaled)."""
     fake = await FakeSlack().start()
     backend = FakeBackend(hold=True)
     settings = CommandSettings(cooldown_s=0, max_concurrent_jobs=1, _env_file=None)
@@ -130,7 +130,8 @@ async def test_socket_mode_end_to_end_with_graceful_shutdown(make_services):
 
         stop.set()
         told = await fake.wait_for(lambda c: c.method == "chat.postEphemeral" and c.args["user"] == "U2")
-        assert "the bot is restarting" in told.args["text"] and "Job " in told.args["text"]
+        job_id = told.args["text"].split("job ", 1)[1].split(" ", 1)[0]  # journaled: it continues after the restart
+        assert f"The bot is restarting; job {job_id} will continue when it is back." in told.args["text"]
         assert not serving.done()  # still draining: the running job may finish
         running.release()
         await asyncio.wait_for(serving, 10)

@@ -1,4 +1,5 @@
-"""`/voice list|info|delete|rename|forget-me` and the admin sub-commands (block, unblock, activity) through
+"""`/voice list|info|delete|rename|forget-me` and the admin sub-commands (block, unblock, activity, a member's
+voices and their takedown) through
 slack-bolt: private answers, owners and admins checked on the server (Slack's `users.info`), clear refusals."""
 
 from __future__ import annotations
@@ -64,6 +65,36 @@ async def test_workspace_admins_may_delete_workspace_voices_only(slack):
     assert await names(h) == ["Mine"]
     assert [c.args["user"] for c in h.fake.of("users.info")] == ["UADMIN", "UADMIN"]  # asked Slack, server side
 
+
+
+async def test_an_admin_lists_a_members_voices_and_takes_down_a_private_one(slack):
+    h = await slack(FakeBackend())
+    await h.save_voice("Secret")
+    (secret,) = await h.services.library.storage.voices.owned_by("slack", "U1")
+    await h.save_voice("Shared", scope="server")
+    listed = await h.command("/voice", "list <@U1|alice>", user="UADMIN")
+    assert listed["response_type"] == "ephemeral"
+    lines = [line for line in listed["text"].splitlines() if line.startswith("•")]
+    assert lines == ["• *Secret* · private · used 0×", "• *Shared* · workspace voice · used 0×"]
+    done = await h.command("/voice", "delete secret <@U1|alice>", user="UADMIN")
+    assert done["text"].startswith(":wastebasket: Took down the voice *Secret* of <@U1>.")
+    assert await names(h) == ["Shared"]
+    assert h.services.clone.variants["fake"].forgotten == [secret.clip_sha256]
+    missing = await h.command("/voice", "delete Secret <@U1>", user="UADMIN")
+    assert missing["text"] == ":x: That member has no voice called “secret” in this server. /voice list with the " \
+                              "member shows their voices."
+    usage = await h.command("/voice", "delete <@U1>", user="UADMIN")
+    assert usage["text"].startswith(":x: Which voice?")
+
+
+async def test_a_member_naming_an_owner_is_refused_before_any_lookup(slack):
+    h = await slack(FakeBackend())
+    await h.save_voice("Secret")
+    refusal = ":x: Only the bot's admins can use this command."
+    for text in ("delete Secret <@U1>", "delete Nothing <@U1>", "list <@U1>", "list U1"):
+        assert (await h.command("/voice", text, user="U2"))["text"] == refusal
+    assert await names(h) == ["Secret"]
+    assert {c.args["user"] for c in h.fake.of("users.info")} == {"U2"}  # asked Slack, server side
 
 async def test_rename_through_the_form(slack):
     h = await slack(FakeBackend())
@@ -158,7 +189,8 @@ async def test_forget_me_asks_first_then_deletes_everything(slack):
     report = h.responses()[-1]
     assert report["replace_original"] is True
     assert "Voices deleted: 2 (Narrator, Shared)" in report["text"]
-    assert "Reference clips deleted: 2" in report["text"]
+    assert "Audio files deleted (reference clips, kept results): 2" in report["text"]
+    assert "Job records deleted: 0" in report["text"]  # the /say job was delivered: its entry went with it
     assert await names(h) == []
     assert len(backend.forgotten) == 2
 

@@ -34,3 +34,9 @@ def journal_entry(job_id: str, member: Member = ALICE, *, clip: str = CLIP, minu
                         user_id=member.user_id, route={"channel": "c1", "token_expires": 123.5}, text="Hi",
                         language="English", clip_sha256=clip, transcript=None, voice_id=None, variant=None,
                         accepted_at=T0 + timedelta(minutes=minutes))
+
+
+async def left_over(storage, platform: str = "discord") -> list[JournalEntry]:
+    """What the next process takes over from the journal once `storage`'s process has shut down cleanly."""
+    await storage.journal.release()
+    return await storage.journal.unfinished(platform)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from commands.storage import ForgetReport
 from commands.storage.sql.forget import FORGOTTEN
-from tests.storage.records import ALICE, ALICE_ELSEWHERE, BOB, SLACK_ALICE, audit_entry, journal_entry, new_voice
+from tests.storage.records import (
+    ALICE, ALICE_ELSEWHERE, BOB, SLACK_ALICE, audit_entry, journal_entry, left_over, new_voice,
+)
 
 
 async def test_forget_user_deletes_everything_of_theirs_and_nothing_else(storage):
@@ -40,7 +42,7 @@ async def test_forget_user_deletes_everything_of_theirs_and_nothing_else(storage
     assert set(audit) == {"B1", "B2"}
     assert (audit["B1"].voice_id, audit["B1"].voice_name) == (None, None)  # no trace of her voice
     assert audit["B2"].voice_id == bobs.id
-    assert [entry.job_id for entry in await storage.journal.unfinished("discord")] == ["JB"]
+    assert [entry.job_id for entry in await left_over(storage)] == ["JB"]
     assert await storage.blocks.is_blocked(ALICE)
     assert await storage.blocks.is_blocked(BOB.__class__("discord", "guild1", "333"))
 

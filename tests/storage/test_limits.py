@@ -14,19 +14,6 @@ from commands.storage.sql import open_storage
 from commands.storage.sql.limits import STALE_S
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def limits(request, tmp_path, clock):
     if request.param == "memory":

@@ -7,12 +7,13 @@ import asyncio
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
 from commands.storage.sql import migrate, open_storage
 from commands.storage.sql.database import Database, database_url
-from commands.storage.sql.tables import metadata
-from tests.storage.records import ALICE, new_voice
+from commands.storage.sql.journal import FIELDS
+from commands.storage.sql.tables import journal, metadata
+from tests.storage.records import ALICE, journal_entry, new_voice
 
 TABLES = {"voices", "blocks", "audit_entries", "journal", "job_starts"}
 
@@ -30,7 +31,7 @@ async def schema(settings) -> tuple[set[str], list[object]]:
 
 
 async def test_up_down_and_up_again(database_settings):
-    assert await migrate(database_settings, "upgrade") == "0001"
+    assert await migrate(database_settings, "upgrade") == "0002"
     tables, differences = await schema(database_settings)
     assert tables == TABLES
     assert differences == []  # the migrations build exactly what tables.py declares
@@ -53,3 +54,30 @@ async def test_processes_starting_together_migrate_once(database_settings):
     finally:
         for storage in opened:
             await storage.close()
+
+
+
+async def test_jobs_journaled_before_leases_are_taken_over_after_the_upgrade(database_settings):
+    """0002 gives journal entries a holder: those written under 0001 have none, so the first process to start on
+    the upgraded database resumes them; a downgrade to 0001 keeps them."""
+    assert await migrate(database_settings, "upgrade", "0001") == "0001"
+    old = journal_entry("OLD")
+    database = Database(database_url(database_settings), timeout_s=30)
+    try:
+        async with database.transaction("journaling under 0001") as connection:  # only 0001's columns
+            await connection.execute(insert(journal).values({name: getattr(old, name) for name in FIELDS}))
+    finally:
+        await database.dispose()
+
+    storage = await open_storage(database_settings)
+    try:
+        assert await storage.journal.unfinished("discord") == [old]
+    finally:
+        await storage.close()
+    assert await migrate(database_settings, "downgrade", "0001") == "0001"
+    assert await migrate(database_settings, "upgrade") == "0002"
+    storage = await open_storage(database_settings)
+    try:
+        assert await storage.journal.unfinished("discord") == [old]
+    finally:
+        await storage.close()

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from commands.storage.errors import NameTaken
-from tests.storage.records import ALICE, ALICE_ELSEWHERE, BOB, CLIP, SLACK_ALICE, T0, journal_entry, new_voice
+from tests.storage.records import (
+    ALICE, ALICE_ELSEWHERE, BOB, CLIP, SLACK_ALICE, T0, journal_entry, left_over, new_voice,
+)
 
 
 async def test_a_saved_voice_reads_back_with_its_consent(storage):
@@ -136,7 +138,7 @@ async def test_odd_text_is_stored_never_reported_as_an_outage(storage, odd):
     from dataclasses import replace
 
     await storage.journal.accept(replace(journal_entry("ODD"), text=odd, transcript=odd))
-    stored = (await storage.journal.unfinished("discord"))[0]
+    stored = (await left_over(storage))[0]
     expected = odd.replace("\x00", "\ufffd").replace("\ud800", "\ufffd")
     assert (stored.text, stored.transcript) == (expected, expected)
     voice = await storage.voices.add(new_voice(odd[:40]))

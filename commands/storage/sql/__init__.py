@@ -27,6 +27,7 @@ from commands.storage.sql.audit import SqlAuditLog
 from commands.storage.sql.database import Database, database_url
 from commands.storage.sql.forget import forget_user
 from commands.storage.sql.journal import SqlJobJournal
+from commands.storage.sql.lease import Holder, keep_alive
 from commands.storage.sql.limits import SqlLimits
 from commands.storage.sql.migrate import migrate, run_migration
 from commands.storage.sql.voices import SqlBlockList, SqlVoiceStore
@@ -38,9 +39,10 @@ CLIPS_DIR = "clips"
 
 
 async def open_storage(settings: CommandSettings, *, clock: Callable[[], float] = time.time) -> Storage:
-    """Connect, migrate to the newest schema, and start renewing this process's jobs in flight. Raises
+    """Connect, migrate to the newest schema, and start renewing what this process holds (its jobs in flight,
+    its journaled jobs: `lease`); `close` releases its journaled jobs for the next process. Raises
     `StorageUnavailable` when the database cannot be reached or migrated. `clock` (wall-clock seconds) is
-    what the shared limits count staleness by; tests pass the job queue's fake clock."""
+    what leases are measured on; tests pass the job queue's fake clock."""
     database = Database(database_url(settings), timeout_s=settings.database_timeout_s)
     try:
         revision = await run_migration(database, "upgrade")
@@ -51,19 +53,25 @@ async def open_storage(settings: CommandSettings, *, clock: Callable[[], float] 
     except BaseException:
         await database.dispose()
         raise
-    limits = SqlLimits(database, clock=clock)
+    holder = Holder(clock)
+    limits, journal = SqlLimits(database, holder), SqlJobJournal(database, holder)
     clips = FileClipStore(settings.data_dir / CLIPS_DIR)
-    heartbeat = asyncio.get_running_loop().create_task(limits.keep_alive(), name="storage-heartbeat")
-    log.info("storage.opened", database=database.where, revision=revision)
+    heartbeat = asyncio.get_running_loop().create_task(keep_alive([limits.renew, journal.renew]),
+                                                       name="storage-heartbeat")
+    log.info("storage.opened", database=database.where, revision=revision, holder=holder.id)
 
     async def close() -> None:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+        try:  # whatever this process still holds is the next process's at once, not after STALE_S
+            await journal.release()
+        except StorageUnavailable:  # logged; its entries are taken over once their lease is stale
+            pass
         await database.dispose()
 
     return Storage(
         voices=SqlVoiceStore(database), blocks=SqlBlockList(database), clips=clips, audit=SqlAuditLog(database),
-        journal=SqlJobJournal(database), limits=limits, forget_user=partial(forget_user, database, clips),
+        journal=journal, limits=limits, forget_user=partial(forget_user, database, clips),
         close=close,
     )

@@ -3,30 +3,20 @@ same transaction as the check, under a per-user lock, so two processes admitting
 cannot both slip under the limit.
 
 A row counts for the cooldown from its start until it is refunded or the cooldown is over, and as in flight
-until the queue releases it. A process renews the rows it holds every `HEARTBEAT_S`; rows of a process that
-stopped renewing them (it crashed, or lost its database for minutes) stop counting after `STALE_S`, so a
+until the queue releases it. A row is leased to its process (`commands.storage.sql.lease`): rows of a process
+that stopped renewing them (it crashed, or lost its database for minutes) stop counting after `STALE_S`, so a
 killed bot cannot leave its users locked out.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-from collections.abc import Callable
-
-import structlog
 from sqlalchemy import and_, delete, func, insert, not_, or_, select, update
 
 from commands.errors import Cooldown, TooManyJobs
-from commands.storage.errors import StorageUnavailable
 from commands.storage.sql.database import Database
+from commands.storage.sql.lease import STALE_S, Holder
 from commands.storage.sql.tables import job_starts
 
-log = structlog.get_logger(__name__)
-
-HEARTBEAT_S = 30.0
-STALE_S = 4 * HEARTBEAT_S
 FORGET_AFTER_S = 24 * 3600.0  # released starts older than this are deleted (no cooldown is that long)
 rows = job_starts.c
 
@@ -36,12 +26,12 @@ def _live(now: float) -> object:
 
 
 class SqlLimits:
-    """`SharedLimits` for every process on one database; `clock` is wall-clock seconds (shared by hosts)."""
+    """`SharedLimits` for every process on one database; the rows this process starts are leased to `holder`."""
 
-    def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, database: Database, holder: Holder) -> None:
         self._db = database
-        self._clock = clock
-        self.holder = uuid.uuid4().hex
+        self._clock = holder.clock
+        self.holder = holder.id
         self._held: set[str] = set()  # job ids this process started and has not released: what `renew` renews
 
     async def last_start(self, user_key: str) -> float | None:
@@ -92,14 +82,3 @@ class SqlLimits:
             await connection.execute(delete(job_starts).where(or_(
                 and_(not_(rows.in_flight), rows.started_at < now - FORGET_AFTER_S),
                 and_(rows.in_flight, rows.renewed_at < now - STALE_S))))
-
-    async def keep_alive(self) -> None:
-        """`renew` every `HEARTBEAT_S` until cancelled (`open_storage` runs it; `close` stops it)."""
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            try:
-                await self.renew()
-            except StorageUnavailable:  # logged; the next beat tries again, rows go stale only after STALE_S
-                pass
-            except Exception:
-                log.exception("limits.renew_failed")

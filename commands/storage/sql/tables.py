@@ -130,6 +130,10 @@ journal = Table(
     Column("state", PlainText, nullable=False),
     Column("result_sha256", SHA256),
     Column("error", PlainText),
+    # The process running the job (`lease.Holder`), None once released (suspended by a clean shutdown); other
+    # processes take the entry over only when it has no holder or its lease is stale (`lease.STALE_S`).
+    Column("holder", PlainText, index=True),
+    Column("renewed_at", Double, nullable=False, server_default="0"),
 )
 Index("ix_journal_platform_state", journal.c.platform, journal.c.state)
 Index("ix_journal_user", journal.c.platform, journal.c.user_id)

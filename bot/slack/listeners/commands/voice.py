@@ -1,9 +1,11 @@
 """`/voice <sub-command>`: save, list, info, rename, delete, forget-me, and for admins block, unblock and
-activity. Every answer is ephemeral (only the caller sees it); forms open for what needs a file or a choice.
+activity, a member's voices (`list @member`) and their takedown (`delete <name> @member`). Every answer is
+ephemeral (only the caller sees it); forms open for what needs a file or a choice.
 
 Slack shows the command to everyone, so admin rights are checked here, on the server, for every sub-command
 that needs them (`bot.slack.members`). User mentions arrive escaped (`<@U123|name>`: `should_escape` in the
-manifest), so a blocked user is named by id, never by a display name someone could change.
+manifest), so a blocked user is named by id, never by a display name someone could change. A takedown's owner
+must be a mention: a bare id could be a voice's name ("UFO").
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from bot.slack.messages import error_line, escape
 from bot.slack.modals import Origin, open_form
 from bot.slack.services import SlackServices
 from bot.slack.voice_forms import forget_me_prompt, rename_view, save_view
-from bot.slack.voice_messages import VOICE_HELP, activity_message, voice_message, voices_message
+from bot.slack.voice_messages import (
+    VOICE_HELP,
+    activity_message,
+    member_voices_message,
+    voice_message,
+    voices_message,
+)
 from commands.storage.voices import Member
 
 USER = re.compile(rf"{USER_MENTION.pattern}|\b([UW][A-Z0-9]+)\b")  # a mention, or a bare member id
@@ -71,8 +79,13 @@ async def save(call: VoiceCall) -> None:
 
 
 async def list_voices(call: VoiceCall) -> None:
-    message = voices_message(await call.services.library.voices(call.member), call.member)
-    await call.answer(**message)
+    if not call.args:
+        await call.answer(**voices_message(await call.services.library.voices(call.member), call.member))
+        return
+    owner_id = call.user("`/voice list @member` (admins)")
+    await require_admin(call.services, call.client, call.member)
+    voices = await call.services.library.voices_of(call.member, owner_id, is_admin=True)
+    await call.answer(**member_voices_message(voices, owner_id))
 
 
 async def info(call: VoiceCall) -> None:
@@ -81,9 +94,20 @@ async def info(call: VoiceCall) -> None:
 
 
 async def delete(call: VoiceCall) -> None:
-    name = call.name("`/voice delete <name>`")
-    voice = await call.services.library.delete(call.member, name, is_admin=await call.is_admin())
-    await call.answer(f":wastebasket: Deleted the voice *{escape(voice.name)}* and its reference clip.")
+    """`/voice delete <name>`, or an admin's takedown of any voice a member saved here: `<name> @member`."""
+    owner = USER_MENTION.search(call.args)
+    if owner is None:
+        name = call.name("`/voice delete <name>`")
+        voice = await call.services.library.delete(call.member, name, is_admin=await call.is_admin())
+        await call.answer(f":wastebasket: Deleted the voice *{escape(voice.name)}* and its reference clip.")
+        return
+    await require_admin(call.services, call.client, call.member)  # before any lookup: a refusal reveals nothing
+    name = USER_MENTION.sub("", call.args).strip()
+    if not name:
+        raise InvalidInput("Which voice? `/voice delete <name> @member`", code="usage")
+    voice = await call.services.library.delete(call.member, name, is_admin=True, owner_id=owner.group(1))
+    await call.answer(f":wastebasket: Took down the voice *{escape(voice.name)}* of <@{voice.owner.user_id}>. "
+                      "They are not told; the bot's log records that you did it.")
 
 
 async def rename(call: VoiceCall) -> None:

@@ -1,6 +1,6 @@
 """The voice library: voices, blocks, the audit trail, the job journal and the shared limits.
 
-Revision sa.Text: 0001
+Revision ID: 0001
 Revises:
 Create Date: 2026-11-28
 """

@@ -1,0 +1,115 @@
+"""The OpenAI-compatible audio API, mounted under `/v1` of the backend's web app (`backend.web`), so it runs
+behind the same bearer token (checked before any body is read) and the same declared-size guard, on the same
+clone service (the engine, or on Modal the container's batcher in front of it).
+
+    POST /v1/audio/speech   text -> audio in the voice of a saved voice or of the clip sent (`speech`)
+    GET  /v1/audio/voices   the saved voices the caller may use (`voices`)
+    POST /v1/audio/voices   save a voice, with consent
+    GET  /v1/models         the model names `model` accepts
+
+A FastAPI app of its own rather than routes of the parent: its error handlers answer in OpenAI's shape
+(`errors`) while the parent's keep the native one. Handlers are `async` and hand every blocking call (the
+engine, the catalog, the intake) to a worker thread, so a generation never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import structlog
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
+
+from backend.intake.limits import AudioLimits
+from backend.openai_api.encoding import MEDIA_TYPES
+from backend.openai_api.errors import install_error_handlers
+from backend.openai_api.schema import DEFAULT_MODELS, SpeechBody, model_list_json, voice_json, voice_list_json
+from backend.openai_api.speech import CloneService, speech_job, streamed_answer, whole_answer
+from backend.openai_api.voices import save_voice
+from backend.validation import DEFAULT_MAX_TEXT_CHARS
+from backend.voice_catalog import VoiceCatalog
+from backend.wire import clone_body_limit
+
+log = structlog.get_logger(__name__)
+PREFIX = "/v1"
+OPEN_ACCESS_CALLER = "open-access"  # who saved a voice on an endpoint opened on purpose (no token)
+_FORM_MARGIN = 16 * 1024  # multipart boundaries and part headers, the name, the consent
+
+
+def body_limits(audio_limits: AudioLimits, max_text_chars: int) -> dict[str, int]:
+    """The largest valid body per path, for the parent's declared-size guard and the routes' own limits:
+    a speech request holds what a `/clone` body holds; an upload a clip, a transcript (4 bytes per character
+    at most in UTF-8) and the form's overhead."""
+    return {f"{PREFIX}/audio/speech": clone_body_limit(audio_limits, max_text_chars),
+            f"{PREFIX}/audio/voices": audio_limits.max_bytes + 4 * max_text_chars + _FORM_MARGIN}
+
+
+def caller_of(request: Request) -> str:
+    """Who is asking, as the parent's token check recorded it (a fingerprint of the token, never the token)."""
+    user = request.scope.get("user")
+    return user.display_name if user is not None and user.is_authenticated else OPEN_ACCESS_CALLER
+
+
+def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = None,
+                      models: Sequence[str] = DEFAULT_MODELS, audio_limits: AudioLimits | None = None,
+                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> FastAPI:
+    """The app to mount at `PREFIX`. Without `voices`, requests send their clip (`ref_audio`), the voice list is
+    empty and uploads are refused."""
+    limits = audio_limits or AudioLimits()
+    served = tuple(models)
+    sizes = body_limits(limits, max_text_chars)
+    app = FastAPI(title="voicebot OpenAI-compatible audio", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+
+    @app.post("/audio/speech", max_body_size=sizes[f"{PREFIX}/audio/speech"])
+    async def speech(body: SpeechBody, request: Request) -> Response:
+        started = time.perf_counter()
+        job = await asyncio.to_thread(speech_job, body, caller=caller_of(request), models=served, voices=voices,
+                                      audio_limits=limits, max_text_chars=max_text_chars)
+        media_type = MEDIA_TYPES[job.audio_format]
+        if job.stream:
+            chunks = await streamed_answer(service, job)
+            log.info("openai_api.speech", format=str(job.audio_format), stream=True,
+                     first_chunk_s=round(time.perf_counter() - started, 3))
+            return StreamingResponse(_logged(chunks), media_type=media_type)
+        audio = await whole_answer(service, job)
+        log.info("openai_api.speech", format=str(job.audio_format), stream=False, bytes=len(audio),
+                 seconds=round(time.perf_counter() - started, 3))
+        return Response(audio, media_type=media_type)
+
+    @app.get("/audio/voices")
+    async def list_voices(request: Request) -> dict:
+        saved = await asyncio.to_thread(voices.list, caller_of(request)) if voices is not None else []
+        return voice_list_json(saved)
+
+    @app.post("/audio/voices", max_body_size=sizes[f"{PREFIX}/audio/voices"])
+    async def upload_voice(request: Request, name: str = Form(), consent: str = Form(),
+                           audio_sample: UploadFile = File(), ref_text: str | None = Form(default=None),
+                           type: str | None = Form(default=None)) -> dict:  # noqa: A002 - the form field's name
+        clip = await audio_sample.read(limits.max_bytes + 1)  # one byte over is enough to refuse it by size
+        voice = await save_voice(voices, caller_of(request), name=name, consent=consent, clip=clip,
+                                 filename=audio_sample.filename, ref_text=ref_text, voice_type=type,
+                                 audio_limits=limits, max_text_chars=max_text_chars)
+        return voice_json(voice)
+
+    @app.get("/models")
+    async def list_models() -> dict:
+        return model_list_json(served)
+
+    return app
+
+
+async def _logged(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A streamed answer that fails after its status was sent can only stop short: the client sees the body
+    end without its final chunk. The reason goes to the log."""
+    sent = 0
+    try:
+        async for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+    except Exception:
+        log.exception("openai_api.stream_failed", bytes_sent=sent)
+        raise
+    log.info("openai_api.streamed", bytes=sent)

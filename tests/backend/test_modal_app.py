@@ -26,7 +26,7 @@ from backend import modal_app
 from backend.errors import EngineConfigError
 from backend.schema import SEED_MAX, CloneRequest, CloneResult, HealthReport, Progress
 from backend.serving import OPEN_ENV, TOKEN_ENV, ServingSettings
-from backend.variants import DEFAULT_VARIANT, MODELS_DIR, VARIANTS
+from backend.variants import DEFAULT_VARIANT, MODELS_DIR, VARIANTS, VOICES_DIR
 from backend.wire import MAX_BATCH_ITEMS
 from tests.backend import REAL_ENGINE_CONFIG, fresh_logging, load_tiny_checkpoint, record_batches
 
@@ -79,7 +79,7 @@ def test_each_variant_is_a_modal_class_with_its_gpu_image_and_volume(name):
     spec = service_function(cls)._spec
     assert spec.gpus == variant.gpu
     assert spec.image is synchronizer._translate_in(modal_app.IMAGES[variant.image])
-    assert set(spec.volumes) == {MODELS_DIR}
+    assert set(spec.volumes) == {MODELS_DIR, VOICES_DIR}
     assert cls._get_user_cls().variant is variant
 
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 import structlog
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.intake.limits import AudioLimits
 from backend.openai_api.encoding import MEDIA_TYPES
@@ -54,7 +55,7 @@ def caller_of(request: Request) -> str:
 
 def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = None,
                       models: Sequence[str] = DEFAULT_MODELS, audio_limits: AudioLimits | None = None,
-                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> FastAPI:
+                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> ASGIApp:
     """The app to mount at `PREFIX`. Without `voices`, requests send their clip (`ref_audio`), the voice list is
     empty and uploads are refused."""
     limits = audio_limits or AudioLimits()
@@ -85,7 +86,8 @@ def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = No
         return voice_list_json(saved)
 
     @app.post("/audio/voices", max_body_size=sizes[f"{PREFIX}/audio/voices"])
-    async def upload_voice(request: Request, name: str = Form(), consent: str = Form(),
+    async def upload_voice(request: Request, name: str = Form(),
+                           consent: str = Form(default=""),  # missing: the consent message, not a generic one
                            audio_sample: UploadFile = File(), ref_text: str | None = Form(default=None),
                            type: str | None = Form(default=None)) -> dict:  # noqa: A002 - the form field's name
         clip = await audio_sample.read(limits.max_bytes + 1)  # one byte over is enough to refuse it by size
@@ -98,18 +100,38 @@ def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = No
     async def list_models() -> dict:
         return model_list_json(served)
 
-    return app
+    return _Contained(app)
+
+
+class _Contained:
+    """The mounted app answers its own failures (in OpenAI's shape, logged with the traceback), but Starlette
+    re-raises every exception after answering it, and the parent app would handle it again: log it twice and try
+    to answer a second time. So a failure stops here once answered. One that came after the answer started (a
+    stream cut short) is passed on, so the server aborts the connection and the client sees the body end early."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = finished = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started, finished
+            started = started or message["type"] == "http.response.start"
+            finished = finished or (message["type"] == "http.response.body" and not message.get("more_body"))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if scope["type"] != "http" or (started and not finished):
+                raise
 
 
 async def _logged(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """A streamed answer that fails after its status was sent can only stop short: the client sees the body
-    end without its final chunk. The reason goes to the log."""
+    """A streamed answer, its size logged when it is complete (a failure is logged by the error handler)."""
     sent = 0
-    try:
-        async for chunk in chunks:
-            sent += len(chunk)
-            yield chunk
-    except Exception:
-        log.exception("openai_api.stream_failed", bytes_sent=sent)
-        raise
+    async for chunk in chunks:
+        sent += len(chunk)
+        yield chunk
     log.info("openai_api.streamed", bytes=sent)

@@ -27,7 +27,7 @@ _STATUS_BY_CODE = {"voice_not_found": 404, "model_not_found": 404, "voice_name_t
                    "voice_limit_reached": 403, "uploads_closed": 403}
 _TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
                    409: "conflict_error", 429: "rate_limit_error"}
-_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 class InvalidParam(InvalidInput):

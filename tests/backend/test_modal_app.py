@@ -362,3 +362,16 @@ async def test_a_malformed_clone_call_gets_an_error_reply(services, clip, call, 
 def test_a_malformed_batch_call_gets_an_error_reply_naming_the_item(services, clip, call, code, message):
     reply = services["sdpa"].clone_batch.local(call(clip))
     assert (reply["status"], reply["error"]) == (422, code) and reply["message"].startswith(message)
+
+
+@pytest.mark.slow
+def test_the_openai_api_is_served_by_every_variant(services, clip):
+    """The same web app carries `/v1`: the variant's checkpoint name is a model name, and speech comes from its
+    engine through the container's batcher."""
+    client = TestClient(services["06b"].web.local())
+    assert "Qwen3-TTS-12Hz-0.6B-Base" in [model["id"] for model in client.get("/v1/models").json()["data"]]
+    response = client.post("/v1/audio/speech", json={
+        "model": "Qwen3-TTS-12Hz-0.6B-Base", "input": "Hi.", "voice": "clip", "response_format": "flac",
+        "ref_audio": base64.b64encode(clip).decode(), "ref_text": "A tone.", "max_new_tokens": 8})
+    assert response.status_code == 200 and sf.info(io.BytesIO(response.content)).samplerate == 24_000
+    assert client.get("/v1/audio/voices").json()["data"] == []  # the voices volume, not mounted here

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import AsyncIterator
 from enum import StrEnum
 
 import numpy as np
+import soundfile as sf
 import structlog
 
 from backend.errors import BackendFailed
@@ -49,6 +51,21 @@ _CODECS: dict[AudioFormat, tuple[str, ...]] = {
 def pcm16(samples: np.ndarray) -> bytes:
     """Float samples as 16-bit little-endian PCM, clipped to full scale so loud output cannot wrap around."""
     return (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def wav_pcm16(wav: bytes) -> bytes:
+    """The samples of the engine's WAV (16-bit mono) as raw PCM, unchanged."""
+    samples, _ = sf.read(io.BytesIO(wav), dtype="int16")
+    return samples.astype("<i2").tobytes()
+
+
+async def one_chunk(pcm: bytes) -> AsyncIterator[bytes]:
+    yield pcm
+
+
+async def encode_whole(pcm: bytes, audio_format: AudioFormat) -> bytes:
+    """A whole clip's PCM in `audio_format`."""
+    return b"".join([chunk async for chunk in encode(one_chunk(pcm), audio_format)])
 
 
 async def encode(pcm: AsyncIterator[bytes], audio_format: AudioFormat) -> AsyncIterator[bytes]:

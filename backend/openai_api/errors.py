@@ -10,12 +10,12 @@ The SDK retries 409 and 5xx answers by default; where a retry cannot help, the a
 
 from __future__ import annotations
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
-import structlog
 
 from backend.errors import BackendTimeout, EngineConfigError, InvalidInput, VoicebotError
 from backend.wire import MAX_MESSAGE_CHARS, invalid_request
@@ -27,7 +27,8 @@ _STATUS_BY_CODE = {"voice_not_found": 404, "model_not_found": 404, "voice_name_t
                    "voice_limit_reached": 403, "uploads_closed": 403}
 _TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
                    409: "conflict_error", 429: "rate_limit_error"}
-_HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "body_too_large"}
 
 
 class InvalidParam(InvalidInput):

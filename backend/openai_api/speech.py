@@ -19,18 +19,16 @@ language) still gets its 4xx in OpenAI's shape rather than a broken stream.
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import soundfile as sf
 
 from backend.errors import InvalidInput
 from backend.intake.limits import AudioLimits
-from backend.openai_api.encoding import AudioFormat, encode, pcm16
+from backend.openai_api.encoding import AudioFormat, encode, encode_whole, one_chunk, pcm16, wav_pcm16
 from backend.openai_api.errors import InvalidParam
 from backend.openai_api.ref_audio import decode_ref_audio
 from backend.openai_api.schema import SpeechBody
@@ -125,7 +123,7 @@ async def whole_answer(service: CloneService, job: SpeechJob) -> bytes:
     result = await asyncio.to_thread(service.clone, job.request)
     if job.audio_format is AudioFormat.WAV:
         return result.audio
-    return b"".join([chunk async for chunk in encode(_one(_wav_pcm(result.audio)), job.audio_format)])
+    return await encode_whole(wav_pcm16(result.audio), job.audio_format)
 
 
 async def streamed_answer(service: CloneService, job: SpeechJob) -> AsyncIterator[bytes]:
@@ -135,19 +133,9 @@ async def streamed_answer(service: CloneService, job: SpeechJob) -> AsyncIterato
         pcm = _in_thread(lambda: service.clone_stream(job.request))
     else:
         result = await asyncio.to_thread(service.clone, job.request)
-        pcm = _one(_wav_pcm(result.audio))
+        pcm = one_chunk(wav_pcm16(result.audio))
     first = await anext(pcm, b"")
     return encode(_prepended(first, pcm), job.audio_format)
-
-
-def _wav_pcm(wav: bytes) -> bytes:
-    """The samples of the engine's WAV (16-bit mono) as raw PCM."""
-    samples, _ = sf.read(io.BytesIO(wav), dtype="int16")
-    return samples.astype("<i2").tobytes()
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 async def _prepended(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

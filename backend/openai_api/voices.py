@@ -50,8 +50,8 @@ async def save_voice(voices: VoiceCatalog | None, caller: str, *, name: str, con
     _checked("name", check_voice_name, name)
     transcript = _checked("ref_text", lambda text: check_text(text, max_text_chars, field="transcript"),
                           ref_text) if ref_text is not None and ref_text.strip() else None
-    checked = await asyncio.to_thread(_checked, "audio_sample", lambda data: read_reference(data, audio_limits, filename),
-                                      clip)
+    checked = await asyncio.to_thread(
+        _checked, "audio_sample", lambda data: read_reference(data, audio_limits, filename), clip)
     record = Consent(statement_id=CONSENT_ID, version=CONSENT_VERSION, statement=CONSENT_STATEMENT,
                      confirmed_by=caller, confirmed_at=datetime.now(UTC))
     return await asyncio.to_thread(voices.add, caller, name, checked.wav, transcript, record)

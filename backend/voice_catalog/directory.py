@@ -84,17 +84,11 @@ class DirectoryVoiceCatalog:
             try:
                 _write_synced(staging / CLIP_FILE, clip_wav)
                 _write_synced(staging / RECORD_FILE, json.dumps(_to_json(voice), ensure_ascii=False).encode())
-                try:
-                    os.rename(staging, self.root / key)
-                except OSError as exc:
-                    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                        raise VoiceNameTaken(f"A voice called “{key}” exists already; choose another name.") from None
-                    raise
-                _sync_directory(self.root)
+                _move_into_place(staging, self.root / key)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        log.info("voice_catalog.saved", voice_id=key, clip_sha256=voice.clip_sha256, confirmed_by=consent.confirmed_by,
-                 consent=consent.statement_id)
+        log.info("voice_catalog.saved", voice_id=key, clip_sha256=voice.clip_sha256,
+                 confirmed_by=consent.confirmed_by, consent=consent.statement_id)
         if self._on_saved is not None:
             self._on_saved()
         return voice
@@ -138,6 +132,17 @@ class DirectoryVoiceCatalog:
             log.warning("voice_catalog.refresh_failed", exc_info=True)
             return False
         return True
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """One rename: it fails when `target` exists, so of two saves of one name exactly one wins."""
+    try:
+        os.rename(staging, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise VoiceNameTaken(f"A voice called “{target.name}” exists already; choose another name.") from None
+        raise
+    _sync_directory(target.parent)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -22,10 +22,12 @@ import soundfile as sf
 from backend.errors import EngineConfigError
 from backend.intake import load_audio
 from backend.intake.limits import AudioLimits
-from backend.openai_api.encoding import AudioFormat
+from backend.openai_api.encoding import AudioFormat, encode_whole, wav_pcm16
+from backend.watermark import detect, shared_watermarker
 from backend.voice_catalog import CONSENT_ID, CONSENT_STATEMENT, DirectoryVoiceCatalog
 from backend.web import create_web_app
 from backend.wire import MAX_MESSAGE_CHARS
+from tests.backend import speech_like
 from tests.backend.test_web import CountingBody, NeverCalled
 from tests.clips import sine_clip
 
@@ -38,7 +40,8 @@ ANY_LENGTH = AudioLimits(min_seconds=0.01)  # the tiny model's answers are short
 
 
 def clone_fields(clip: bytes = CLIP, **overrides) -> dict:
-    return {"ref_audio": base64.b64encode(clip).decode(), "ref_text": TRANSCRIPT, "language": "English"} | FAST | overrides
+    fields = {"ref_audio": base64.b64encode(clip).decode(), "ref_text": TRANSCRIPT, "language": "English"}
+    return fields | FAST | overrides
 
 
 def sdk(app, token: str = TOKEN) -> openai.AsyncOpenAI:
@@ -111,6 +114,15 @@ async def test_mp3_is_the_default_format_as_in_openais_api(client):
     response = await client.audio.speech.create(model="tts-1", input="Hello there.", voice="clip",
                                                 extra_body=clone_fields())
     assert measured("mp3", response.content)[1] == 24_000
+
+
+@pytest.mark.parametrize("audio_format", [AudioFormat.MP3, AudioFormat.OPUS, AudioFormat.FLAC])
+async def test_the_watermark_survives_every_encoding(audio_format):
+    """The answers are re-encoded from the engine's marked clip: the mark must still be found in them."""
+    marked = speech_like(marked=True)
+    encoded = await encode_whole(wav_pcm16(marked), audio_format)
+    assert measured(audio_format.value, encoded)[1] == 24_000
+    assert detect(encoded, shared_watermarker("cpu")).watermarked
 
 
 # -- saved voices ---------------------------------------------------------------------------------------------

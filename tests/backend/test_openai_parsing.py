@@ -84,7 +84,8 @@ def test_any_multipart_body_is_answered_in_openais_shape(body, boundary):
 
 
 @FUZZ
-@given(name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True) | st.text(max_size=80), consent=st.sampled_from([CONSENT_ID, "", "yes", f" {CONSENT_ID} "]),
+@given(name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True) | st.text(max_size=80),
+       consent=st.sampled_from([CONSENT_ID, "", "yes", f" {CONSENT_ID} "]),
        ref_text=st.none() | st.text(max_size=80), clip=st.sampled_from([b"", b"RIFF", b"\xff\xfb\x90", None]),
        filename=st.text(max_size=40))
 def test_any_upload_form_is_saved_or_refused(name, consent, ref_text, clip, filename):

@@ -316,7 +316,8 @@ class _Service:
             open_access=SERVING.web_access is not WebAccess.TOKEN,
             audio_limits=config.audio_limits, max_text_chars=config.max_text_chars,
             voices=DirectoryVoiceCatalog(VOICES_DIR, **sync),
-            speech_models=(*DEFAULT_MODELS, self.variant.model_id.split("/")[-1]),
+            # vllm-omni serves a checkpoint under its hub id: clients written for it send that
+            speech_models=(*DEFAULT_MODELS, self.variant.model_id, self.variant.model_id.split("/")[-1]),
         )
 
 

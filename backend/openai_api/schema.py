@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.schema import Seed
 from backend.voice_catalog import SavedVoice
@@ -21,20 +21,12 @@ DEFAULT_MODELS = ("qwen3-tts", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 _SHORT = 200  # names, formats, languages: anything longer is not one
 
 
-class VoiceRef(BaseModel):
-    """OpenAI's custom-voice form of `voice`: `{"id": "..."}`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(max_length=_SHORT)
-
-
 class SpeechBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(max_length=_SHORT)
     input: str
-    voice: str | VoiceRef = Field(union_mode="left_to_right")
+    voice: str = Field(max_length=_SHORT)
     response_format: str = Field(default="mp3", max_length=_SHORT)
     speed: float = 1.0
     stream_format: str | None = Field(default=None, max_length=_SHORT)
@@ -49,9 +41,13 @@ class SpeechBody(BaseModel):
     max_new_tokens: int | None = Field(default=None, ge=1)
     stream: bool = False
 
-    @property
-    def voice_name(self) -> str:
-        return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
+    @field_validator("voice", mode="before")
+    @classmethod
+    def _voice_id(cls, voice: Any) -> Any:
+        """OpenAI's custom-voice form `{"id": "..."}` is the same name as the plain string."""
+        if isinstance(voice, dict) and set(voice) == {"id"}:
+            return voice["id"]
+        return voice
 
 
 def voice_json(voice: SavedVoice) -> dict[str, Any]:

@@ -106,9 +106,9 @@ def _voice(body: SpeechBody, caller: str, voices: VoiceCatalog | None,
     requires one), else the saved voice `voice` names."""
     if body.ref_audio is not None:
         return decode_ref_audio(body.ref_audio, audio_limits), body.ref_text
-    saved = voices.find(caller, body.voice_name) if voices is not None else None
+    saved = voices.find(caller, body.voice) if voices is not None else None
     if saved is None:
-        raise InvalidParam(f"There is no saved voice called {shown(body.voice_name)}. GET /v1/audio/voices lists "
+        raise InvalidParam(f"There is no saved voice called {shown(body.voice)}. GET /v1/audio/voices lists "
                            "them; or send the clip itself as ref_audio.", param="voice", code="voice_not_found")
     if body.ref_text is not None:
         raise InvalidParam("ref_text goes with ref_audio; a saved voice has its own transcript.", param="ref_text",

@@ -199,6 +199,8 @@ async def test_without_a_catalog_voices_are_sent_with_each_request():
     [
         ({"voice": "nobody", "extra_body": FAST}, openai.NotFoundError, "voice_not_found", "voice"),
         ({"voice": {"id": "nobody"}, "extra_body": FAST}, openai.NotFoundError, "voice_not_found", "voice"),
+        ({"voice": "v" * 100_000, "extra_body": FAST}, openai.BadRequestError, "invalid_request", "voice"),
+        ({"voice": {"id": "x", "name": "y"}, "extra_body": FAST}, openai.BadRequestError, "invalid_request", "voice"),
         ({"model": "whisper-1"}, openai.NotFoundError, "model_not_found", "model"),
         ({"response_format": "aac"}, openai.BadRequestError, "unsupported_format", "response_format"),
         ({"speed": 1.5}, openai.BadRequestError, "unsupported_speed", "speed"),

@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
+import anyio
 import structlog
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
@@ -74,7 +75,7 @@ def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = No
             chunks = await streamed_answer(service, job)
             log.info("openai_api.speech", format=str(job.audio_format), stream=True,
                      first_chunk_s=round(time.perf_counter() - started, 3))
-            return StreamingResponse(_logged(chunks), media_type=media_type)
+            return _ClosingStreamingResponse(_logged(chunks), media_type=media_type)
         audio = await whole_answer(service, job)
         log.info("openai_api.speech", format=str(job.audio_format), stream=False, bytes=len(audio),
                  seconds=round(time.perf_counter() - started, 3))
@@ -128,10 +129,26 @@ class _Contained:
                 raise
 
 
+class _ClosingStreamingResponse(StreamingResponse):
+    """A streamed answer whose chunks are closed when it ends, however it ends. Starlette stops iterating when
+    the client goes away but leaves the generator open: its encoder process and the engine's stream would run
+    on until garbage collection, maybe after the event loop that owns them is gone."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[union-attr]
+
+
 async def _logged(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """A streamed answer, its size logged when it is complete (a failure is logged by the error handler)."""
     sent = 0
-    async for chunk in chunks:
-        sent += len(chunk)
-        yield chunk
+    try:
+        async for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
     log.info("openai_api.streamed", bytes=sent)

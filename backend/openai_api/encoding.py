@@ -16,6 +16,7 @@ import io
 from collections.abc import AsyncIterator
 from enum import StrEnum
 
+import anyio
 import numpy as np
 import soundfile as sf
 import structlog
@@ -95,20 +96,24 @@ async def encode(pcm: AsyncIterator[bytes], audio_format: AudioFormat) -> AsyncI
             if not data:
                 break
             yield data
-        returncode = await asyncio.wait_for(process.wait(), FFMPEG_TIMEOUT_S)
+        _, stderr = await asyncio.wait_for(process.communicate(), FFMPEG_TIMEOUT_S)
         source_error = feeding.exception() if feeding.done() else None
         if source_error is not None and not isinstance(source_error, (BrokenPipeError, ConnectionResetError)):
             raise source_error
-        if returncode != 0:
-            stderr = await process.stderr.read(4096)  # type: ignore[union-attr]
-            raise _failed(audio_format, f"exit {returncode}: {stderr.decode(errors='replace').strip()}")
+        if process.returncode != 0:
+            raise _failed(audio_format, f"exit {process.returncode}: {stderr.decode(errors='replace').strip()}")
     finally:
-        feeding.cancel()
-        with contextlib.suppress(BaseException):
-            await feeding
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        # Shielded: when the client goes away, Starlette's (anyio's) cancellation hits every await in the
+        # cancelled scope, and this cleanup must still finish.
+        with anyio.CancelScope(shield=True):
+            feeding.cancel()
+            with contextlib.suppress(BaseException):
+                await feeding
+            if process.returncode is None:
+                process.kill()
+            # Read both pipes to their end (what is left of a killed ffmpeg is at most its pipe buffers): asyncio
+            # closes a subprocess's transport only then; an unread pipe would hold it open past its event loop.
+            await asyncio.wait_for(process.communicate(), FFMPEG_TIMEOUT_S)
 
 
 async def _feed(pcm: AsyncIterator[bytes], process: asyncio.subprocess.Process) -> None:

@@ -416,9 +416,10 @@ async def test_a_streaming_engine_is_streamed_as_it_generates(audio_format):
     assert service.closed.is_set()
 
 
-async def test_a_client_that_leaves_stops_the_generation():
+@pytest.mark.parametrize("audio_format", ["pcm", "mp3"])
+async def test_a_client_that_leaves_stops_the_generation(audio_format):
     service = GatedStream()
-    body = {"model": "qwen3-tts", "input": "Hi.", "voice": "clip", "response_format": "pcm",
+    body = {"model": "qwen3-tts", "input": "Hi.", "voice": "clip", "response_format": audio_format,
             "stream_format": "audio", "ref_audio": base64.b64encode(CLIP).decode()}
     await asgi_post(create_web_app(service, token=TOKEN), "/v1/audio/speech", body, on_body=lambda: None,
                     disconnect_after_body=True)

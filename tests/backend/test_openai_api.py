@@ -347,6 +347,9 @@ async def test_server_failures_are_internal_server_errors_without_internals(erro
 async def test_models_lists_the_names_model_accepts():
     client = sdk(create_web_app(NeverCalled(), token=TOKEN, speech_models=("qwen3-tts", "custom")))
     assert [model.id async for model in client.models.list()] == ["qwen3-tts", "custom"]
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.get("/audio/translations", cast_to=object)
+    assert caught.value.code == "not_found" and caught.value.type == "not_found_error"
 
 
 # -- streaming as generated -------------------------------------------------------------------------------------

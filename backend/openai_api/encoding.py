@@ -74,9 +74,12 @@ async def encode(pcm: AsyncIterator[bytes], audio_format: AudioFormat) -> AsyncI
     as soon as the encoder has written it. An error of `pcm` (the generation failing) is raised after what
     was encoded before it; an encoder failure is `BackendFailed`. Closing the iterator early stops both."""
     if audio_format is AudioFormat.PCM:
-        async for chunk in pcm:
-            for start in range(0, len(chunk), READ_BYTES):
-                yield chunk[start:start + READ_BYTES]
+        try:
+            async for chunk in pcm:
+                for start in range(0, len(chunk), READ_BYTES):
+                    yield chunk[start:start + READ_BYTES]
+        finally:
+            await pcm.aclose()  # type: ignore[attr-defined]
         return
     process = await asyncio.create_subprocess_exec(
         ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
@@ -84,6 +87,7 @@ async def encode(pcm: AsyncIterator[bytes], audio_format: AudioFormat) -> AsyncI
         "-flush_packets", "1", *_CODECS[audio_format], "pipe:1",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     feeding = asyncio.create_task(_feed(pcm, process))
+    complete = False  # ffmpeg wrote its last byte; otherwise the consumer stopped early, or the encoder failed
     try:
         while True:
             # While chunks are still coming, the source's own deadline bounds the wait; after the last one,
@@ -94,26 +98,35 @@ async def encode(pcm: AsyncIterator[bytes], audio_format: AudioFormat) -> AsyncI
             except TimeoutError:
                 raise _failed(audio_format, "timed out") from None
             if not data:
+                complete = True
                 break
             yield data
-        _, stderr = await asyncio.wait_for(process.communicate(), FFMPEG_TIMEOUT_S)
-        source_error = feeding.exception() if feeding.done() else None
-        if source_error is not None and not isinstance(source_error, (BrokenPipeError, ConnectionResetError)):
-            raise source_error
-        if process.returncode != 0:
-            raise _failed(audio_format, f"exit {process.returncode}: {stderr.decode(errors='replace').strip()}")
     finally:
         # Shielded: when the client goes away, Starlette's (anyio's) cancellation hits every await in the
         # cancelled scope, and this cleanup must still finish.
         with anyio.CancelScope(shield=True):
-            feeding.cancel()
+            if complete:  # ffmpeg is exiting: a failure there leaves nothing for the chunks still to come
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), FFMPEG_TIMEOUT_S)
+            if not complete or process.returncode != 0:
+                feeding.cancel()
+                if process.returncode is None:
+                    process.kill()
             with contextlib.suppress(BaseException):
                 await feeding
-            if process.returncode is None:
+            # Both pipes read to their end (what is left of a killed ffmpeg is at most its pipe buffers), then
+            # the exit: asyncio closes a subprocess's transport only then; an unread pipe would hold it open
+            # past its event loop.
+            try:
+                _, stderr = await asyncio.wait_for(process.communicate(), FFMPEG_TIMEOUT_S)
+            except TimeoutError:
                 process.kill()
-            # Read both pipes to their end (what is left of a killed ffmpeg is at most its pipe buffers): asyncio
-            # closes a subprocess's transport only then; an unread pipe would hold it open past its event loop.
-            await asyncio.wait_for(process.communicate(), FFMPEG_TIMEOUT_S)
+                raise _failed(audio_format, "timed out") from None
+    source_error = None if feeding.cancelled() else feeding.exception()
+    if source_error is not None and not isinstance(source_error, (BrokenPipeError, ConnectionResetError)):
+        raise source_error
+    if process.returncode != 0:
+        raise _failed(audio_format, f"exit {process.returncode}: {stderr.decode(errors='replace').strip()}")
 
 
 async def _feed(pcm: AsyncIterator[bytes], process: asyncio.subprocess.Process) -> None:

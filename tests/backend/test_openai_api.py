@@ -19,7 +19,7 @@ import openai
 import pytest
 import soundfile as sf
 
-from backend.errors import EngineConfigError
+from backend.errors import BackendFailed, EngineConfigError
 from backend.intake import load_audio
 from backend.intake.limits import AudioLimits
 from backend.openai_api.encoding import AudioFormat, encode_whole, wav_pcm16
@@ -372,7 +372,8 @@ class GatedStream:
             self.closed.set()
 
 
-async def asgi_post(app, path: str, body: dict, *, on_body, disconnect_after_body: bool = False) -> list[dict]:
+async def asgi_post(app, path: str, body: dict, *, on_body, disconnect_after_body: bool = False,
+                    messages: list[dict] | None = None) -> list[dict]:
     """Drive the ASGI app directly, calling `on_body` as each non-empty body chunk is sent: what a client on a
     real connection would see, chunk by chunk (the httpx transports buffer the whole answer)."""
     payload = json.dumps(body).encode()
@@ -381,7 +382,7 @@ async def asgi_post(app, path: str, body: dict, *, on_body, disconnect_after_bod
              "client": ("test", 1), "headers": [(b"authorization", f"Bearer {TOKEN}".encode()),
                                                (b"content-type", b"application/json"),
                                                (b"content-length", str(len(payload)).encode())]}
-    messages: list[dict] = []
+    messages = [] if messages is None else messages
     requested, got_body = False, asyncio.Event()
 
     async def receive() -> dict:
@@ -428,3 +429,44 @@ async def test_a_client_that_leaves_stops_the_generation(audio_format):
                     disconnect_after_body=True)
     service.first_sent.set()  # the generator's next step: it must be closed there, not run on to the end
     assert service.closed.wait(5)
+
+
+async def test_an_encoder_failure_is_a_clear_error_and_stops_the_source(monkeypatch):
+    """ffmpeg exiting with an error (here: an encoder it does not have) is `encode_failed`, not a hang: the
+    chunks still to come are not waited for."""
+    from backend.openai_api import encoding
+
+    monkeypatch.setitem(encoding._CODECS, AudioFormat.MP3, ("-c:a", "no-such-encoder", "-f", "mp3"))
+    released = asyncio.Event()
+
+    async def endless():
+        yield b"\0\0" * 24_000
+        await released.wait()  # never set: the encoder must give up without it
+        yield b"\0\0"
+
+    async def consume(chunks) -> bytes:
+        return b"".join([chunk async for chunk in chunks])
+
+    with pytest.raises(BackendFailed) as caught:
+        await asyncio.wait_for(consume(encoding.encode(endless(), AudioFormat.MP3)), timeout=20)
+    assert caught.value.code == "encode_failed" and "mp3" in caught.value.message
+
+
+class FailingStream:
+    def clone_stream(self, request):
+        yield np.full(12_000, 0.1, dtype=np.float32)
+        raise RuntimeError("CUDA error: secret internals")
+
+
+@pytest.mark.parametrize("audio_format", ["pcm", "opus"])
+async def test_a_generation_failing_mid_stream_cuts_the_answer_short(audio_format):
+    """After the 200 and some audio, a failure can only end the body early: the server is told (the exception
+    reaches it, so it aborts the connection) and the body never gets its final chunk."""
+    body = {"model": "qwen3-tts", "input": "Hi.", "voice": "clip", "response_format": audio_format,
+            "stream_format": "audio", "ref_audio": base64.b64encode(CLIP).decode()}
+    messages: list[dict] = []
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        await asgi_post(create_web_app(FailingStream(), token=TOKEN), "/v1/audio/speech", body,
+                        on_body=lambda: None, messages=messages)
+    assert messages[0]["status"] == 200
+    assert all(message.get("more_body") for message in messages[1:])

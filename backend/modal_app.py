@@ -308,9 +308,9 @@ class _Service:
 
         SERVING.start()  # again after a snapshot restore: this runs in the restored process
         config = self.engine.config
-        # Every container of every variant shares the voices volume: a save is committed at once, and a
+        # Every container of every variant shares the voices volume: a change is committed at once, and a
         # container reloads before listing and when a name is not found. Run locally, the directory is local.
-        sync = {} if modal.is_local() else {"on_saved": voices_volume.commit, "refresh": voices_volume.reload}
+        sync = {} if modal.is_local() else {"on_changed": voices_volume.commit, "refresh": voices_volume.reload}
         return create_web_app(
             _BatchedEngine(self.engine, self.batcher), token=SERVING.token,
             open_access=SERVING.web_access is not WebAccess.TOKEN,

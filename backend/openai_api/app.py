@@ -5,6 +5,7 @@ clone service (the engine, or on Modal the container's batcher in front of it).
     POST /v1/audio/speech   text -> audio in the voice of a saved voice or of the clip sent (`speech`)
     GET  /v1/audio/voices   the saved voices the caller may use (`voices`)
     POST /v1/audio/voices   save a voice, with consent
+    DELETE /v1/audio/voices/{id}  delete one (its cached voice prompt in this process too)
     GET  /v1/models         the model names `model` accepts
 
 A FastAPI app of its own rather than routes of the parent: its error handlers answer in OpenAI's shape
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 import anyio
 import structlog
@@ -29,7 +31,7 @@ from backend.openai_api.encoding import MEDIA_TYPES
 from backend.openai_api.errors import install_error_handlers
 from backend.openai_api.schema import DEFAULT_MODELS, SpeechBody, model_list_json, voice_json, voice_list_json
 from backend.openai_api.speech import CloneService, speech_job, streamed_answer, whole_answer
-from backend.openai_api.voices import save_voice
+from backend.openai_api.voices import ForgetsVoices, delete_saved_voice, save_voice
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 from backend.voice_catalog import VoiceCatalog
 from backend.wire import clone_body_limit
@@ -54,7 +56,11 @@ def caller_of(request: Request) -> str:
     return user.display_name if user is not None and user.is_authenticated else OPEN_ACCESS_CALLER
 
 
-def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = None,
+class Service(CloneService, ForgetsVoices, Protocol):
+    """What the API uses of the backend's clone service (`backend.web.CloneService` has it all)."""
+
+
+def create_openai_app(service: Service, *, voices: VoiceCatalog | None = None,
                       models: Sequence[str] = DEFAULT_MODELS, audio_limits: AudioLimits | None = None,
                       max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> ASGIApp:
     """The app to mount at `PREFIX`. Without `voices`, requests send their clip (`ref_audio`), the voice list is
@@ -96,6 +102,11 @@ def create_openai_app(service: CloneService, *, voices: VoiceCatalog | None = No
                                  filename=audio_sample.filename, ref_text=ref_text, voice_type=type,
                                  audio_limits=limits, max_text_chars=max_text_chars)
         return voice_json(voice)
+
+    @app.delete("/audio/voices/{voice_id}")
+    async def delete_voice(voice_id: str, request: Request) -> dict:
+        deleted = await delete_saved_voice(service, voices, caller_of(request), voice_id)
+        return {"id": deleted.id, "object": "audio.voice.deleted", "deleted": True}
 
     @app.get("/models")
     async def list_models() -> dict:

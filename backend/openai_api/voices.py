@@ -1,4 +1,4 @@
-"""`GET /v1/audio/voices` and `POST /v1/audio/voices`: the saved voices a caller may use, and saving one.
+"""`/v1/audio/voices`: the saved voices a caller may use, saving one and deleting one.
 
 The upload is OpenAI's (`client.audio.voices.create`) and vllm-omni's multipart form: `name`, `audio_sample`
 (the clip), `consent`, and optionally `ref_text` (the clip's transcript, which enables in-context cloning).
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from backend.errors import InvalidInput
 from backend.intake import read_reference
@@ -29,6 +29,10 @@ from backend.voice_catalog import (
     VoiceCatalog,
     check_voice_name,
 )
+
+class ForgetsVoices(Protocol):
+    def forget_voices(self, clip_sha256s: list[str]) -> int: ...
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,6 +59,17 @@ async def save_voice(voices: VoiceCatalog | None, caller: str, *, name: str, con
     record = Consent(statement_id=CONSENT_ID, version=CONSENT_VERSION, statement=CONSENT_STATEMENT,
                      confirmed_by=caller, confirmed_at=datetime.now(UTC))
     return await asyncio.to_thread(voices.add, caller, name, checked.wav, transcript, record)
+
+
+async def delete_saved_voice(service: ForgetsVoices, voices: VoiceCatalog | None, caller: str,
+                             name: str) -> SavedVoice:
+    """Delete a saved voice and drop the voice prompt this process cached from its clip (other containers drop
+    theirs when they scale down); `voice_not_found` when there is none."""
+    deleted = await asyncio.to_thread(voices.delete, caller, name) if voices is not None else None
+    if deleted is None:
+        raise InvalidParam(f"There is no saved voice called {shown(name)}.", param="voice_id", code="voice_not_found")
+    await asyncio.to_thread(service.forget_voices, [deleted.clip_sha256])
+    return deleted
 
 
 def _checked(param: str, check: Callable[[T], R], value: T) -> R:

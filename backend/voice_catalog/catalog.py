@@ -93,3 +93,7 @@ class VoiceCatalog(Protocol):
     def add(self, caller: str, name: str, clip_wav: bytes, ref_text: str | None, consent: Consent) -> SavedVoice:
         """Store a checked clip under `name`; `VoiceNameTaken` if the name is in use, `VoiceLimitReached` when
         the catalog is full."""
+
+    def delete(self, caller: str, name: str) -> SavedVoice | None:
+        """Remove the voice `caller` means by `name`, clip and record; the voice removed, or None when there is
+        none they may remove."""

@@ -8,7 +8,7 @@ not a voice (a stray file, a damaged record) is skipped with a warning, never se
 
 The directory may be shared by several processes (on Modal, a volume mounted by every container): `refresh`
 (the volume's reload) runs before a listing and when a name is not found, at most every `refresh_every_s`;
-`on_saved` (the volume's commit) runs after each save, so the other containers can see it.
+`on_changed` (the volume's commit) runs after each save and deletion, so the other containers see it.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ class DirectoryVoiceCatalog:
     """Every caller may use every voice here: whoever holds the API's token holds the whole directory."""
 
     def __init__(self, root: str | Path, *, max_voices: int = DEFAULT_MAX_VOICES,
-                 on_saved: Callable[[], None] | None = None, refresh: Callable[[], None] | None = None,
+                 on_changed: Callable[[], None] | None = None, refresh: Callable[[], None] | None = None,
                  refresh_every_s: float = 2.0) -> None:
         self.root = Path(root)
         self.max_voices = max_voices
-        self._on_saved = on_saved
+        self._on_changed = on_changed
         self._refresh = refresh
         self._refresh_every_s = refresh_every_s
         self._refreshed_at: float | None = None
@@ -89,9 +89,30 @@ class DirectoryVoiceCatalog:
                 shutil.rmtree(staging, ignore_errors=True)
         log.info("voice_catalog.saved", voice_id=key, clip_sha256=voice.clip_sha256,
                  confirmed_by=consent.confirmed_by, consent=consent.statement_id)
-        if self._on_saved is not None:
-            self._on_saved()
+        self._changed()
         return voice
+
+    def delete(self, caller: str, name: str) -> SavedVoice | None:
+        voice = self.find(caller, name)
+        if voice is None:
+            return None
+        with self._lock:
+            # Out of sight in one rename, then removed: a reader never finds half a voice.
+            doomed = self.root / _STAGING / secrets.token_hex(8)
+            doomed.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(self.root / voice.id, doomed)
+            except FileNotFoundError:
+                return None  # deleted meanwhile
+            shutil.rmtree(doomed, ignore_errors=True)
+            _sync_directory(self.root)
+        log.info("voice_catalog.deleted", voice_id=voice.id, clip_sha256=voice.clip_sha256, by=caller)
+        self._changed()
+        return voice
+
+    def _changed(self) -> None:
+        if self._on_changed is not None:
+            self._on_changed()
 
     def _entries(self) -> list[os.DirEntry[str]]:
         try:

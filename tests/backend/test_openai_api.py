@@ -151,6 +151,26 @@ async def test_a_saved_voice_speaks_like_its_clip_and_keeps_its_consent(client, 
     assert TOKEN not in json.dumps([str(value) for value in vars(consent).values()])
 
 
+@pytest.mark.slow
+async def test_a_deleted_voice_is_gone_with_its_cached_prompt(app, client):
+    await client.audio.voices.create(name="fleeting", consent=CONSENT_ID, audio_sample=("f.wav", CLIP, "audio/wav"),
+                                     extra_body={"ref_text": TRANSCRIPT})
+    await client.audio.speech.create(model="qwen3-tts", input="Hi.", voice="fleeting", extra_body=FAST)
+    deleted = await client.audio.voices.delete("FLEETING")
+    assert (deleted.id, deleted.deleted, deleted.object) == ("fleeting", True, "audio.voice.deleted")
+    assert "fleeting" not in (await voice_list(client))["voices"]
+    for call in (client.audio.speech.create(model="qwen3-tts", input="Hi.", voice="fleeting", extra_body=FAST),
+                 client.audio.voices.delete("fleeting")):
+        with pytest.raises(openai.NotFoundError) as caught:
+            await call
+        assert caught.value.code == "voice_not_found"
+    # The engine forgot the voice prompt made from the saved clip: the same clip is encoded afresh.
+    native = await post(app, "/clone", headers={"Authorization": f"Bearer {TOKEN}"}, json={
+        "text": "Hi.", "language": "English", "ref_audio_base64": base64.b64encode(CLIP).decode(),
+        "ref_text": TRANSCRIPT, "max_new_tokens": 8})
+    assert native.json()["voice_cached"] is False
+
+
 @pytest.mark.parametrize(
     ("form", "error", "code", "param"),
     [

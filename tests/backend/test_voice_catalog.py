@@ -113,13 +113,24 @@ def test_the_catalog_is_bounded(tmp_path):
 
 def test_saves_are_published_and_misses_refresh_at_most_every_interval(tmp_path):
     calls: list[str] = []
-    catalog = DirectoryVoiceCatalog(tmp_path, on_saved=lambda: calls.append("commit"),
+    catalog = DirectoryVoiceCatalog(tmp_path, on_changed=lambda: calls.append("commit"),
                                     refresh=lambda: calls.append("reload"), refresh_every_s=3600)
     catalog.add(CALLER, "one", CLIP, None, consent())
     assert calls == ["commit"]
     assert catalog.find(CALLER, "one") is not None and calls == ["commit"]  # a hit needs no reload
     assert catalog.find(CALLER, "other") is None and calls == ["commit", "reload"]
     assert catalog.find(CALLER, "other") is None and catalog.list(CALLER) and calls == ["commit", "reload"]
+
+
+def test_a_deleted_voice_is_gone_clip_and_record(tmp_path):
+    calls: list[str] = []
+    catalog = DirectoryVoiceCatalog(tmp_path, on_changed=lambda: calls.append("commit"))
+    saved = catalog.add(CALLER, "Gone", CLIP, None, consent())
+    assert catalog.delete(CALLER, "GONE") == saved and calls == ["commit", "commit"]
+    assert catalog.find(CALLER, "gone") is None and catalog.list(CALLER) == []
+    assert [path.name for path in tmp_path.iterdir()] == [".staging"] and not any((tmp_path / ".staging").iterdir())
+    assert catalog.delete(CALLER, "gone") is None and catalog.delete(CALLER, "../x") is None
+    assert catalog.add(CALLER, "gone", CLIP, None, consent()).id == "gone"  # the name is free again
 
 
 def test_a_failing_refresh_reads_the_directory_as_it_is(tmp_path):

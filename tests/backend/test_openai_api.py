@@ -1,17 +1,12 @@
-"""The OpenAI-compatible API (`backend.openai_api`, mounted at /v1 of `backend.web`) through the official
-`openai` client, pointed at the app by an httpx2 ASGI transport: speech in every format on the tiny checkpoint
-(decoded and measured), streaming, saved voices, and every refusal with the status, exception class and
-error shape the SDK expects. The edge (token before body, body limits) and the streaming source are checked at
-the ASGI level, where a test can see when each chunk leaves."""
+"""The OpenAI-compatible API (`backend.openai_api`, mounted at /v1 of `backend.web`) through the official `openai`
+client: speech in every format on the tiny checkpoint (decoded and measured), whole and streamed, and every
+refusal with the status, exception class and error shape the SDK expects, the edge's (token, body limits)
+included."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import hashlib
 import io
-import json
-import threading
 
 import httpx2
 import numpy as np
@@ -19,67 +14,27 @@ import openai
 import pytest
 import soundfile as sf
 
-from backend.errors import BackendFailed, EngineConfigError
-from backend.intake import load_audio
+from backend.errors import EngineConfigError
 from backend.intake.limits import AudioLimits
 from backend.openai_api.encoding import AudioFormat, encode_whole, wav_pcm16
 from backend.watermark import detect, shared_watermarker
-from backend.voice_catalog import CONSENT_ID, CONSENT_STATEMENT, DirectoryVoiceCatalog
 from backend.web import create_web_app
 from backend.wire import MAX_MESSAGE_CHARS
-from tests.backend import speech_like
+from tests.backend import openai_client, speech_like
+from tests.backend.openai_client import (
+    FAST,
+    TOKEN,
+    clone_fields,
+    measured,
+    post,
+    sdk,
+    speak,
+    voice_list,
+)
 from tests.backend.test_web import CountingBody, NeverCalled
 from tests.clips import sine_clip
 
-TOKEN = "openai-test-token-0123456789"
-IDENTITY = f"token:{hashlib.sha256(TOKEN.encode()).hexdigest()[:12]}"
-FAST = {"max_new_tokens": 8, "seed": 1}  # frames per generation: the path matters here, not the model
-CLIP = sine_clip(seconds=3.0)
-TRANSCRIPT = "A test tone."
-ANY_LENGTH = AudioLimits(min_seconds=0.01)  # the tiny model's answers are shorter than a reference clip may be
-
-
-def clone_fields(clip: bytes = CLIP, **overrides) -> dict:
-    fields = {"ref_audio": base64.b64encode(clip).decode(), "ref_text": TRANSCRIPT, "language": "English"}
-    return fields | FAST | overrides
-
-
-def sdk(app, token: str = TOKEN) -> openai.AsyncOpenAI:
-    """The official client on `app`, without retries (a refusal must show once, as it is)."""
-    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
-    return openai.AsyncOpenAI(api_key=token, base_url="http://tts/v1", max_retries=0,
-                              http_client=httpx2.AsyncClient(transport=transport, base_url="http://tts"))
-
-
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory) -> DirectoryVoiceCatalog:
-    return DirectoryVoiceCatalog(tmp_path_factory.mktemp("voices"))
-
-
-@pytest.fixture(scope="module")
-def app(engine, voices):
-    return create_web_app(engine, token=TOKEN, voices=voices)
-
-
-@pytest.fixture
-def client(app) -> openai.AsyncOpenAI:
-    return sdk(app)
-
-
-async def speak(client: openai.AsyncOpenAI, response_format: str = "wav", **fields) -> bytes:
-    extra = clone_fields() | fields
-    response = await client.audio.speech.create(model="qwen3-tts", input="Hello there.", voice="clip",
-                                                response_format=response_format, extra_body=extra)
-    return response.content
-
-
-def measured(audio_format: str, data: bytes) -> tuple[float, int]:
-    """Seconds and sample rate of an answer, decoded by content through the project's own intake."""
-    if audio_format == "pcm":
-        return len(data) / 2 / 24_000, 24_000
-    clip = load_audio(data, ANY_LENGTH)
-    assert clip.format == {"wav": "wav", "mp3": "mp3", "opus": "ogg", "flac": "flac"}[audio_format]
-    return clip.seconds, clip.sample_rate
+app, client, voices = openai_client.app, openai_client.client, openai_client.voices  # the shared fixtures
 
 
 # -- speech ---------------------------------------------------------------------------------------------------
@@ -123,94 +78,6 @@ async def test_the_watermark_survives_every_encoding(audio_format):
     encoded = await encode_whole(wav_pcm16(marked), audio_format)
     assert measured(audio_format.value, encoded)[1] == 24_000
     assert detect(encoded, shared_watermarker("cpu")).watermarked
-
-
-# -- saved voices ---------------------------------------------------------------------------------------------
-async def voice_list(client: openai.AsyncOpenAI) -> dict:
-    return await client.get("/audio/voices", cast_to=object)
-
-
-@pytest.mark.slow
-async def test_a_saved_voice_speaks_like_its_clip_and_keeps_its_consent(client, voices):
-    created = await client.audio.voices.create(name="Tone", consent=CONSENT_ID,
-                                               audio_sample=("tone.wav", CLIP, "audio/wav"),
-                                               extra_body={"ref_text": TRANSCRIPT})
-    assert (created.id, created.name, created.object, created.type) == ("tone", "Tone", "audio.voice", "audio_sample")
-    listed = await voice_list(client)
-    assert "tone" in listed["voices"] and listed["object"] == "list"
-    assert {"id": "tone", "object": "audio.voice", "name": "Tone", "type": "audio_sample",
-            "created_at": created.created_at} in listed["data"]
-    by_name = await client.audio.speech.create(model="qwen3-tts", input="Hello there.", voice="TONE",
-                                               response_format="wav", extra_body=FAST | {"language": "English"})
-    by_id = await client.audio.speech.create(model="qwen3-tts", input="Hello there.", voice={"id": "tone"},
-                                             response_format="wav", extra_body=FAST | {"language": "English"})
-    assert by_name.content == by_id.content == await speak(client)  # the saved clip and transcript, same seed
-    consent = voices.find("anyone", "tone").consent
-    assert (consent.statement_id, consent.statement, consent.confirmed_by) == (CONSENT_ID, CONSENT_STATEMENT,
-                                                                              IDENTITY)
-    assert TOKEN not in json.dumps([str(value) for value in vars(consent).values()])
-
-
-@pytest.mark.slow
-async def test_a_deleted_voice_is_gone_with_its_cached_prompt(app, client):
-    await client.audio.voices.create(name="fleeting", consent=CONSENT_ID, audio_sample=("f.wav", CLIP, "audio/wav"),
-                                     extra_body={"ref_text": TRANSCRIPT})
-    await client.audio.speech.create(model="qwen3-tts", input="Hi.", voice="fleeting", extra_body=FAST)
-    deleted = await client.audio.voices.delete("FLEETING")
-    assert (deleted.id, deleted.deleted, deleted.object) == ("fleeting", True, "audio.voice.deleted")
-    assert "fleeting" not in (await voice_list(client))["voices"]
-    for call in (client.audio.speech.create(model="qwen3-tts", input="Hi.", voice="fleeting", extra_body=FAST),
-                 client.audio.voices.delete("fleeting")):
-        with pytest.raises(openai.NotFoundError) as caught:
-            await call
-        assert caught.value.code == "voice_not_found"
-    # The engine forgot the voice prompt made from the saved clip: the same clip is encoded afresh.
-    native = await post(app, "/clone", headers={"Authorization": f"Bearer {TOKEN}"}, json={
-        "text": "Hi.", "language": "English", "ref_audio_base64": base64.b64encode(CLIP).decode(),
-        "ref_text": TRANSCRIPT, "max_new_tokens": 8})
-    assert native.json()["voice_cached"] is False
-
-
-@pytest.mark.parametrize(
-    ("form", "error", "code", "param"),
-    [
-        ({"consent": "yes"}, openai.BadRequestError, "consent_required", "consent"),
-        ({"consent": ""}, openai.BadRequestError, "consent_required", "consent"),
-        ({"name": "../x"}, openai.BadRequestError, "invalid_voice_name", "name"),
-        ({"audio_sample": ("notes.txt", b"hello " * 200, "audio/wav")}, openai.BadRequestError, "not_audio",
-         "audio_sample"),
-        ({"audio_sample": ("short.wav", sine_clip(seconds=0.3), "audio/wav")}, openai.BadRequestError,
-         "audio_too_short", "audio_sample"),
-        ({"audio_sample": ("quiet.wav", sine_clip(amplitude=0.0), "audio/wav")}, openai.BadRequestError,
-         "silent_audio", "audio_sample"),
-        ({"extra_body": {"ref_text": "x" * 2000}}, openai.BadRequestError, "text_too_long", "ref_text"),
-        ({"type": "prompt", "extra_body": {}}, openai.BadRequestError, "unsupported_voice_type", "type"),
-    ],
-)
-async def test_an_upload_is_refused_with_the_field_at_fault(app, voices, form, error, code, param):
-    fields = {"name": "refused", "consent": CONSENT_ID, "audio_sample": ("voice.wav", CLIP, "audio/wav")} | form
-    with pytest.raises(error) as caught:
-        await sdk(app).audio.voices.create(**fields)
-    assert (caught.value.code, caught.value.param, caught.value.type) == (code, param, "invalid_request_error")
-    assert voices.find("anyone", "refused") is None
-    if code == "consent_required":
-        assert CONSENT_ID in caught.value.message and CONSENT_STATEMENT in caught.value.message
-
-
-async def test_a_taken_name_is_a_conflict_that_is_not_retried(app):
-    client = sdk(app)
-    await client.audio.voices.create(name="twice", consent=CONSENT_ID, audio_sample=("a.wav", CLIP, "audio/wav"))
-    with pytest.raises(openai.ConflictError) as caught:
-        await client.audio.voices.create(name="TWICE", consent=CONSENT_ID, audio_sample=("a.wav", CLIP, "audio/wav"))
-    assert caught.value.code == "voice_name_taken" and caught.value.response.headers["x-should-retry"] == "false"
-
-
-async def test_without_a_catalog_voices_are_sent_with_each_request():
-    client = sdk(create_web_app(NeverCalled(), token=TOKEN))
-    assert (await voice_list(client))["data"] == []
-    with pytest.raises(openai.PermissionDeniedError) as caught:
-        await client.audio.voices.create(name="x", consent=CONSENT_ID, audio_sample=("a.wav", CLIP, "audio/wav"))
-    assert caught.value.code == "uploads_closed"
 
 
 # -- refusals -------------------------------------------------------------------------------------------------
@@ -293,11 +160,6 @@ async def test_without_a_token_the_openai_routes_are_closed_too(token):
             await call
 
 
-async def post(app, path: str, **kwargs) -> httpx2.Response:
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://tts") as raw:
-        return await raw.post(path, **kwargs)
-
-
 @pytest.mark.parametrize("path", ["/v1/audio/speech", "/v1/audio/voices"])
 async def test_the_token_is_checked_before_the_body_is_read(path):
     body = CountingBody(b"x" * (1024 * 1024), 400)
@@ -370,123 +232,3 @@ async def test_models_lists_the_names_model_accepts():
     with pytest.raises(openai.NotFoundError) as caught:
         await client.get("/audio/translations", cast_to=object)
     assert caught.value.code == "not_found" and caught.value.type == "not_found_error"
-
-
-# -- streaming as generated -------------------------------------------------------------------------------------
-class GatedStream:
-    """A streaming service whose second chunk waits until the first has left the server (or 5 s: then the test
-    fails, the server having held the first chunk back)."""
-
-    def __init__(self) -> None:
-        self.first_sent = threading.Event()
-        self.closed = threading.Event()
-
-    def clone_stream(self, request):
-        try:
-            yield np.full(12_000, 0.1, dtype=np.float32)
-            if not self.first_sent.wait(5):
-                raise AssertionError("the first chunk was held back until the second was generated")
-            yield np.full(12_000, -0.1, dtype=np.float32)
-            yield np.full(12_000, 0.2, dtype=np.float32)
-        finally:
-            self.closed.set()
-
-
-async def asgi_post(app, path: str, body: dict, *, on_body, disconnect_after_body: bool = False,
-                    messages: list[dict] | None = None) -> list[dict]:
-    """Drive the ASGI app directly, calling `on_body` as each non-empty body chunk is sent: what a client on a
-    real connection would see, chunk by chunk (the httpx transports buffer the whole answer)."""
-    payload = json.dumps(body).encode()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "server": ("tts", 80),
-             "client": ("test", 1), "headers": [(b"authorization", f"Bearer {TOKEN}".encode()),
-                                               (b"content-type", b"application/json"),
-                                               (b"content-length", str(len(payload)).encode())]}
-    messages = [] if messages is None else messages
-    requested, got_body = False, asyncio.Event()
-
-    async def receive() -> dict:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": payload, "more_body": False}
-        if disconnect_after_body:
-            await got_body.wait()
-            return {"type": "http.disconnect"}
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    async def send(message: dict) -> None:
-        messages.append(message)
-        if message["type"] == "http.response.body" and message.get("body"):
-            on_body()
-            got_body.set()
-
-    await asyncio.wait_for(app(scope, receive, send), timeout=30)
-    return messages
-
-
-@pytest.mark.parametrize("audio_format", list(AudioFormat))
-async def test_a_streaming_engine_is_streamed_as_it_generates(audio_format):
-    service = GatedStream()
-    app = create_web_app(service, token=TOKEN)
-    body = {"model": "qwen3-tts", "input": "Hi.", "voice": "clip", "response_format": audio_format.value,
-            "stream_format": "audio", "ref_audio": base64.b64encode(CLIP).decode()}
-    messages = await asgi_post(app, "/v1/audio/speech", body, on_body=service.first_sent.set)
-    assert messages[0]["status"] == 200
-    audio = b"".join(message.get("body", b"") for message in messages[1:])
-    seconds, rate = measured(audio_format.value, audio)
-    assert rate == 24_000 and seconds == pytest.approx(1.5, abs=0.1)
-    assert service.closed.is_set()
-
-
-@pytest.mark.parametrize("audio_format", ["pcm", "mp3"])
-async def test_a_client_that_leaves_stops_the_generation(audio_format):
-    service = GatedStream()
-    body = {"model": "qwen3-tts", "input": "Hi.", "voice": "clip", "response_format": audio_format,
-            "stream_format": "audio", "ref_audio": base64.b64encode(CLIP).decode()}
-    await asgi_post(create_web_app(service, token=TOKEN), "/v1/audio/speech", body, on_body=lambda: None,
-                    disconnect_after_body=True)
-    service.first_sent.set()  # the generator's next step: it must be closed there, not run on to the end
-    assert service.closed.wait(5)
-
-
-async def test_an_encoder_failure_is_a_clear_error_and_stops_the_source(monkeypatch):
-    """ffmpeg exiting with an error (here: an encoder it does not have) is `encode_failed`, not a hang: the
-    chunks still to come are not waited for."""
-    from backend.openai_api import encoding
-
-    monkeypatch.setitem(encoding._CODECS, AudioFormat.MP3, ("-c:a", "no-such-encoder", "-f", "mp3"))
-    released = asyncio.Event()
-
-    async def endless():
-        yield b"\0\0" * 24_000
-        await released.wait()  # never set: the encoder must give up without it
-        yield b"\0\0"
-
-    async def consume(chunks) -> bytes:
-        return b"".join([chunk async for chunk in chunks])
-
-    with pytest.raises(BackendFailed) as caught:
-        await asyncio.wait_for(consume(encoding.encode(endless(), AudioFormat.MP3)), timeout=20)
-    assert caught.value.code == "encode_failed" and "mp3" in caught.value.message
-
-
-class FailingStream:
-    def clone_stream(self, request):
-        yield np.full(12_000, 0.1, dtype=np.float32)
-        raise RuntimeError("CUDA error: secret internals")
-
-
-@pytest.mark.parametrize("audio_format", ["pcm", "opus"])
-async def test_a_generation_failing_mid_stream_cuts_the_answer_short(audio_format):
-    """After the 200 and some audio, a failure can only end the body early: the server is told (the exception
-    reaches it, so it aborts the connection) and the body never gets its final chunk."""
-    body = {"model": "qwen3-tts", "input": "Hi.", "voice": "clip", "response_format": audio_format,
-            "stream_format": "audio", "ref_audio": base64.b64encode(CLIP).decode()}
-    messages: list[dict] = []
-    with pytest.raises(RuntimeError, match="CUDA error"):
-        await asgi_post(create_web_app(FailingStream(), token=TOKEN), "/v1/audio/speech", body,
-                        on_body=lambda: None, messages=messages)
-    assert messages[0]["status"] == 200
-    assert all(message.get("more_body") for message in messages[1:])

@@ -40,6 +40,8 @@ FORMATS = ", ".join(audio_format.value for audio_format in AudioFormat)
 
 
 class CloneService(Protocol):
+    """The whole-clip path: the engine's `clone`, or the container's batcher in front of it."""
+
     def clone(self, request: CloneRequest) -> CloneResult: ...
 
 

@@ -25,7 +25,7 @@ from backend.errors import EngineConfigError, VoicebotError
 from backend.progress_stream import progress_then_result
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.serving import TOKEN_ENV, ServingSettings, WebAccess
-from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, Variant
+from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, VOICES_DIR, VOICES_VOLUME, Variant
 from backend.wire import (
     batch_from_call,
     checked_batch,
@@ -115,6 +115,7 @@ DOWNLOAD_IMAGE = build_image(DOWNLOAD_STEPS)
 # -- app, volume, download ---------------------------------------------------------------------------------
 app = modal.App(APP_NAME)
 models_volume = modal.Volume.from_name(MODELS_VOLUME, create_if_missing=True)
+voices_volume = modal.Volume.from_name(VOICES_VOLUME, create_if_missing=True)
 
 
 @app.function(image=DOWNLOAD_IMAGE, volumes={MODELS_DIR: models_volume}, timeout=3600)
@@ -301,14 +302,22 @@ class _Service:
     # itself is then open, since only callers with a proxy auth token get this far.
     @modal.asgi_app(requires_proxy_auth=SERVING.web_access is WebAccess.PROXY)
     def web(self):
+        from backend.openai_api import DEFAULT_MODELS
+        from backend.voice_catalog import DirectoryVoiceCatalog
         from backend.web import create_web_app
 
         SERVING.start()  # again after a snapshot restore: this runs in the restored process
         config = self.engine.config
+        # Every container of every variant shares the voices volume: a change is committed at once, and a
+        # container reloads before listing and when a name is not found. Run locally, the directory is local.
+        sync = {} if modal.is_local() else {"on_changed": voices_volume.commit, "refresh": voices_volume.reload}
         return create_web_app(
             _BatchedEngine(self.engine, self.batcher), token=SERVING.token,
             open_access=SERVING.web_access is not WebAccess.TOKEN,
             audio_limits=config.audio_limits, max_text_chars=config.max_text_chars,
+            voices=DirectoryVoiceCatalog(VOICES_DIR, **sync),
+            # vllm-omni serves a checkpoint under its hub id: clients written for it send that
+            speech_models=(*DEFAULT_MODELS, self.variant.model_id, self.variant.model_id.split("/")[-1]),
         )
 
 
@@ -317,7 +326,7 @@ for _variant in VARIANTS.values():
     globals()[_variant.class_name] = app.cls(
         image=IMAGES[_variant.image],
         gpu=_variant.gpu,
-        volumes={MODELS_DIR: models_volume},
+        volumes={MODELS_DIR: models_volume, VOICES_DIR: voices_volume},
         secrets=HTTP_SECRETS,
         env=SERVING.container_env(),
         scaledown_window=SCALEDOWN_S,

@@ -12,6 +12,10 @@ from typing import Literal
 APP_NAME = "voicebot-tts"
 MODELS_VOLUME = "qwen3-tts-models"
 MODELS_DIR = "/models"  # where the volume is mounted in every container
+# The voices saved through the OpenAI-compatible API (`backend.voice_catalog`): user data, on a volume of its own
+# so it can be reloaded while the model's files are open (a volume with open files cannot be) and wiped apart.
+VOICES_VOLUME = "voicebot-voices"
+VOICES_DIR = "/voices"
 DEFAULT_VARIANT = "fa2"
 
 

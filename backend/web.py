@@ -1,5 +1,7 @@
 """The HTTP API in front of a clone service (the engine): `/clone`, `/clone-batch`, `/health`, `/languages`,
-`/check` (is a clip watermarked by this backend?) and `/forget-voices` (drop cached voice prompts: forget-me).
+`/check` (is a clip watermarked by this backend?) and `/forget-voices` (drop cached voice prompts: forget-me);
+under `/v1`, the OpenAI-compatible audio API on the same service (`backend.openai_api`), which answers its
+errors in OpenAI's shape, the token's and the size guard's included.
 
 Handlers are plain `def`s: FastAPI runs them in its threadpool, so a generation that holds the engine's lock
 for tens of seconds never blocks the event loop (health checks and bad requests still get answered).
@@ -29,6 +31,7 @@ stays one open connection for the whole generation.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -49,9 +52,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from backend.batcher import ProgressSink
 from backend.errors import VoicebotError
 from backend.intake.limits import AudioLimits
+from backend.openai_api import DEFAULT_MODELS, PREFIX, create_openai_app, too_large, unauthorized
+from backend.openai_api import body_limits as openai_body_limits
 from backend.progress_stream import progress_then_result
 from backend.schema import CloneRequest, CloneResult, ForgetVoices, HealthReport, Progress, WatermarkCheck
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
+from backend.voice_catalog import VoiceCatalog
 from backend.watermark import CHECK_LIMITS
 from backend.wire import (
     FORGET_BODY_LIMIT,
@@ -103,6 +109,9 @@ class _BearerToken(AuthenticationBackend):
 
     def __init__(self, token: str | None) -> None:
         self._token = token.encode() if token else None
+        # Who the caller is, as far as a shared token tells (recorded with a saved voice's consent): a
+        # fingerprint of the token, which says which token was used without revealing it.
+        self._identity = f"token:{hashlib.sha256(self._token).hexdigest()[:12]}" if self._token else ""
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
         if self._token is None:
@@ -111,16 +120,24 @@ class _BearerToken(AuthenticationBackend):
         # compare_digest: the time taken must not reveal how much of a guessed token was right
         if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self._token):
             raise AuthenticationError("Missing or wrong bearer token.")
-        return AuthCredentials(["authenticated"]), SimpleUser("client")
+        return AuthCredentials(["authenticated"]), SimpleUser(self._identity)
+
+
+def _openai_path(path: str) -> bool:
+    return path == PREFIX or path.startswith(f"{PREFIX}/")
 
 
 def _unauthorized(conn: HTTPConnection, exc: AuthenticationError) -> JSONResponse:
     log.info("web.rejected", path=conn.url.path, code="unauthorized")
+    if _openai_path(conn.url.path):
+        return unauthorized(str(exc))
     return JSONResponse(ErrorBody(error="unauthorized", message=str(exc)).model_dump(), status_code=401,
                         headers={"WWW-Authenticate": "Bearer"})
 
 
-def _too_large(limit: int) -> JSONResponse:
+def _too_large(limit: int, path: str = "") -> JSONResponse:
+    if _openai_path(path):
+        return too_large(limit)
     return JSONResponse(ErrorBody(error="body_too_large", message=f"The request body is over the limit of "
                                   f"{limit:,} bytes.").model_dump(), status_code=413)
 
@@ -138,7 +155,7 @@ class _DeclaredSizeGuard:
         declared = Headers(scope=scope).get("content-length", "") if limit is not None else ""
         if limit is not None and declared.isdigit() and int(declared) > limit:
             log.info("web.rejected", path=scope["path"], code="body_too_large", limit=limit)
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -203,17 +220,21 @@ async def _clone_stream(service: CloneService, request: CloneRequest) -> AsyncIt
 def create_web_app(
     service: CloneService, *, token: str | None = None, open_access: bool = False, docs: bool = False,
     audio_limits: AudioLimits | None = None, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    voices: VoiceCatalog | None = None, speech_models: Sequence[str] = DEFAULT_MODELS,
 ) -> FastAPI:
     """The FastAPI app for `service`. With `token`, every route requires it as a bearer token; without one
     (None, empty or blank) every request is refused unless `open_access` opens the app on purpose. `docs`
-    serves the OpenAPI schema and its pages; the body limits follow `audio_limits` and `max_text_chars`."""
+    serves the OpenAPI schema and its pages; the body limits follow `audio_limits` and `max_text_chars`.
+    `voices` are the saved voices `/v1/audio/speech` can speak with (and `/v1/audio/voices` saves to);
+    `speech_models` the names its `model` field accepts."""
     token = (token or "").strip() or None
     if token and open_access:
         raise ValueError("create_web_app: a token and open_access contradict each other; pass one.")
     clip_limits = audio_limits or AudioLimits()
     body_limits = {"/clone": clone_body_limit(clip_limits, max_text_chars),
                    "/clone-batch": batch_body_limit(clip_limits, max_text_chars),
-                   "/check": check_body_limit(CHECK_LIMITS), "/forget-voices": FORGET_BODY_LIMIT}
+                   "/check": check_body_limit(CHECK_LIMITS), "/forget-voices": FORGET_BODY_LIMIT,
+                   **openai_body_limits(clip_limits, max_text_chars)}
     app = FastAPI(title="voicebot TTS", docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   openapi_url="/openapi.json" if docs else None)
     # The last middleware added runs first: the token is checked before anything else looks at the request.
@@ -223,6 +244,8 @@ def create_web_app(
             log.warning("web.closed", reason="no token configured: every request is refused")
         app.add_middleware(AuthenticationMiddleware, backend=_BearerToken(token), on_error=_unauthorized)
     _install_error_handlers(app)
+    app.mount(PREFIX, create_openai_app(service, voices=voices, models=speech_models, audio_limits=clip_limits,
+                                        max_text_chars=max_text_chars))
 
     @app.post("/clone", max_body_size=body_limits["/clone"])
     def clone(body: CloneBody, request: Request) -> Any:

@@ -26,7 +26,7 @@ from backend import modal_app
 from backend.errors import EngineConfigError
 from backend.schema import SEED_MAX, CloneRequest, CloneResult, HealthReport, Progress
 from backend.serving import OPEN_ENV, TOKEN_ENV, ServingSettings
-from backend.variants import DEFAULT_VARIANT, MODELS_DIR, VARIANTS
+from backend.variants import DEFAULT_VARIANT, MODELS_DIR, VARIANTS, VOICES_DIR
 from backend.wire import MAX_BATCH_ITEMS
 from tests.backend import REAL_ENGINE_CONFIG, fresh_logging, load_tiny_checkpoint, record_batches
 
@@ -79,7 +79,7 @@ def test_each_variant_is_a_modal_class_with_its_gpu_image_and_volume(name):
     spec = service_function(cls)._spec
     assert spec.gpus == variant.gpu
     assert spec.image is synchronizer._translate_in(modal_app.IMAGES[variant.image])
-    assert set(spec.volumes) == {MODELS_DIR}
+    assert set(spec.volumes) == {MODELS_DIR, VOICES_DIR}
     assert cls._get_user_cls().variant is variant
 
 
@@ -376,3 +376,17 @@ async def test_a_malformed_clone_call_gets_an_error_reply(services, clip, call, 
 def test_a_malformed_batch_call_gets_an_error_reply_naming_the_item(services, clip, call, code, message):
     reply = services["sdpa"].clone_batch.local(call(clip))
     assert (reply["status"], reply["error"]) == (422, code) and reply["message"].startswith(message)
+
+
+@pytest.mark.slow
+def test_the_openai_api_is_served_by_every_variant(services, clip):
+    """The same web app carries `/v1`: the variant's checkpoint name is a model name, and speech comes from its
+    engine through the container's batcher."""
+    client = TestClient(services["06b"].web.local())
+    models = [model["id"] for model in client.get("/v1/models").json()["data"]]
+    assert {"Qwen/Qwen3-TTS-12Hz-0.6B-Base", "Qwen3-TTS-12Hz-0.6B-Base", "qwen3-tts", "tts-1"} <= set(models)
+    response = client.post("/v1/audio/speech", json={
+        "model": "Qwen3-TTS-12Hz-0.6B-Base", "input": "Hi.", "voice": "clip", "response_format": "flac",
+        "ref_audio": base64.b64encode(clip).decode(), "ref_text": "A tone.", "max_new_tokens": 8})
+    assert response.status_code == 200 and sf.info(io.BytesIO(response.content)).samplerate == 24_000
+    assert client.get("/v1/audio/voices").json()["data"] == []  # the voices volume, not mounted here

@@ -22,3 +22,12 @@ def to_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(to_mono(samples), -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    """Float audio as raw 16-bit little-endian PCM, converted exactly as `to_wav` converts it (libsndfile's
+    clipping and rounding), so a streamed clip carries the same samples as the same clip sent whole."""
+    buffer = io.BytesIO()
+    # RAW has no header: the rate argument is required but unused
+    sf.write(buffer, np.clip(to_mono(samples), -1.0, 1.0), 24_000, format="RAW", subtype="PCM_16", endian="LITTLE")
+    return buffer.getvalue()

@@ -15,7 +15,7 @@ imported inside the container's `@modal.enter`, and images, volumes and classes 
 # string annotations.
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import modal
@@ -38,6 +38,8 @@ from backend.wire import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from backend.engine import Engine, EngineConfig
 
 # -- images ----------------------------------------------------------------------------------------------
@@ -191,6 +193,10 @@ class _BatchedEngine:
 
     def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         return self.engine.clone_batch(requests)
+
+    def clone_stream(self, request: CloneRequest) -> Iterator["np.ndarray"]:
+        """Chunks as the continuous batch decodes them (`/v1/audio/speech` with `stream_format: "audio"`)."""
+        return self.engine.clone_stream(request)
 
     def validate(self, request: CloneRequest) -> None:
         self.engine.validate(request)

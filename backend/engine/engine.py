@@ -336,12 +336,18 @@ class Engine:
 
     def clone_stream(self, request: CloneRequest) -> Iterator[np.ndarray]:
         """Speak `request.text` as watermarked float32 chunks at 24 kHz, yielded as the continuous batch decodes
-        them (fast path only: stock qwen-tts has no streaming). The request shares the batch with whole-clip
-        ones; a consumer that stops early frees its slot at the next frame."""
+        them. The request shares the batch with whole-clip ones; a consumer that stops early frees its slot at
+        the next frame. Stock qwen-tts cannot stream: there the whole clip comes as one chunk, so every caller
+        (the web API, the voice channel player) gets audio from either engine."""
         checked = self._check(request)
         self.load()
         if self._fast is None:
-            raise EngineConfigError("streaming needs the fast engine.", code="no_streaming")
+            with self._lock:
+                item = self._prepare(*checked)
+                (wav,), _, _ = self._generate([item], seed=request.seed)
+                self._served += 1
+            yield self._marked_clip(wav, item.max_new_tokens)[0]
+            return
         with self._lock:
             item = self._prepare(*checked)
         marker = StreamMarker(self._get_watermarker())

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 
 import anyio
-import numpy as np
 import soundfile as sf
 import structlog
 
@@ -49,9 +48,6 @@ _CODECS: dict[AudioFormat, tuple[str, ...]] = {
 }
 
 
-def pcm16(samples: np.ndarray) -> bytes:
-    """Float samples as 16-bit little-endian PCM, clipped to full scale so loud output cannot wrap around."""
-    return (np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
 def wav_pcm16(wav: bytes) -> bytes:

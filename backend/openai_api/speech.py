@@ -28,7 +28,8 @@ import numpy as np
 
 from backend.errors import InvalidInput
 from backend.intake.limits import AudioLimits
-from backend.openai_api.encoding import AudioFormat, encode, encode_whole, one_chunk, pcm16, wav_pcm16
+from backend.audio import to_pcm16
+from backend.openai_api.encoding import AudioFormat, encode, encode_whole, one_chunk, wav_pcm16
 from backend.openai_api.errors import InvalidParam
 from backend.openai_api.ref_audio import decode_ref_audio
 from backend.openai_api.schema import SpeechBody
@@ -168,7 +169,7 @@ async def _in_thread(open_stream: Callable[[], Iterator[np.ndarray]]) -> AsyncIt
                 for chunk in stream:
                     if stopped.is_set():
                         return
-                    put("chunk", pcm16(chunk))
+                    put("chunk", to_pcm16(chunk))
             finally:
                 close = getattr(stream, "close", None)
                 if close is not None:

@@ -94,3 +94,12 @@ def test_a_stream_is_the_whole_clip_in_chunks_and_passes_the_watermarker(fast_en
     whole = fast_engine.clone(request)
     assert len(chunks) > 1 and sum(chunk.size for chunk in chunks) == whole.frames * 1920 == 29 * 1920
     assert streamed_marks >= len(chunks) - 1  # StreamMarker marks per chunk pushed (and once at the end)
+
+
+def test_the_stock_engine_streams_its_whole_clip_as_one_chunk(engine):
+    """Stock qwen-tts cannot stream: a stream is then the seeded whole clip, in one watermarked chunk."""
+    assert engine.engine_mode == "stock"
+    request = CloneRequest(reference=sine_clip(), text="Not streamed, but still audio.", seed=3, max_new_tokens=12)
+    (chunk,) = list(engine.clone_stream(request))
+    whole = engine.clone(request)
+    assert chunk.dtype.name == "float32" and chunk.size == whole.frames * 1920 > 0

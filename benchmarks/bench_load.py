@@ -337,6 +337,7 @@ def micro(engine: Engine, clip: bytes, length: int) -> dict[str, Any]:
     costs["talker_inputs_ms"] = _timed(lambda: fast.talker_inputs([item.text], ["english"], [item.prompt],
                                                                   max_new_tokens=160))
     costs["stage_ms"] = _timed(lambda: decoder.stage(inputs))
+    costs["stock_prefill_ms"] = _timed(lambda: decoder.stager._forward(inputs))
     decode = engine.tts.model.speech_tokenizer.decode
     for frames in (2, 12):
         window = torch.zeros(25 + frames, 16, dtype=torch.long, device=decoder.device)

@@ -186,7 +186,9 @@ class Engine:
             background = self.config.fast_capture == "background"
             for shape in first + (rest if everything else []):
                 (fast.decoder.capture_eager if background else fast.decoder.capture)(shape)
-            fast.speech.capture()  # the speech decoder's graphs: no Inductor, a fraction of a second
+            # the speech decoder's and the prompt prefill's graphs: no Inductor, a fraction of a second
+            fast.speech.capture()
+            fast.decoder.stager.prefill.capture(self.config.fast_ready_lengths)
             self._pending_shapes = (first, rest) if background else None
             if self._compile_cache is not None:
                 self._compile_cache.save(complete=everything)

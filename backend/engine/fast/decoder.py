@@ -45,6 +45,7 @@ import torch
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
+from backend.engine.fast.prefill import ChunkedPrefill
 from backend.engine.fast.sampling import SamplingConfig, choose_tokens, row_noise, select_tokens
 from backend.engine.fast.staging import StagedPrompt, Stager, TalkerInputs
 
@@ -97,7 +98,7 @@ class FastDecoder:
         self.layer_step = LayerRunner(self.compiled)
         self.select = LazyCompiled(select_tokens) if self.compiled else select_tokens
         self.eager_step = LayerRunner(False)
-        self.stager = Stager(self.talker, self.device)
+        self.stager = Stager(self.talker, self.device, ChunkedPrefill(self))
         fuse_projections(model)
         self._graphs: dict[Shape, torch.cuda.CUDAGraph] = {}  # the graph each shape replays now
         self._compiled_graphs: set[Shape] = set()  # shapes whose graph runs the compiled code (else eager)

@@ -7,19 +7,25 @@ other requests' prompts. Staged, the forward overlaps the running frames (the GP
 step, and the host work runs on another thread), and what the loop still does per newcomer is a few dozen copy
 kernels (`FastDecoder.install`).
 
-One prompt is staged at a time (`MAX_STAGING`); the others wait for their turn on their own threads, not in the
-loop. More at once would not go faster: the forward is mostly kernel launches, which hold the GIL (46 ms for a
-187-character prompt on one H200, `bench_load.py` micro costs), and each staged prompt holds its own K/V (about
-115 KB per prompt token for the 1.7B model).
+A one-row prompt is prefilled by `ChunkedPrefill` (prefill.py: the decode frames' layer code, a replayed graph
+per 64-token chunk on CUDA), since the stock forward is mostly kernel launches that hold the GIL (46 ms for a
+187-character prompt on one H200, `bench_load.py` micro costs); a padded batch (the static path) takes the stock
+forward. One prompt is staged at a time (`MAX_STAGING`: the chunk graphs share their buffers); the others wait
+for their turn on their own threads, not in the loop. Each staged prompt holds its own copy of its K/V (about
+115 KB per prompt token for the 1.7B model) until it joins.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import DynamicCache
+
+if TYPE_CHECKING:
+    from backend.engine.fast.prefill import ChunkedPrefill
 
 MAX_STAGING = 1  # prompts prefilled at once
 
@@ -64,27 +70,33 @@ class StagedPrompt:
 
 
 class Stager:
-    """Runs talker forwards for prompts, at most `MAX_STAGING` at once, each on a side stream on CUDA."""
+    """Prefills prompts, at most `MAX_STAGING` at once, each on a side stream on CUDA: one row through `prefill`
+    (`ChunkedPrefill`: replayed graphs on CUDA), anything else through the stock talker forward."""
 
-    def __init__(self, talker: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, talker: torch.nn.Module, device: torch.device, prefill: ChunkedPrefill) -> None:
         self.talker = talker
         self.device = device
+        self.prefill = prefill
         self._turns = threading.BoundedSemaphore(MAX_STAGING)
 
     def stage(self, inputs: TalkerInputs) -> StagedPrompt:
-        """The talker's forward over `inputs` (stock, so prefill is stock by construction)."""
+        """`inputs` prefilled, for a slot of the continuous batch."""
         with self._turns, torch.inference_mode():
             if self.device.type != "cuda":
-                return self._forward(inputs)
+                return self._run(inputs)
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))  # the inputs were made there
             with torch.cuda.stream(side):
-                staged = self._forward(inputs)
+                staged = self._run(inputs)
                 staged.ready = torch.cuda.Event()
                 staged.ready.record(side)
             return staged
 
+    def _run(self, inputs: TalkerInputs) -> StagedPrompt:
+        return self.prefill.run(inputs) if self.prefill.fits(inputs) else self._forward(inputs)
+
     def _forward(self, inputs: TalkerInputs) -> StagedPrompt:
+        """The stock talker forward (a padded batch: the static path; or a prompt `ChunkedPrefill` cannot take)."""
         embeds, mask = inputs.inputs_embeds, inputs.attention_mask
         cache = DynamicCache()
         out = self.talker(inputs_embeds=embeds, attention_mask=mask, past_key_values=cache, use_cache=True,

@@ -23,6 +23,7 @@ from backend.validation import check_text
 from commands.health import BotHealth, check_health
 from commands.job_journal import current_origin
 from commands.jobs import Job, JobQueue, ProgressCallback
+from commands.long_text import clone_text
 from commands.result_check import check_result
 from commands.settings import CommandSettings
 
@@ -115,7 +116,7 @@ class CloneService:
         text = check_text(text, limits.max_text_chars)
         transcript = None
         if ref_text is not None and ref_text.strip():
-            transcript = check_text(ref_text, limits.max_text_chars, field="transcript")
+            transcript = check_text(ref_text, limits.max_transcript_chars, field="transcript")
         language = normalize_language(language)
         variant_name, backend = self.backend_for(variant)
         if reference_size is not None:
@@ -193,7 +194,7 @@ class CloneService:
             self.queue.progress(job, progress)
 
         timeout_s = self.settings.job_timeout_s
-        call = asyncio.ensure_future(backend.clone(request, on_progress))
+        call = asyncio.ensure_future(clone_text(backend, request, on_progress))
         try:
             done, _ = await asyncio.wait({call}, timeout=timeout_s)
         finally:

@@ -142,7 +142,7 @@ class VoiceLibrary:
         if scope == "server" and not member.workspace_id:
             raise InvalidInput("Server voices can only be saved in a server.", code="bad_scope")
         if transcript is not None and transcript.strip():
-            transcript = check_text(transcript, self.settings.max_text_chars, field="transcript")
+            transcript = check_text(transcript, self.settings.max_transcript_chars, field="transcript")
         else:
             transcript = None
         if clip_size is not None:

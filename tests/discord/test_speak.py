@@ -182,3 +182,24 @@ def _member(invoker: Invoker):
     from tests.discord.fake_api import GUILD_ID
 
     return Member("discord", str(GUILD_ID), str(invoker.user_id))
+
+
+async def test_voice_commands_are_synced_and_ask_for_the_intents_they_need(discord_bot) -> None:
+    harness = await voice_bot(discord_bot, library=True)
+    sync = next(call for call in harness.api.calls if call.method == "PUT" and call.path.endswith("/commands"))
+    commands = {command["name"]: command for command in sync.json}
+    speak_options = {o["name"]: o for o in commands["speak"]["options"]}
+    assert list(speak_options) == ["text", "voice", "language"] and speak_options["text"]["max_length"] == 5000
+    assert commands["speak"]["contexts"] == [0] and commands["read"]["dm_permission"] is False  # servers only
+    start = next(o for o in commands["read"]["options"] if o["name"] == "start")
+    assert [o["name"] for o in start["options"]] == ["voice", "max_seconds", "say_names", "skip_bots", "only_in_voice"]
+    assert {o["name"]: (o.get("min_value"), o.get("max_value")) for o in start["options"]}["max_seconds"] == (10, 60)
+    intents = harness.bot.intents
+    assert intents.guilds and intents.voice_states and intents.guild_messages and intents.message_content
+
+
+async def test_without_voice_playback_no_voice_command_and_no_intent(discord_bot) -> None:
+    harness = await discord_bot(FakeBackend(), library=True)
+    sync = next(call for call in harness.api.calls if call.method == "PUT" and call.path.endswith("/commands"))
+    assert not {"speak", "read"} & {command["name"] for command in sync.json}
+    assert harness.bot.intents.value == 0

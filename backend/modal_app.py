@@ -3,8 +3,9 @@
     modal run -m backend.modal_app::download    # once: fetch both checkpoints into the volume
     modal deploy -m backend.modal_app           # the three variant classes (methods + web endpoints)
 
-Each container batches: concurrent `clone` inputs (method or web endpoint) join one engine generation through
-a `CloneBatcher`, and the engine runs its fast mode when it starts on the GPU (stock otherwise; health says why).
+Each container batches continuously: every `clone` input (method or web endpoint) joins the engine's running
+decode at the next frame boundary through a `CloneBatcher`, and leaves it when its clip is done; the engine runs
+its fast mode when it starts on the GPU (stock otherwise, one generation at a time; health says why).
 
 Importing this module locally loads no model and makes no network call: the engine (torch, qwen-tts) is
 imported inside the container's `@modal.enter`, and images, volumes and classes are lazy Modal definitions.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import modal
 
-from backend.batcher import DEFAULT_WINDOW_S, CloneBatcher, ProgressSink
+from backend.batcher import CloneBatcher, ProgressSink
 from backend.errors import EngineConfigError, VoicebotError
 from backend.progress_stream import progress_then_result
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
@@ -144,12 +145,11 @@ SCALEDOWN_S = 300
 # Per input, including time queued for a batch: a max-length text (2048 frames) or a batch takes minutes on an
 # A10G; past this the input fails instead of holding the GPU.
 TIMEOUT_S = 600
-# Concurrent inputs per container. The batcher groups those waiting into one generation of up to the engine's
-# fast_max_batch (16), which costs little more than one request; a burst of 16 therefore shares a warm model
-# instead of cold-starting GPU containers, and bad requests are rejected at once (validated before queueing).
-# Beyond 16, Modal starts another container.
+# Concurrent inputs per container. Each joins the engine's running decode of up to fast_max_batch (16) rows,
+# which costs little more than one request; a burst of 16 therefore shares a warm model instead of cold-starting
+# GPU containers, and bad requests are rejected at once (validated before queueing). Beyond 16, Modal starts
+# another container.
 MAX_INPUTS = 16
-BATCH_WINDOW_S = DEFAULT_WINDOW_S  # how long a clone waits for others to join its batch
 
 
 # torch.compile's artifacts per variant, keyed by torch/Triton/GPU/engine version (backend/engine/compile_cache.py):
@@ -179,7 +179,7 @@ def _answer(call: Callable[[], Any]) -> dict[str, Any]:
 
 
 class _BatchedEngine:
-    """What the web API serves: the engine, with single clones joining the container's batches."""
+    """What the web API serves: the engine, with single clones through the container's batcher (deadline, answer)."""
 
     def __init__(self, engine: "Engine", batcher: CloneBatcher) -> None:
         self.engine = engine
@@ -232,7 +232,7 @@ class _Service:
                 code=exc.code,
             ) from exc
         # Its worker thread starts with the first clone, after the snapshot.
-        self.batcher = CloneBatcher.for_engine(self.engine, window_s=BATCH_WINDOW_S)
+        self.batcher = CloneBatcher.for_engine(self.engine)
 
     # snap=False: runs in every container after the restore (or right after `load` without a snapshot).
     @modal.enter(snap=False)
@@ -247,7 +247,7 @@ class _Service:
 
     @modal.method()
     async def clone(self, request: dict) -> dict:
-        """Async, so concurrent inputs wait on the container's event loop while the batcher groups them."""
+        """Async, so concurrent inputs wait on the container's event loop while the engine decodes them."""
         try:
             result = await self.batcher.clone(request_from_call(request))
         except VoicebotError as exc:
@@ -257,7 +257,7 @@ class _Service:
     @modal.method()
     async def clone_stream(self, request: dict):
         """`clone` with progress, for `.remote_gen`: yields `{"progress": {...}}` as the engine reports it (about
-        twice a second), then the reply envelope `clone` returns. The request joins the container's batches
+        twice a second), then the reply envelope `clone` returns. The request joins the container's running decode
         like any other clone."""
         try:
             clone_request = request_from_call(request)

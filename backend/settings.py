@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from backend.batcher import DEFAULT_WINDOW_S
 
 DEMO_MODEL = "demo"  # the embedded default: a tiny random-weight checkpoint built on first use
 DEFAULT_CHECKPOINT_DIR = Path.home() / ".cache" / "voicebot" / "checkpoints"
@@ -31,7 +29,6 @@ class BackendSettings(BaseSettings):
     device: str = "auto"
     # auto: the fast engine on CUDA (stock if it cannot start, which health reports), stock elsewhere
     engine_mode: Literal["stock", "fast", "auto"] = "auto"
-    batch_window_s: float = Field(default=DEFAULT_WINDOW_S, ge=0, description="How long a clone waits to batch")
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
     # modal
     modal_app: str = "voicebot-tts"

@@ -1,9 +1,10 @@
 """The engine in the bot's own process: no GPU service needed, the default for development and the demo.
 
 Engine calls block for seconds, so each runs in a worker thread (`asyncio.to_thread`) and the bot's event loop
-keeps serving other users. Single clones go through a `CloneBatcher`, so users who ask at the same time share
-one batched generation; it validates input before queueing, so a bad request is rejected at once, and it puts a
-deadline (`timeout_s`) on every generation. The engine's progress reports cross from the generation thread to
+keeps serving other users. Single clones go through a `CloneBatcher`: on the fast engine each joins the running
+decode at the next frame boundary (continuous batching), so users who ask at the same time share the GPU; it
+validates input before queueing, so a bad request is rejected at once, and it puts a deadline (`timeout_s`) on
+every clone. The engine's progress reports cross from the generation thread to
 the caller's event loop through a `ProgressRelay`.
 """
 
@@ -135,8 +136,7 @@ class LocalBackend:
         engine = self._get_engine()
         with self._create_lock:
             if self._batcher is None:
-                self._batcher = CloneBatcher.for_engine(engine, window_s=self._settings.batch_window_s,
-                                                        batch_timeout_s=self._settings.timeout_s)
+                self._batcher = CloneBatcher.for_engine(engine, timeout_s=self._settings.timeout_s)
             return self._batcher
 
     async def _run(self, call: Callable[[Engine], T]) -> T:

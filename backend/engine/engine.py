@@ -1,18 +1,21 @@
 """The Qwen3-TTS voice-clone engine on top of qwen-tts's own loader and generate.
 
-One instance owns one loaded model. Calls are serialised by a lock (one generate at a time per model is
-what qwen-tts supports); concurrency comes from batching (`clone_batch`), not from threads. Every clip is
-watermarked (`backend.watermark`) before it leaves; checking a clip for the mark needs no TTS model.
+One instance owns one loaded model. On the fast path every request, from any thread, joins the fast engine's
+continuous batch (`backend.engine.fast.continuous`): it decodes alongside whatever else is decoding, joining and
+leaving at frame boundaries, so concurrent callers share the GPU without waiting for each other's clips. The
+stock path (qwen-tts's own `generate`, which runs a batch to its end) is serialised by a lock and batches only
+what one `clone_batch` call hands it. Every clip is watermarked (`backend.watermark`) before it leaves; checking
+a clip for the mark needs no TTS model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +35,7 @@ from backend.intake import load_reference
 from backend.languages import AUTO, normalize_language
 from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings, WatermarkCheck
 from backend.validation import check_text
-from backend.watermark import Watermarker, detect, shared_watermarker
+from backend.watermark import StreamMarker, Watermarker, detect, shared_watermarker
 
 log = structlog.get_logger(__name__)
 SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 frames per second
@@ -68,12 +71,25 @@ def _resolve_dtype(dtype: str, device: str):
 
 
 def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, list[int]]]:
-    """Which requests generate together, as (seed, indices): the unseeded ones in one generation, each seeded one
-    alone. One generation draws from one random stream, so a seed only repeats its audio when its request is
-    the stream's only row: then it is the audio of the same request cloned alone."""
+    """Which requests a stock generation runs together, as (seed, indices): the unseeded ones in one generation,
+    each seeded one alone. A stock generation draws from one random stream, so a seed only repeats its audio
+    when its request is the stream's only row. (The fast path needs none of this: each row draws from its own
+    seed, see `continuous.row_seed`.)"""
     unseeded = [index for index, request in enumerate(requests) if request.seed is None]
     seeded = [(request.seed, [index]) for index, request in enumerate(requests) if request.seed is not None]
     return ([(None, unseeded)] if unseeded else []) + seeded
+
+
+def _wait(future: Future[T], cancel: threading.Event | None, poll_s: float = 0.05) -> T:
+    """`future.result()`, given up (CancelledError) once `cancel` is set."""
+    if cancel is None:
+        return future.result()
+    while not cancel.is_set():
+        try:
+            return future.result(timeout=poll_s)
+        except TimeoutError:
+            continue
+    raise CancelledError("the caller gave up")
 
 
 def _versions() -> dict[str, str]:
@@ -225,40 +241,118 @@ class Engine:
         """Speak `request.text` in the reference clip's voice."""
         return self.clone_batch([request])[0]
 
-    def clone_batch(self, requests: Sequence[CloneRequest], *,
-                    on_progress: ProgressSink | None = None) -> list[CloneResult]:
-        """Generate several texts (one voice or several) in one batched `generate`. Rows share one frame budget
-        (the largest), so each row is cut to its own request's budget afterwards. A seeded request generates
-        alone with its own seed (see `_generations`).
+    def clone_batch(self, requests: Sequence[CloneRequest], *, on_progress: ProgressSink | None = None,
+                    cancel: threading.Event | None = None) -> list[CloneResult]:
+        """Generate several texts (one voice or several). Fast path: each joins the continuous batch with its
+        own frame budget and seed, decoding alongside every other caller's requests. Stock path: one batched
+        `generate` whose rows share one frame budget (the largest), each row cut to its own budget afterwards;
+        a seeded request generates alone with its own seed (see `_generations`).
 
-        `on_progress` (called on this thread) hears "cloning" when the voices are prepared, "generating" when
-        generation starts and, on the fast path, the frames generated about twice a second."""
+        `on_progress` hears "cloning" when the voices are prepared, "generating" when generation starts and, on
+        the fast path, the frames generated about twice a second (from the decode loop's thread: it must be
+        cheap and thread-safe). Setting `cancel` (fast path) makes the requests leave the batch at the next
+        frame boundary and this call raise `CancelledError`: a caller past its deadline frees its slots."""
         if not requests:
             return []
         checked = [self._check(request) for request in requests]
+        self.load()
+        if self._fast is not None:
+            return self._clone_continuous(requests, checked, on_progress, cancel)
         with self._lock:
             self.load()
             started = time.perf_counter()
             cold = self._served == 0
-            generations = _generations(requests)
-            budgets = [self._frame_budget([checked[i] for i in indices]) for _, indices in generations]
-            reporter = ProgressReporter(on_progress, frame_budget=sum(budgets) if self._fast is not None else 0,
-                                        interval_s=self.config.progress_interval_s)
+            # the stock loop reports no frames: stages only
+            reporter = ProgressReporter(on_progress, frame_budget=0, interval_s=self.config.progress_interval_s)
             reporter.stage("cloning")
             prepared = [self._prepare(*item) for item in checked]
             reporter.stage("generating")
             outputs: dict[int, tuple[np.ndarray, int, float, float]] = {}
-            for (seed, indices), offset in zip(generations, itertools.accumulate([0, *budgets]), strict=False):
-                wavs, sizes, generate_s, decode_s = self._generate([prepared[i] for i in indices], reporter,
-                                                                   seed=seed, offset=offset)
-                for index, wav, size in zip(indices, wavs, sizes, strict=True):
-                    outputs[index] = (wav, size, generate_s, decode_s)
+            for seed, indices in _generations(requests):
+                wavs, generate_s, decode_s = self._generate([prepared[i] for i in indices], seed=seed)
+                for index, wav in zip(indices, wavs, strict=True):
+                    outputs[index] = (wav, len(indices), generate_s, decode_s)
             clips = {index: self._marked_clip(outputs[index][0], item.max_new_tokens)
                      for index, item in enumerate(prepared)}
             self._served += len(requests)
         total_s = time.perf_counter() - started
         return [self._result(item, *clips[index], *outputs[index][1:], total_s, cold)
                 for index, item in enumerate(prepared)]
+
+    def _clone_continuous(self, requests: Sequence[CloneRequest], checked: list[tuple[Any, ...]],
+                          on_progress: ProgressSink | None, cancel: threading.Event | None) -> list[CloneResult]:
+        """`clone_batch` on the fast path: every request a job of the continuous batch."""
+        started = time.perf_counter()
+        budgets = [item[-1] - 1 for item in checked]
+        reporter = ProgressReporter(on_progress, frame_budget=sum(budgets), interval_s=self.config.progress_interval_s)
+        reporter.stage("cloning")
+        with self._lock:  # the voice cache and the speaker encoder
+            cold = self._served == 0
+            prepared = [self._prepare(*item) for item in checked]
+        reporter.stage("generating")
+        done = [0] * len(prepared)
+
+        def on_frame(index: int, frames: int) -> None:  # on the decode loop's thread, one job at a time
+            done[index] = frames
+            reporter.frames(sum(done))
+
+        jobs = []
+        try:
+            for index, (item, request) in enumerate(zip(prepared, requests, strict=True)):
+                jobs.append(self._fast.submit(
+                    item.text, item.language.lower() if item.language != AUTO else "auto", item.prompt,
+                    seed=request.seed, max_new_tokens=item.max_new_tokens,
+                    on_frame=lambda frames, index=index: on_frame(index, frames)))
+            codes = [_wait(job.future, cancel) for job in jobs]
+        finally:
+            for job in jobs:
+                job.cancel()  # no-op for a finished job; frees the slot of one left behind by an error
+        generated = time.perf_counter()
+        with self._lock:  # the speech tokenizer, and `_decode_s`
+            self._decode_s = 0.0
+            # one clip per decode: a padded batch decodes a clip differently from the clip alone, and a seeded
+            # request must sound the same in any company
+            wavs, sample_rate = [], SAMPLE_RATE
+            for item, clip_codes in zip(prepared, codes, strict=True):
+                (wav,), sample_rate = self._fast.codes_to_wavs([clip_codes], [item.prompt])
+                wavs.append(wav)
+            decode_s = self._decode_s
+            self._served += len(requests)
+        if sample_rate != SAMPLE_RATE:
+            raise EngineConfigError(f"checkpoint produces {sample_rate} Hz, expected {SAMPLE_RATE} Hz.")
+        results = []
+        for item, job, wav in zip(prepared, jobs, wavs, strict=True):
+            audio, frames, watermark_s = self._marked_clip(wav, item.max_new_tokens)
+            result = self._result(item, audio, frames, watermark_s, job.peak_rows, job.ended - job.joined + decode_s,
+                                  decode_s, 0.0, cold)
+            timings = result.timings.model_copy(update={"queue_s": job.joined - job.queued,
+                                                        "total_s": time.perf_counter() - started})
+            results.append(result.model_copy(update={"timings": timings}))
+        log.info("engine.continuous", requests=len(requests), seconds=round(generated - started, 3))
+        return results
+
+    def clone_stream(self, request: CloneRequest) -> Iterator[np.ndarray]:
+        """Speak `request.text` as watermarked float32 chunks at 24 kHz, yielded as the continuous batch decodes
+        them (fast path only: stock qwen-tts has no streaming). The request shares the batch with whole-clip
+        ones; a consumer that stops early frees its slot at the next frame."""
+        checked = self._check(request)
+        self.load()
+        if self._fast is None:
+            raise EngineConfigError("streaming needs the fast engine.", code="no_streaming")
+        with self._lock:
+            item = self._prepare(*checked)
+        marker = StreamMarker(self._get_watermarker())
+        for chunk in self._fast.stream_voice_clone(
+                item.text, item.language.lower() if item.language != AUTO else "auto", item.prompt,
+                seed=request.seed, max_new_tokens=item.max_new_tokens):
+            marked = marker.push(chunk)
+            if marked.size:
+                yield marked
+        rest = marker.finish()
+        if rest.size:
+            yield rest
+        with self._lock:
+            self._served += 1
 
     def validate(self, request: CloneRequest) -> None:
         """Raise the `InvalidInput` that `clone_batch` would, without the model: a batcher calls it so bad input
@@ -304,46 +398,23 @@ class Engine:
             self._cache.put(key, prompt, source)
         return _Prepared(text, language, prompt, cached, time.perf_counter() - started, budget)
 
-    def _groups(self, items: Sequence[T]) -> list[Sequence[T]]:
-        """The generations a batch runs as: the fast decoder takes at most its largest bucket at once."""
-        step = self.config.fast_max_batch if self._fast is not None else len(items)
-        return [items[start:start + step] for start in range(0, len(items), step)]
-
-    def _frame_budget(self, checked: Sequence[tuple[Any, ...]]) -> int:
-        """Frames one generation of these checked requests can produce: each group runs to its largest budget."""
-        return sum(max(item[-1] for item in group) - 1 for group in self._groups(checked))
-
-    def _generate(self, prepared: list[_Prepared], reporter: ProgressReporter, seed: int | None,
-                  offset: int = 0) -> tuple[list[np.ndarray], list[int], float, float]:
-        """Waveforms, and per item the size of the generation it ran in; generate and decode seconds. `offset`:
-        frames the batch's earlier generations already reported, so progress never goes back."""
+    def _generate(self, prepared: list[_Prepared], seed: int | None) -> tuple[list[np.ndarray], float, float]:
+        """One stock generation: waveforms, generate and decode seconds."""
         import torch
 
         if seed is not None:
             torch.manual_seed(seed)
         self._decode_s = 0.0
         started = time.perf_counter()
-        wavs, sizes, sample_rate = [], [], SAMPLE_RATE
-        done = offset  # frames of the earlier generations and groups
-        for group in self._groups(prepared):
-            budget = max(p.max_new_tokens for p in group)
-            inputs: dict[str, Any] = dict(
-                text=[p.text for p in group],
-                language=[p.language.lower() if p.language != AUTO else "auto" for p in group],
-                voice_clone_prompt=[p.prompt for p in group],
-                max_new_tokens=budget,
-            )
-            if self._fast is not None:
-                group_wavs, sample_rate = self._fast.generate_voice_clone(
-                    **inputs, on_frame=lambda frames, done=done: reporter.frames(done + frames))
-            else:
-                group_wavs, sample_rate = self.tts.generate_voice_clone(**inputs)
-            done += budget - 1
-            wavs += list(group_wavs)
-            sizes += [len(group)] * len(group)
+        wavs, sample_rate = self.tts.generate_voice_clone(
+            text=[p.text for p in prepared],
+            language=[p.language.lower() if p.language != AUTO else "auto" for p in prepared],
+            voice_clone_prompt=[p.prompt for p in prepared],
+            max_new_tokens=max(p.max_new_tokens for p in prepared),
+        )
         if sample_rate != SAMPLE_RATE:
             raise EngineConfigError(f"checkpoint produces {sample_rate} Hz, expected {SAMPLE_RATE} Hz.")
-        return wavs, sizes, time.perf_counter() - started, self._decode_s
+        return list(wavs), time.perf_counter() - started, self._decode_s
 
     @staticmethod
     def _whole_frames(wav: np.ndarray, max_new_tokens: int) -> tuple[np.ndarray, int]:

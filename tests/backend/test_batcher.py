@@ -1,10 +1,12 @@
-"""In-container batching: concurrent clones become one generation, and a misbehaving engine fails only its batch.
+"""Serving in front of the engine's continuous batch: every clone joins the running decode, and a misbehaving
+engine call fails only its own request.
 
-On the real engine (tiny checkpoint, CPU, marked slow) the engine's `clone_batch` is spied on, never faked
-(`record_batches`). Gather windows are wide (seconds) so every concurrent request arrives before its batch
-starts however busy the machine is; nothing here asserts how long anything took. The engine's failure modes
-(hanging, raising a BaseException, answering with the wrong number of results) are played by small
-`run_batch` functions; `WATCHDOG` bounds every wait there, so a regression fails instead of hanging the run.
+On the real engine (tiny checkpoint, CPU, marked slow; fast mode for batching, the stock `engine` elsewhere) the
+engine's `clone_batch` is spied on, never faked (`record_batches`). When requests must meet in one decode, the
+test holds the decode loop (`holding_the_loop`) until they are queued, or makes one request's progress wait until
+another is queued, so nothing depends on how fast the machine is and nothing asserts how long anything took.
+The engine's failure modes (hanging, raising a BaseException, answering with the wrong number of results) are
+played by small `run` functions; `WATCHDOG` bounds every wait there, so a regression fails instead of hanging.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +31,6 @@ from tests.backend import record_batches
 from tests.fakes import RaisesBaseException, fake_result
 
 slow = pytest.mark.slow
-WIDE = 1.0  # seconds: the gather window of every batcher on the real engine
 WATCHDOG = 30.0  # seconds: far beyond any deadline here; reaching it means a caller was left hanging
 
 
@@ -35,23 +38,42 @@ def request(clip: bytes, text: str = "Hello there.", **overrides) -> CloneReques
     return CloneRequest(**(dict(reference=clip, text=text, language="English", max_new_tokens=6) | overrides))
 
 
-def local_backend(engine, window_s: float = WIDE) -> LocalBackend:
-    return LocalBackend(BackendSettings(_env_file=None, batch_window_s=window_s), engine=engine)
-
-
-def texts(batches: list[list[CloneRequest]]) -> list[list[str]]:
-    return [sorted(r.text for r in batch) for batch in batches]
-
-
 def assert_wav_24k(result: CloneResult) -> None:
     samples, sample_rate = sf.read(io.BytesIO(result.audio))
     assert sample_rate == 24_000 and samples.size == result.frames * 1920 > 0
 
 
+@pytest.fixture(scope="module")
+def fast_engine(tiny_checkpoint):
+    from backend.engine import Engine, EngineConfig
+
+    instance = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=4,
+                                   progress_interval_s=0))
+    instance.load()
+    instance.tts.model.config.talker_config.codec_eos_token_id = 10**6  # every clip runs to its budget
+    return instance
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WATCHDOG
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.005)
+
+
+@contextmanager
+def holding_the_loop(engine) -> Iterator[Callable[[int], None]]:
+    """Keep the decode loop from taking requests in; yields `until_waiting(n)`, which returns once n requests
+    wait for a slot. Leaving the block lets them all join at one frame boundary."""
+    batch = engine._fast.batch
+    with engine._fast.decoder._generating:
+        yield lambda n: wait_until(lambda: batch.load()["waiting"] >= n)
+
+
 @slow
-async def test_concurrent_local_clones_share_one_generation(engine, clip, monkeypatch):
+async def test_concurrent_local_clones_decode_together(fast_engine, clip, monkeypatch):
     batches = record_batches(monkeypatch)
-    backend = local_backend(engine)
+    backend = LocalBackend(BackendSettings(_env_file=None), engine=fast_engine)
     stages: dict[str, list[str]] = {}
 
     def on_progress(text: str):
@@ -61,138 +83,117 @@ async def test_concurrent_local_clones_share_one_generation(engine, clip, monkey
         return record
 
     budgets = {"One.": 4, "Two, a bit longer.": 6, "Three.": 8, "Four, the longest of them all.": 10}
-    results = await asyncio.gather(*(backend.clone(request(clip, text, max_new_tokens=budget), on_progress(text))
-                                     for text, budget in budgets.items()))
+    with holding_the_loop(fast_engine) as until_waiting:
+        calls = [asyncio.create_task(backend.clone(request(clip, text, max_new_tokens=budget), on_progress(text)))
+                 for text, budget in budgets.items()]
+        await asyncio.to_thread(until_waiting, 4)
+    results = await asyncio.wait_for(asyncio.gather(*calls), WATCHDOG)
 
-    assert texts(batches) == [sorted(budgets)]
-    # the stock engine's stages reach every caller of the batch, in order (frames are the fast engine's)
-    assert stages == {text: ["cloning", "generating"] for text in budgets}
+    assert sorted(map(len, batches)) == [1, 1, 1, 1]  # one engine call per request: the engine batches
+    assert {text: seen[:2] for text, seen in stages.items()} == {text: ["cloning", "generating"] for text in budgets}
     for result, budget in zip(results, budgets.values(), strict=True):
         assert_wav_24k(result)
-        # Rows share the largest budget while generating; each comes back cut to its own (alone: budget - 1).
-        assert result.frames <= budget - 1
+        assert result.frames <= budget - 1  # each row leaves at its own budget
         assert result.batch_size == 4 and result.timings.queue_s > 0
+    await backend.aclose()
 
 
 @slow
-async def test_a_burst_still_being_validated_joins_one_batch(engine, clip, monkeypatch):
-    """Clip checks spread a burst's arrivals over more than the window: the batch waits for those on their way
-    in (the H100 serving run split 16 concurrent requests into batches of 6 and 10 before this)."""
-    import time
+async def test_a_short_request_joins_a_running_long_one_and_leaves_first(fast_engine, clip):
+    """The long request's decode waits (in its progress reports) at frame 2 until the short one is queued, and at
+    frame 12 until the short one is answered: it joined mid-generation and left long before the long one ends."""
+    batcher = CloneBatcher.for_engine(fast_engine)
+    batch = fast_engine._fast.batch
+    long_reports: list[Progress] = []
+    short_answered = threading.Event()
 
-    batches = record_batches(monkeypatch)
-    delays = {"A.": 0.0, "B.": 0.1, "C.": 0.2, "D.": 0.3}  # seconds of validation, each far over the window
+    def hold(progress: Progress) -> None:  # on the decode loop's thread
+        long_reports.append(progress)
+        if progress.frames == 2:
+            wait_until(lambda: batch.load()["waiting"] >= 1)
+        if progress.frames == 12:
+            assert short_answered.wait(WATCHDOG)
 
-    def slow_validate(item: CloneRequest) -> None:
-        time.sleep(delays[item.text])
-        engine.validate(item)
+    long = asyncio.create_task(batcher.clone(request(clip, "A long one.", max_new_tokens=40), hold))
+    await asyncio.to_thread(wait_until, lambda: any(p.frames == 2 for p in long_reports))
+    short = await asyncio.wait_for(batcher.clone(request(clip, "Short.", max_new_tokens=4)), WATCHDOG)
+    short_answered.set()
 
-    batcher = CloneBatcher(engine.clone_batch, max_batch=16, validate=slow_validate, window_s=0.001,
-                           max_wait_s=60.0)
-    results = await asyncio.gather(*(batcher.clone(request(clip, text)) for text in delays))
-
-    assert texts(batches) == [sorted(delays)]
-    assert [r.batch_size for r in results] == [4] * 4
+    assert short.batch_size == 2 and short.frames == 3
+    assert max(p.frames for p in long_reports) <= 12  # the long one was still decoding
+    assert (await asyncio.wait_for(long, WATCHDOG)).frames == 39
     await batcher.aclose()
 
 
 @slow
-async def test_a_seeded_clone_runs_alone_and_sounds_as_unbatched(engine, clip, monkeypatch):
+async def test_bad_input_fails_alone_and_never_reaches_the_engine(engine, clip, monkeypatch):
     batches = record_batches(monkeypatch)
-    backend = local_backend(engine)
-    seeded = request(clip, "Seeded.", seed=7)
-    results = await asyncio.gather(*(backend.clone(item) for item in
-                                     (request(clip, "A."), seeded, request(clip, "B."), request(clip, "C."))))
-
-    assert sorted(texts(batches)) == [["A.", "B.", "C."], ["Seeded."]]
-    assert [r.batch_size for r in results] == [3, 1, 3, 3]
-    assert results[1].audio == engine.clone(seeded).audio
-
-
-@slow
-async def test_bad_input_fails_alone_and_never_joins_a_batch(engine, clip, monkeypatch):
-    batches = record_batches(monkeypatch)
-    backend = local_backend(engine)
+    batcher = CloneBatcher.for_engine(engine)
     outcomes = await asyncio.gather(
-        *(backend.clone(item) for item in (request(clip, "One."), request(clip, "Two.", language="Klingon"),
-                                           request(clip, "Three."))),
+        *(batcher.clone(item) for item in (request(clip, "One."), request(clip, "Two.", language="Klingon"))),
         return_exceptions=True,
     )
 
-    assert texts(batches) == [["One.", "Three."]]
+    assert [[r.text for r in batch] for batch in batches] == [["One."]]
     assert isinstance(outcomes[1], InvalidInput) and outcomes[1].code == "unknown_language"
-    assert [r.batch_size for r in (outcomes[0], outcomes[2])] == [2, 2]
+    assert_wav_24k(outcomes[0])
+    await batcher.aclose()
 
 
 @slow
-async def test_a_failing_batch_is_retried_one_by_one(engine, clip, monkeypatch):
-    """Without up-front validation a corrupt clip reaches the batch; the retry gives each request its own answer."""
-    batches = record_batches(monkeypatch)
-    batcher = CloneBatcher(engine.clone_batch, max_batch=4, window_s=WIDE)
+async def test_a_request_the_engine_refuses_fails_alone(engine, clip):
+    """Without up-front validation a corrupt clip reaches the engine: its own error, the others' audio."""
+    batcher = CloneBatcher(engine.clone_batch, max_calls=4)
     outcomes = await asyncio.gather(
         *(batcher.clone(item) for item in (request(clip, "One."), request(b"not audio at all", "Broken."),
                                            request(clip, "Two."))),
         return_exceptions=True,
     )
 
-    assert [len(batch) for batch in batches] == [3, 1, 1, 1]
     assert isinstance(outcomes[1], InvalidInput) and outcomes[1].code == "not_audio"
     for result in (outcomes[0], outcomes[2]):
         assert_wav_24k(result)
-        assert result.batch_size == 1
-
-
-@slow
-async def test_batches_never_exceed_max_batch(engine, clip, monkeypatch):
-    batches = record_batches(monkeypatch)
-    batcher = CloneBatcher(engine.clone_batch, max_batch=4, validate=engine.validate, window_s=WIDE)
-    results = await asyncio.gather(*(batcher.clone(request(clip, f"Line {n}.")) for n in range(6)))
-
-    assert [len(batch) for batch in batches] == [4, 2]
-    assert sorted(r.batch_size for r in results) == [2, 2, 4, 4, 4, 4]
-
-
-@slow
-async def test_aclose_finishes_accepted_clones_and_refuses_new_ones(engine, clip, monkeypatch):
-    batches = record_batches(monkeypatch)
-    batcher = CloneBatcher(engine.clone_batch, max_batch=4, window_s=60.0)  # only closing starts this batch
-    jobs = [asyncio.create_task(batcher.clone(request(clip, text))) for text in ("One.", "Two.", "Three.")]
-    await asyncio.sleep(0)  # each task queues its request
-
     await batcher.aclose()
 
-    assert texts(batches) == [["One.", "Three.", "Two."]]
-    assert all(job.done() and job.result().batch_size == 3 for job in jobs)
-    with pytest.raises(BackendFailed, match="shutting down") as raised:
-        await batcher.clone(request(clip))
-    assert raised.value.code == "shutting_down"
-
 
 @slow
-async def test_local_aclose_waits_for_the_running_batch(engine, clip, monkeypatch):
-    batches = record_batches(monkeypatch)
-    backend = local_backend(engine, window_s=0.0)
+async def test_local_aclose_waits_for_the_running_clone(engine, clip, monkeypatch):
+    from backend.engine import Engine
+
+    calls: list[str] = []  # "started", then "returned": a spy on the real method
+    original = Engine.clone_batch
+
+    def spy(self, requests, **options):
+        calls.append("started")
+        try:
+            return original(self, requests, **options)
+        finally:
+            calls.append("returned")
+
+    monkeypatch.setattr(Engine, "clone_batch", spy)
+    backend = LocalBackend(BackendSettings(_env_file=None), engine=engine)
     job = asyncio.create_task(backend.clone(request(clip, max_new_tokens=24)))
-    while not batches and not job.done():  # the generation has started
+    while not calls and not job.done():  # the generation has started
         await asyncio.sleep(0.01)
 
     await backend.aclose()
 
-    assert job.done()
-    assert_wav_24k(job.result())
+    assert calls == ["started", "returned"]
+    assert_wav_24k(await asyncio.wait_for(job, WATCHDOG))
 
 
 # -- a misbehaving engine: nothing waits forever, the worker survives ------------------------------------
 class Engine:
-    """`run_batch` stand-ins: answers valid results unless told to hang, raise or miscount, and records calls."""
+    """`run` stand-ins: answers valid results unless told to hang, raise or miscount, and records calls."""
 
     def __init__(self) -> None:
         self.unblock = threading.Event()  # a hanging call returns once the test is over
         self.calls: list[list[str]] = []
         self.misbehave: list[Callable[[list[CloneRequest]], list[CloneResult]]] = []  # one per coming call
 
-    def __call__(self, requests: list[CloneRequest], *, on_progress=None) -> list[CloneResult]:
+    def __call__(self, requests: list[CloneRequest], *, on_progress=None, cancel=None) -> list[CloneResult]:
         self.calls.append([r.text for r in requests])
+        self.cancel = cancel
         if self.misbehave:
             return self.misbehave.pop(0)(requests)
         if on_progress is not None:
@@ -210,7 +211,7 @@ async def fake_engine():
     made: list[CloneBatcher] = []
 
     def batcher(**options) -> CloneBatcher:
-        made.append(CloneBatcher(engine, **({"max_batch": 4, "window_s": 0.05} | options)))
+        made.append(CloneBatcher(engine, **({"max_calls": 4} | options)))
         return made[-1]
 
     yield engine, batcher
@@ -225,36 +226,42 @@ async def clone_all(batcher: CloneBatcher, *texts: str) -> list[CloneResult | Ba
         WATCHDOG)
 
 
-async def test_a_hanging_engine_call_times_its_callers_out_and_shutdown_returns(fake_engine):
-    """The watchdog: a batch stuck in the engine fails every caller with BackendTimeout at its deadline, the
-    batches behind it too, and closing the batcher returns although the engine never does."""
+async def test_a_hanging_engine_call_times_its_caller_out_asks_it_to_leave_and_shutdown_returns(fake_engine):
+    """The watchdog: a call stuck in the engine fails its caller with BackendTimeout at its deadline and is told
+    to give up (`cancel`); other requests are served meanwhile, and closing returns although the call never
+    does."""
     engine, make = fake_engine
     engine.misbehave = [engine.hang]
-    batcher = make(batch_timeout_s=0.2, window_s=WIDE)
+    batcher = make(timeout_s=0.2)
 
-    stuck = await clone_all(batcher, "One.", "Two.")
-    behind = await clone_all(batcher, "Three.")  # waits for the stuck generation up to its own deadline
-    closing = asyncio.create_task(clone_all(batcher, "Four."))
-    await asyncio.sleep(0)  # queued (in its gather window) when the batcher closes
+    (stuck,) = await clone_all(batcher, "Stuck.")
+    cancel = engine.cancel
+    (served,) = await clone_all(batcher, "Next.")
     await asyncio.wait_for(batcher.aclose(), WATCHDOG)
 
-    assert all(isinstance(error, BackendTimeout) and error.code == "batch_timeout" for error in stuck + behind)
-    assert engine.calls == [["One.", "Two."]]  # one generation thread at a time: the stuck one
-    (refused,) = await closing
-    assert isinstance(refused, BackendFailed) and refused.code == "shutting_down"
+    assert isinstance(stuck, BackendTimeout) and stuck.code == "batch_timeout"
+    assert cancel.is_set() and isinstance(served, CloneResult)
+    assert engine.calls == [["Stuck."], ["Next."]]
+    with pytest.raises(BackendFailed, match="shutting down") as raised:
+        await batcher.clone(CloneRequest(reference=b"clip", text="Late."))
+    assert raised.value.code == "shutting_down"
 
 
-async def test_the_engine_recovers_after_a_call_that_overran_its_deadline(fake_engine):
+async def test_aclose_finishes_accepted_clones(fake_engine):
     engine, make = fake_engine
-    engine.misbehave = [engine.hang]
-    batcher = make(batch_timeout_s=0.2)
-    (timed_out,) = await clone_all(batcher, "Slow.")
-    engine.unblock.set()
+    release = threading.Event()
+    engine.misbehave = [lambda requests: (release.wait(WATCHDOG), [fake_result(1.0)])[1]]
+    batcher = make()
+    job = asyncio.create_task(clone_all(batcher, "Accepted."))
+    while not engine.calls:
+        await asyncio.sleep(0.01)
 
-    (result,) = await clone_all(batcher, "Next.")
-
-    assert isinstance(timed_out, BackendTimeout)
-    assert isinstance(result, CloneResult) and engine.calls == [["Slow."], ["Next."]]
+    closing = asyncio.create_task(batcher.aclose())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # waiting for the accepted clone
+    release.set()
+    await asyncio.wait_for(closing, WATCHDOG)
+    assert isinstance((await job)[0], CloneResult)
 
 
 @pytest.mark.parametrize("answer", [
@@ -263,25 +270,23 @@ async def test_the_engine_recovers_after_a_call_that_overran_its_deadline(fake_e
     pytest.param(lambda requests: [None] * len(requests), id="not results"),
     pytest.param(lambda requests: None, id="no list"),
 ])
-async def test_a_wrong_answer_fails_its_batch_only(fake_engine, answer):
-    """The batch is retried one by one (a request may have caused it); answers still wrong fail as bad_batch,
-    and the next batch is served."""
+async def test_a_wrong_answer_fails_its_request_only(fake_engine, answer):
     engine, make = fake_engine
-    engine.misbehave = [answer] * 3  # the batch of two, then each of its requests alone
+    engine.misbehave = [answer]
     batcher = make()
 
-    failed = await clone_all(batcher, "One.", "Two.")
-    (served,) = await clone_all(batcher, "Three.")
+    (failed,) = await clone_all(batcher, "One.")
+    (served,) = await clone_all(batcher, "Two.")
 
-    assert [error.code for error in failed] == ["bad_batch", "bad_batch"]
+    assert isinstance(failed, BackendFailed) and failed.code == "bad_batch"
     assert isinstance(served, CloneResult)
 
 
 @pytest.mark.parametrize("error", [RaisesBaseException("signal"), SystemExit(3), KeyboardInterrupt()],
                          ids=["custom BaseException", "SystemExit", "KeyboardInterrupt"])
-async def test_a_base_exception_in_the_engine_fails_its_batch_only(fake_engine, error):
-    """Raised in the generation thread it can stop nothing but that thread: the batch's callers are told
-    (engine_crashed, not retried) and the worker serves the next batch."""
+async def test_a_base_exception_in_the_engine_fails_its_request_only(fake_engine, error):
+    """Raised in a worker thread it can stop nothing but that call: its caller is told (engine_crashed) and the
+    next request is served."""
 
     def crash(requests):
         raise error
@@ -290,14 +295,14 @@ async def test_a_base_exception_in_the_engine_fails_its_batch_only(fake_engine, 
     engine.misbehave = [crash]
     batcher = make()
 
-    failed = await clone_all(batcher, "One.", "Two.")
-    (served,) = await clone_all(batcher, "Three.")
+    (failed,) = await clone_all(batcher, "One.")
+    (served,) = await clone_all(batcher, "Two.")
 
-    assert [getattr(e, "code", e) for e in failed] == ["engine_crashed", "engine_crashed"]
-    assert isinstance(served, CloneResult) and engine.calls == [["One.", "Two."], ["Three."]]
+    assert getattr(failed, "code", failed) == "engine_crashed"
+    assert isinstance(served, CloneResult) and engine.calls == [["One."], ["Two."]]
 
 
-async def test_progress_reaches_every_request_of_the_batch_and_a_failing_sink_stops_nothing(fake_engine):
+async def test_progress_reaches_its_request_and_a_failing_sink_stops_nothing(fake_engine):
     engine, make = fake_engine
     batcher = make()
     seen: dict[str, list[Progress]] = {"One.": [], "Two.": []}
@@ -311,7 +316,7 @@ async def test_progress_reaches_every_request_of_the_batch_and_a_failing_sink_st
         batcher.clone(CloneRequest(reference=b"clip", text="Two."), seen["Two."].append),
     ), WATCHDOG)
 
-    assert engine.calls == [["One.", "Broken.", "Two."]] and all(isinstance(r, CloneResult) for r in results)
+    assert all(isinstance(r, CloneResult) for r in results)
     assert seen == {text: [Progress(stage="generating", frames=3, frame_budget=10)] for text in seen}
 
 
@@ -323,7 +328,7 @@ async def test_the_local_backend_relays_every_stage_in_order_and_nothing_after_t
     answer = threading.Event()
     sinks: list[Callable[[Progress], None]] = []
 
-    def run_batch(requests, *, on_progress=None):
+    def run_batch(requests, *, on_progress=None, cancel=None):
         for progress in reports:
             on_progress(progress)
         sinks.append(on_progress)
@@ -332,7 +337,7 @@ async def test_the_local_backend_relays_every_stage_in_order_and_nothing_after_t
 
     engine = SimpleNamespace(config=SimpleNamespace(fast_max_batch=4), validate=lambda request: None,
                              clone_batch=run_batch)
-    backend = LocalBackend(BackendSettings(_env_file=None, batch_window_s=0.0), engine=engine)
+    backend = LocalBackend(BackendSettings(_env_file=None), engine=engine)
     seen: list[Progress] = []
     busy, all_in = asyncio.Event(), asyncio.Event()
 

@@ -199,21 +199,35 @@ def test_web_endpoint_through_local(services, clip):
 
 
 @pytest.mark.slow
-async def test_concurrent_clones_to_one_container_share_one_generation(on_cpu, monkeypatch, clip):
-    """Method inputs and web requests alike: four at once become one engine batch and four results."""
-    monkeypatch.setattr(modal_app, "BATCH_WINDOW_S", 1.0)  # wide enough for all four to arrive on a busy machine
+async def test_concurrent_clones_to_one_container_decode_together(on_cpu, monkeypatch, clip):
+    """Method inputs and web requests alike: four at once decode in one continuous batch (the fast engine, run
+    eagerly on the CPU), one engine call each. The decode loop is held until all four wait for a slot."""
+    on_the_cpu = modal_app.engine_config
+    monkeypatch.setattr(modal_app, "engine_config",
+                        lambda variant: on_the_cpu(variant).model_copy(update={"engine_mode": "fast"}))
     batches = record_batches(monkeypatch)
     service = entered(modal_app.TTSSdpa())  # its engine and batcher are built after the spy
+    loop_lock, batch = service.engine._fast.decoder._generating, service.engine._fast.batch
     texts = ["One.", "Two, a little longer.", "Three.", "Four!"]
 
-    replies = await asyncio.gather(*(service.clone.local(request(clip, text=text, seed=None)) for text in texts))
-    results = [CloneResult.model_validate(reply["result"]) for reply in replies]
+    async def all_four_waiting() -> None:
+        while batch.load()["waiting"] < 4:
+            await asyncio.sleep(0.01)
+        loop_lock.release()
+
+    loop_lock.acquire()
+    calls = asyncio.gather(*(service.clone.local(request(clip, text=text, seed=None)) for text in texts))
+    await asyncio.wait_for(all_four_waiting(), 60)
+    results = [CloneResult.model_validate(reply["result"]) for reply in await calls]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.web.local()), base_url="http://tts") as web:
-        responses = await asyncio.gather(*(web.post("/clone", json={
+        loop_lock.acquire()
+        posts = asyncio.gather(*(web.post("/clone", json={
             "text": text, "ref_audio_base64": base64.b64encode(clip).decode(), "max_new_tokens": 8,
         }) for text in texts))
+        await asyncio.wait_for(all_four_waiting(), 60)
+        responses = await posts
 
-    assert [sorted(r.text for r in batch) for batch in batches] == [sorted(texts)] * 2
+    assert sorted(len(batch) for batch in batches) == [1] * 8  # one engine call per request
     assert [r.batch_size for r in results] == [4] * 4 and all(r.frames > 0 for r in results)
     assert [(r.status_code, r.json()["batch_size"]) for r in responses] == [(200, 4)] * 4
 

@@ -20,8 +20,14 @@ second and without Inductor, which replays at ~4x real time (eager frames withou
 time). A start can open on such graphs and let the background thread compile each shape and swap its compiled
 graph in (two-stage start). Both kinds draw the same random numbers (the draw is outside the compiled code, see
 sampling.py); their bf16 arithmetic differs in rounding (fused kernels), so a seeded sample may take another path
-after some frames, as on any other kernel change. A swap happens between generations (recording waits for the
-running one): a generation keeps the graph it started with. A shape whose compilation fails keeps its eager graph.
+after some frames, as on any other kernel change. A swap waits for the frame or static generation running (its
+recording holds `_generating`): a static generation (`frames`) keeps the graph it started with, while rows of the
+continuous batch (`continuous.py`) may move between graphs at any frame boundary, as the batch changes buckets
+too. A shape whose compilation fails keeps its eager graph.
+
+Every row has its own frame count, cache position, seed and sampler settings, so rows may be at different
+points of different generations: `frames` prefills all rows at once (one static batch, run to its end), `join`
+prefills one row while the others keep their state (the continuous batch).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from transformers import DynamicCache
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
-from backend.engine.fast.sampling import SamplingConfig, choose_tokens, select_tokens
+from backend.engine.fast.sampling import SamplingConfig, choose_tokens, row_noise, select_tokens
 
 log = structlog.get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
@@ -112,6 +118,7 @@ class FastDecoder:
         self._background = False  # a background thread captures: generations never capture or compile
         self._pool = None
         self._eos_id: int | None = None
+        self.rows_in_use = 0  # slots the continuous batch holds; a static generation needs them all free
         with torch.inference_mode():
             self.buffers = DecodeBuffers(self, config, max_batch, max_len)
             self._set_eos(config.codec_eos_token_id)
@@ -141,13 +148,15 @@ class FastDecoder:
         first = self.talker.get_input_embeddings()(b.token[:rows, None])
         hidden = predictor.small_to_mtp_projection(torch.cat((b.past_hidden[:rows], first), dim=1))
         positions, span = b.predictor_prefill_slots, slice(0, 2)
+        seeds, draws = b.seed[:rows], b.step[:rows] * self.groups  # this frame's draws: 16 * step + 1 ... 15
         codes = []
         for step in range(self.groups - 1):
             bias = b.predictor_bias[:, :, span]
             for layer, kv in zip(model.layers, caches):
                 hidden = layer_step(layer, hidden, cos[:, span], sin[:, span], kv, positions, bias)
             logits = predictor.lm_head[step](model.norm(hidden[:, -1])).float()
-            token = choose_tokens(logits, b.predictor_slots, rows, select=select, generator=b.generator)
+            token = choose_tokens(logits, b.predictor_slots, rows, select=select,
+                                  noise=row_noise(seeds, draws + step + 1, logits.shape[-1]))
             codes.append(token)
             if step + 1 < self.groups - 1:
                 hidden = predictor.small_to_mtp_projection(model.codec_embedding[step](token[:, None]))
@@ -159,35 +168,38 @@ class FastDecoder:
         `compiled=False` runs the plain functions (a shape not compiled yet)."""
         talker = self.talker
         layer_step, select = (self.layer_step, self.select) if compiled else (self.eager_step, select_tokens)
-        token = b.token[:rows]
+        token, step, position = b.token[:rows], b.step[:rows], b.position[:rows]
+        # Rows a batch does not use (its bucket's padding) run too; clamped, their writes stay inside the shape.
+        slot = position.clamp(max=length - 1)
         residual = self._predict_codes(b, rows, compiled)
         frame = torch.cat((token[:, None], residual), dim=1)
-        b.codes[:rows].index_copy_(1, b.step, frame[:, None])
+        at = step.clamp(max=self.max_len - 1).view(-1, 1, 1)  # each row writes and reads at its own frame
+        b.codes[:rows].scatter_(1, at.expand(-1, 1, self.groups), frame[:, None])
 
         embeds = [talker.get_input_embeddings()(token[:, None])]
         embeds += [self.predictor.model.codec_embedding[i](residual[:, i:i + 1]) for i in range(self.groups - 1)]
         hidden = torch.cat(embeds, dim=1).sum(1, keepdim=True)
-        hidden = hidden + b.trailing[:rows].index_select(1, b.step.clamp(max=self.max_len - 1))
+        hidden = hidden + b.trailing[:rows].gather(1, at.expand(-1, 1, hidden.shape[-1]))
 
-        position_ids = (b.position + b.rope_delta[:rows]).unsqueeze(0).expand(3, -1, -1)
+        position_ids = (slot[:, None] + b.rope_delta[:rows]).unsqueeze(0).expand(3, -1, -1)
         cos, sin = talker.model.rotary_emb(hidden, position_ids)
-        b.valid[:rows].index_fill_(1, b.position, True)
+        b.valid[:rows].scatter_(1, slot[:, None], True)
         bias = torch.where(b.valid[:rows, None, None, :length], 0.0, torch.finfo(self.dtype).min).to(self.dtype)
         for layer, kv in zip(talker.model.layers, b.talker_cache):
-            hidden = layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], b.position, bias)
+            hidden = layer_step(layer, hidden, cos[0], sin[0], kv[:, :rows, :, :length], slot[:, None], bias)
         hidden = talker.model.norm(hidden)
         logits = talker.codec_head(hidden[:, -1]).float()
-        early = (b.step + 1 < b.min_new_tokens).to(torch.float32)
+        early = (step + 1 < b.min_new_tokens[:rows]).to(torch.float32)[:, None]
         ban = b.suppress + b.eos_ban * early
         chosen = choose_tokens(logits, b.talker_slots, rows, ban=ban, seen=b.seen[:rows], select=select,
-                               generator=b.generator)
+                               noise=row_noise(b.seed[:rows], (step + 1) * self.groups, logits.shape[-1]))
         b.finished[:rows] |= chosen == b.eos
         chosen = torch.where(b.finished[:rows], b.filler, chosen)  # stock feeds finished rows EOS
         b.seen[:rows].scatter_(1, chosen[:, None], True)
         b.token[:rows].copy_(chosen)
         b.past_hidden[:rows].copy_(hidden)
-        b.step.add_(1)
-        b.position.add_(1)
+        step.add_(1)
+        position.add_(1)
 
     # -- graphs --------------------------------------------------------------------------------------------
     def shape(self, rows: int, tokens: int) -> Shape:
@@ -210,8 +222,7 @@ class FastDecoder:
     def capture(self, shape: Shape) -> None:
         """Compile and capture `shape`'s frame, replacing its eager graph if it has one (idempotent; no-op without
         graphs). Compiling and warming up run on scratch buffers while generations go on; only recording the
-        graph waits for the running generation (the default random generator is in capture mode while
-        recording, so nothing may draw from it)."""
+        graph waits for the running generation."""
         if not self.use_graphs or shape in self._compiled_graphs or (shape in self._graphs and not self.compiled):
             return
         with self._capture_lock:
@@ -341,14 +352,16 @@ class FastDecoder:
         return rows, lambda: self._frame(self.buffers, rows, length, compiled=compiled)
 
     # -- generation ----------------------------------------------------------------------------------------
-    def _prefill(self, inputs: TalkerInputs, rows: int, settings: DecodeSettings) -> None:
-        """Stock talker forward over the prompt, then K/V, masks, text and sampler state into the buffers."""
+    def _prefill(self, inputs: TalkerInputs, rows: slice, settings: DecodeSettings, seeds: torch.Tensor) -> int:
+        """Stock talker forward over the prompt of `inputs` (one row per slot of `rows`; fewer are padded with
+        copies of the last, their output dropped), then K/V, masks, text, sampler state and each row's 32-bit
+        seed (`seeds`) into those slots; the other slots are left as they are. Returns the prompt's length."""
         b = self.buffers
         embeds, mask, trailing = inputs.inputs_embeds, inputs.attention_mask, inputs.trailing_text_hidden
-        real = embeds.shape[0]
+        real, count = embeds.shape[0], rows.stop - rows.start
         self._set_eos(settings.eos)
-        if rows > real:  # fill the bucket with copies of the last row; their output is dropped
-            pick = torch.cat((torch.arange(real), torch.full((rows - real,), real - 1))).to(embeds.device)
+        if count > real:
+            pick = torch.cat((torch.arange(real), torch.full((count - real,), real - 1))).to(embeds.device)
             embeds, mask, trailing = embeds[pick], mask[pick], trailing[pick]
         length = embeds.shape[1]
         cache = DynamicCache()
@@ -356,27 +369,38 @@ class FastDecoder:
                           cache_position=torch.arange(length, device=embeds.device),
                           trailing_text_hidden=trailing, tts_pad_embed=inputs.tts_pad_embed)
         for layer, kv in zip(cache.layers, b.talker_cache):
-            kv[0, :rows, :, :length].copy_(layer.keys)
-            kv[1, :rows, :, :length].copy_(layer.values)
-        b.valid[:rows].zero_()
-        b.valid[:rows, :length].copy_(mask.bool())
-        b.rope_delta[:rows, 0].copy_(-(mask == 0).sum(-1))
-        b.trailing[:rows].copy_(inputs.tts_pad_embed.expand(rows, self.max_len, -1))
-        b.trailing[:rows, :trailing.shape[1]].copy_(trailing)
-        b.talker_slots.fill(settings.talker, self.vocab)
-        b.predictor_slots.fill(settings.predictor, self.predictor.config.vocab_size)
-        b.min_new_tokens.fill_(settings.min_new_tokens)
-        b.seen[:rows].zero_()
-        b.finished[:rows].zero_()
-        b.finished[real:rows].fill_(True)
+            kv[0, rows, :, :length].copy_(layer.keys)
+            kv[1, rows, :, :length].copy_(layer.values)
+        b.valid[rows].zero_()
+        b.valid[rows, :length].copy_(mask.bool())
+        b.rope_delta[rows, 0].copy_(-(mask == 0).sum(-1))
+        b.trailing[rows].copy_(inputs.tts_pad_embed.expand(count, self.max_len, -1))
+        b.trailing[rows, :trailing.shape[1]].copy_(trailing)
+        b.talker_slots.fill(settings.talker, self.vocab, rows)
+        b.predictor_slots.fill(settings.predictor, self.predictor.config.vocab_size, rows)
+        b.min_new_tokens[rows] = settings.min_new_tokens
+        b.seed[rows].copy_(seeds)
+        b.seen[rows].zero_()
+        b.finished[rows].zero_()
+        b.finished[rows.start + real:rows.stop] = True
         logits = out.logits[:, -1].float()
         ban = b.suppress + (b.eos_ban if settings.min_new_tokens > 0 else 0.0)
-        first = choose_tokens(logits, b.talker_slots, rows, ban=ban, seen=b.seen[:rows])
-        b.seen[:rows].scatter_(1, first[:, None], True)
-        b.token[:rows].copy_(first)
-        b.past_hidden[:rows].copy_(out.past_hidden)
-        b.step.zero_()
-        b.position.fill_(length)
+        first = choose_tokens(logits, b.talker_slots.view(rows), count, ban=ban, seen=b.seen[rows],
+                              noise=row_noise(b.seed[rows], torch.zeros_like(b.seed[rows]), self.vocab))
+        b.seen[rows].scatter_(1, first[:, None], True)
+        b.token[rows].copy_(first)
+        b.past_hidden[rows].copy_(out.past_hidden)
+        b.step[rows] = 0
+        b.position[rows] = length
+        return length
+
+    def join(self, slot: int, inputs: TalkerInputs, settings: DecodeSettings, seed: int) -> int:
+        """Prefill one request (`inputs` of one row) into batch slot `slot` while the other slots keep their
+        state: it decodes from the next frame on, at its own positions. Returns its prompt length. The caller
+        holds `_generating` (`ContinuousBatch`)."""
+        with torch.inference_mode():
+            seeds = torch.tensor([seed & 0xFFFFFFFF], dtype=torch.long, device=self.device)
+            return self._prefill(inputs, slice(slot, slot + 1), settings, seeds)
 
     def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *, chunks: Sequence[int] = (),
                on_frame: Callable[[int], None] | None = None) -> Iterator[torch.Tensor]:
@@ -395,10 +419,14 @@ class FastDecoder:
         sizes = list(chunks) or [budget]
         codes = self.buffers.codes
         with self._generating:
+            if self.rows_in_use:
+                raise RuntimeError("a static generation cannot run while the continuous batch decodes")
             # Inference mode per segment, never across a `yield` (thread-local state the caller would inherit).
             with torch.inference_mode():
                 rows, advance = self._plan(rows, length)
-                self._prefill(inputs, rows, settings)
+                # one seed per row from the default generator: `torch.manual_seed` repeats a whole batch
+                seeds = torch.randint(0, 2**32, (rows,), dtype=torch.long).to(self.device)
+                self._prefill(inputs, slice(0, rows), settings, seeds)
             done = emitted = 0
             while done < budget:
                 with torch.inference_mode():

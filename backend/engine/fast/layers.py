@@ -101,7 +101,13 @@ class LayerRunner:
 
     def __call__(self, layer: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                  cache: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """`layer` on `hidden` (B, T, C) whose tokens go to slots `positions` (T,) of `cache` (2, B, KV, L, D)."""
+        """`layer` on `hidden` (B, T, C) whose tokens go to slots `positions` of `cache` (2, B, KV, L, D): (T,)
+        the same slots for every row, or (B, 1) one slot per row (the talker, whose rows are at their own
+        positions)."""
         query, key_value = self.project(layer, hidden, cos, sin)
-        cache.index_copy_(3, positions, key_value)
+        if positions.dim() == 2:
+            slots = positions.view(1, -1, 1, 1, 1).expand(2, -1, key_value.shape[2], 1, key_value.shape[4])
+            cache.scatter_(3, slots, key_value)
+        else:
+            cache.index_copy_(3, positions, key_value)
         return self.finish(layer, hidden, query, cache, bias)

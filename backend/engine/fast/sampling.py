@@ -6,6 +6,11 @@ one batch may differ). The arithmetic follows transformers 4.57's processors (re
 temperature, top-k, top-p) so greedy decoding picks exactly the stock token. Sampling draws with the
 exponential-race trick (argmax of p / Exp(1)), which samples from p like `torch.multinomial` but is graph-safe
 and needs no host sync; it does not reproduce the stock path's random stream, only its distribution.
+
+The Exp(1) noise of the decode loop is counter-based (`row_noise`): a hash of the row's seed, the draw's number
+within that row's generation and the token id. A row's random numbers therefore depend on nothing else in the
+batch: a seeded request samples the same codes whichever requests join or leave around it, and a CUDA graph
+needs no generator state.
 """
 
 from __future__ import annotations
@@ -37,26 +42,59 @@ class SamplerSlots:
         self.top_p = torch.ones(rows, 1, dtype=torch.float32, device=device)
         self.penalty = torch.ones(rows, 1, dtype=torch.float32, device=device)
 
-    def fill(self, config: SamplingConfig, vocab: int) -> None:
-        """Write one setting into every row (top-k <= 0 means no top-k, as in transformers)."""
-        self.do_sample.fill_(config.do_sample)
-        self.temperature.fill_(config.temperature if config.do_sample else 1.0)
-        self.top_k.fill_(min(config.top_k, vocab) if config.top_k > 0 else vocab)
-        self.top_p.fill_(config.top_p)
-        self.penalty.fill_(config.repetition_penalty)
+    def fill(self, config: SamplingConfig, vocab: int, rows: slice = slice(None)) -> None:
+        """Write one setting into `rows` (default every row; top-k <= 0 means no top-k, as in transformers)."""
+        self.do_sample[rows] = config.do_sample
+        self.temperature[rows] = config.temperature if config.do_sample else 1.0
+        self.top_k[rows] = min(config.top_k, vocab) if config.top_k > 0 else vocab
+        self.top_p[rows] = config.top_p
+        self.penalty[rows] = config.repetition_penalty
+
+    def view(self, rows: slice) -> SamplerSlots:
+        """The same slots seen from `rows` (views, not copies): row `rows.start` reads as row 0."""
+        copy = object.__new__(SamplerSlots)
+        copy.__dict__.update({name: tensor[rows] for name, tensor in self.__dict__.items()})
+        return copy
+
+    def move(self, source: int, target: int) -> None:
+        """Row `source`'s settings into row `target` (a batch compacting as a row leaves)."""
+        for tensor in self.__dict__.values():
+            tensor[target] = tensor[source]
+
+
+_MASK = 0xFFFFFFFF
+_MIX = 0x45D9F3B  # < 2**27: a 32-bit value times it stays inside int64
+_GOLDEN = 0x9E3779B1
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (two multiply-xorshift rounds) in int64 arithmetic, exact on every device."""
+    x = ((x >> 16) ^ x) * _MIX & _MASK
+    x = ((x >> 16) ^ x) * _MIX & _MASK
+    return (x >> 16) ^ x
+
+
+def row_noise(seeds: torch.Tensor, counters: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Exp(1) noise (rows, vocab) in float32, a pure function of each row's 32-bit seed (rows,), its draw
+    counter (rows,) and the token id: what `choose_tokens` races the probabilities against."""
+    base = _mix(_mix(seeds & _MASK) ^ (counters & _MASK))[:, None]
+    ids = torch.arange(vocab, device=seeds.device, dtype=torch.long) * _GOLDEN & _MASK
+    bits = _mix(base ^ ids) >> 8  # 24 bits: exactly representable in float32
+    return -torch.log((bits.to(torch.float32) + 0.5) * (1.0 / (1 << 24)))
 
 
 def choose_tokens(logits: torch.Tensor, slots: SamplerSlots, rows: int, *, ban: torch.Tensor | None = None,
                   seen: torch.Tensor | None = None, select: Callable | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
     """Pick one token per row from float32 `logits` (rows, vocab); no host sync, fixed shapes.
 
     `ban` is an additive bias (0 or -inf; suppressed ids, EOS before `min_new_tokens`); `seen` marks ids already
     generated for the repetition penalty. The random draw happens here, outside `select` (`select_tokens`, or a
-    compiled copy of it), so compiling never changes which random numbers a seed produces. A `generator` of its
-    own keeps a background compile from moving the default stream that a seeded request draws from.
+    compiled copy of it), so compiling never changes which random numbers a seed produces. `noise` is that draw
+    when the caller makes it (the decode loop: `row_noise`); else it comes from torch's default generator.
     """
-    noise = torch.empty_like(logits).exponential_(generator=generator)
+    if noise is None:
+        noise = torch.empty_like(logits).exponential_()
     return (select or select_tokens)(logits, noise, slots, rows, ban, seen)
 
 

@@ -4,16 +4,23 @@ Prompt assembly stays qwen-tts's: `generate_voice_clone` is called as usual with
 this model instance only and for the length of the call, for a stub that raises with the arguments it was given
 (qwen-tts builds the talker's inputs inside one long `generate` with no hook, and re-implementing it would drift
 from the package). Those arguments feed `FastDecoder`; codes become audio exactly as qwen-tts does it.
+
+Two ways to decode: `generate_codes` runs one static batch to its end (the reference the parity tests hold
+against stock batches, and the single-generation benchmarks); `submit` and `stream_voice_clone` hand one request
+to the continuous batch (`continuous.py`), which serving uses: requests join and leave a running decode.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from backend.engine.fast.continuous import ChunkSink, ContinuousBatch, DecodeJob, FrameSink, row_seed
 from backend.engine.fast.decoder import DecodeSettings, FastDecoder, TalkerInputs, trim_at_eos
 from backend.engine.fast.sampling import SamplingConfig
 
@@ -51,21 +58,24 @@ class FastTTS:
         self.tts = tts
         self.decoder = FastDecoder(tts.model, max_batch=max_batch, max_len=max_len, use_graphs=use_graphs,
                                    compile=compile)
+        self.batch = ContinuousBatch(self.decoder)
+        self._hooking = threading.Lock()  # `talker_inputs` swaps `talker.generate` for the length of a call
 
     def talker_inputs(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
                       **generate_kwargs: Any) -> tuple[TalkerInputs, DecodeSettings]:
         """The exact inputs and sampler settings stock `generate_voice_clone` would decode with."""
         talker = self.tts.model.talker
-        talker.generate = _capture
-        try:
-            self.tts.generate_voice_clone(text=text, language=language, voice_clone_prompt=voice_clone_prompt,
-                                          **generate_kwargs)
-        except _Captured as captured:
-            kwargs = captured.kwargs
-        else:
-            raise RuntimeError("qwen-tts generated without calling talker.generate; the fast path cannot hook it")
-        finally:
-            del talker.generate
+        with self._hooking:
+            talker.generate = _capture
+            try:
+                self.tts.generate_voice_clone(text=text, language=language, voice_clone_prompt=voice_clone_prompt,
+                                              **generate_kwargs)
+            except _Captured as captured:
+                kwargs = captured.kwargs
+            else:
+                raise RuntimeError("qwen-tts generated without calling talker.generate; the fast path cannot hook it")
+            finally:
+                del talker.generate
         inputs = TalkerInputs(kwargs["inputs_embeds"], kwargs["attention_mask"], kwargs["trailing_text_hidden"],
                               kwargs["tts_pad_embed"])
         return inputs, _settings(kwargs)
@@ -77,6 +87,16 @@ class FastTTS:
         inputs, settings = self.talker_inputs(text, language, voice_clone_prompt, **generate_kwargs)
         codes = torch.cat(list(self.decoder.frames(inputs, settings, on_frame=on_frame)), dim=1)
         return trim_at_eos(codes, settings.eos)
+
+    def submit(self, text: str, language: str | None, voice_clone_prompt: Any, *, seed: int | None = None,
+               chunks: Sequence[int] = (), on_chunk: ChunkSink | None = None, on_frame: FrameSink | None = None,
+               **generate_kwargs: Any) -> DecodeJob:
+        """One text into the continuous batch; its future gives its codes (n x 16, cut at EOS). A seed samples
+        the same codes whatever else decodes alongside (`row_seed`); `chunks`/`on_chunk` stream new codes."""
+        inputs, settings = self.talker_inputs([text], [language or "auto"], [voice_clone_prompt], **generate_kwargs)
+        job = DecodeJob(inputs, settings, row_seed(seed), chunks=chunks, on_chunk=on_chunk, on_frame=on_frame)
+        self.batch.submit(job)
+        return job
 
     def generate_voice_clone(self, text: str | list[str], language: str | list[str] | None,
                              voice_clone_prompt: Sequence[Any], *, on_frame: Callable[[int], None] | None = None,
@@ -112,16 +132,18 @@ class FastTTS:
         codes before the first chunk, as qwen-tts decodes ICL clips behind them) and keeps only the new samples.
         The speech decoder is causal, so chunks match one-shot decoding wherever the window covers its reach.
         """
-        inputs, settings = self.talker_inputs(text, language, [voice_clone_prompt], **generate_kwargs)
+        arrived: queue.SimpleQueue[torch.Tensor | None] = queue.SimpleQueue()
+        job = self.submit(text, language, voice_clone_prompt, chunks=chunks, on_chunk=arrived.put, **generate_kwargs)
+        job.future.add_done_callback(lambda _: arrived.put(None))  # after the last chunk
         ref = voice_clone_prompt.ref_code
-        context = ref[-left_context:].to(inputs.inputs_embeds.device) if ref is not None and left_context else None
+        context = ref[-left_context:].to(self.decoder.device) if ref is not None and left_context else None
         decode = self.tts.model.speech_tokenizer.decode
-        for chunk in self.decoder.frames(inputs, settings, chunks=chunks):
-            new = trim_at_eos(chunk, settings.eos)[0]
-            if new.shape[0]:
+        try:
+            while (new := arrived.get()) is not None:
                 window = new if context is None else torch.cat((context, new))
                 wav = decode([{"audio_codes": window}])[0][0]
                 yield wav[-new.shape[0] * SAMPLES_PER_FRAME:]
                 context = window[-left_context:] if left_context else None
-            if new.shape[0] < chunk.shape[1]:
-                return
+            job.future.result()  # the request's own error, if it failed
+        finally:
+            job.cancel()  # a consumer that stops early frees the slot at the next frame

@@ -1,0 +1,33 @@
+"""`benchmarks/bench_load.py` runs end to end on the CPU with the tiny checkpoint (a smoke test before a GPU
+lease): every server answers every request, streams report a first chunk, and the JSON and table are written."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_load.py"
+
+
+def test_the_load_benchmark_runs_on_the_cpu(tiny_checkpoint, tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_load", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_load", bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    out = tmp_path / "load.json"
+    bench.run(bench.parser().parse_args([
+        "--preset", tiny_checkpoint.name, "--checkpoint", str(tiny_checkpoint.parent), "--device", "cpu",
+        "--rates", "50", "--requests", "4", "--frame-scale", "0.03", "--max-batch", "2", "--out", str(out)]))
+
+    result = json.loads(out.read_text())
+    assert [row["server"] for row in result["rows"]] == ["continuous", "static", "one-at-a-time"]
+    for row in result["rows"]:
+        assert row["errors"] == 0, row["errors_seen"]
+        assert row["first_audio_p50_ms"] is not None and row["aggregate_audio_s_per_s"] > 0
+    assert set(result["solo_ms"]) == {"12", "44", "187", "506"}
+    assert "| continuous | 50 |" in out.with_suffix(".md").read_text()

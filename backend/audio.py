@@ -1,4 +1,4 @@
-"""Audio out: the WAV every generated clip (and every checked reference clip) is sent as.
+"""Audio out: the WAV every generated clip (and every checked reference clip) is sent as, and read back.
 
 Reading uploads is `backend.intake`'s job: it decodes within a memory budget and judges the clip.
 """
@@ -22,3 +22,9 @@ def to_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(to_mono(samples), -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def read_samples(wav: bytes) -> np.ndarray:
+    """A generated clip's WAV (as `to_wav` writes it) back to float32 mono samples."""
+    samples, _ = sf.read(io.BytesIO(wav), dtype="float32", always_2d=False)
+    return to_mono(samples)

@@ -17,14 +17,12 @@ failure is the text's.
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import Awaitable
 
 import numpy as np
-import soundfile as sf
 
-from backend.audio import to_wav
+from backend.audio import read_samples, to_wav
 from backend.clients.base import AudioChunks, BackendClient, ProgressCallback
 from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, Progress, Timings
 from commands.crossfade import Crossfader, join_clips
@@ -68,8 +66,7 @@ class _SummedProgress:
 
 def _samples(result: CloneResult) -> np.ndarray:
     """A piece's audio as float32 samples, after the same check every answer gets."""
-    data, _ = sf.read(io.BytesIO(check_result(result).audio), dtype="float32", always_2d=False)
-    return np.asarray(data, dtype=np.float32).reshape(-1)
+    return read_samples(check_result(result).audio)
 
 
 def _start(calls: list[Awaitable[CloneResult]]) -> list[asyncio.Future[CloneResult]]:

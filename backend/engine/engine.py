@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 import structlog
 
-from backend.audio import to_wav
+from backend.audio import read_samples, to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
 from backend.engine.prefetch import prefetch_checkpoint
@@ -333,12 +333,13 @@ class Engine:
 
     def clone_stream(self, request: CloneRequest) -> Iterator[np.ndarray]:
         """Speak `request.text` as watermarked float32 chunks at 24 kHz, yielded as the continuous batch decodes
-        them (fast path only: stock qwen-tts has no streaming). The request shares the batch with whole-clip
-        ones; a consumer that stops early frees its slot at the next frame."""
+        them. The request shares the batch with whole-clip ones; a consumer that stops early frees its slot at
+        the next frame. Stock qwen-tts cannot stream: there the whole clip comes as one chunk."""
         checked = self._check(request)
         self.load()
         if self._fast is None:
-            raise EngineConfigError("streaming needs the fast engine.", code="no_streaming")
+            yield read_samples(self.clone(request).audio)
+            return
         with self._lock:
             item = self._prepare(*checked)
         marker = StreamMarker(self._get_watermarker())

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import modal
 import modal.exception
+import numpy as np
 import pytest
 import soundfile as sf
 from structlog.testing import capture_logs
@@ -73,6 +74,16 @@ async def exercise(backend: BackendClient, clip: bytes, variant: str) -> None:
     result = await backend.clone(request(clip), on_progress=on_progress)
     assert stages[0] == "cloning" and set(stages) <= {"cloning", "generating"} and result.variant == variant
     assert_wav_24k(result)
+    # the same request streamed: the same samples (the CPU engine's stream is its whole clip; remote streams
+    # carry 16-bit PCM, as the WAV does)
+    chunks = [chunk async for chunk in backend.clone_stream(request(clip))]
+    assert chunks and all(chunk.dtype == np.float32 for chunk in chunks)
+    streamed, (whole, _) = np.concatenate(chunks), sf.read(io.BytesIO(result.audio), dtype="float32")
+    assert len(streamed) == len(whole) and np.abs(streamed - whole).max() < 1e-4
+    with pytest.raises(InvalidInput) as raised:
+        async for _ in backend.clone_stream(request(clip, language="Klingon")):
+            pass
+    assert raised.value.code == "unknown_language"
     batch = await backend.clone_batch([request(clip, text="One."), request(clip, text="Two.")])
     assert len(batch) == 2 and all(item.voice_cached for item in batch)
     assert (await backend.health()).variant == variant

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,3 +37,9 @@ class DiscordSettings(BaseSettings):
     # /read (read a text channel aloud): needs the privileged Message Content intent, switched on in the
     # Developer Portal (Bot -> Privileged Gateway Intents) before this is set
     read_aloud: bool = False
+
+    @field_validator("read_aloud", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """`DISCORD_READ_ALOUD=` (empty, as .env templates leave it) means off."""
+        return False if isinstance(value, str) and not value.strip() else value

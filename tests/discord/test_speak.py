@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,17 @@ from bot.discord.playback.guilds import PlaybackSettings
 from bot.discord.playback.pcm_source import FRAME_BYTES, SILENCE
 from tests.clips import sine_clip
 from tests.discord.conftest import DiscordHarness
-from tests.discord.fake_api import APPLICATION_COMMAND, CHANNEL_ID, Invoker, option, slash, subcommand
+from commands.storage.voices import Member
+from tests.discord.fake_api import (
+    APPLICATION_COMMAND,
+    CHANNEL_ID,
+    GUILD_ID,
+    Invoker,
+    interaction,
+    option,
+    slash,
+    subcommand,
+)
 from tests.discord.fake_voice import (
     OTHER_TEXT_ID,
     OTHER_VOICE_ID,
@@ -51,16 +60,9 @@ def speak(harness: DiscordHarness, text: str, invoker: Invoker | None = None, **
 
 def read(harness: DiscordHarness, sub: str, invoker: Invoker | None = None, channel_id: int = CHANNEL_ID,
          **options: Any) -> dict[str, Any]:
-    listed = [option(key, value) for key, value in options.items()]
-    payload = subcommand("read", sub, listed)
-    return harness.send(APPLICATION_COMMAND, payload, invoker) if channel_id == CHANNEL_ID else \
-        _send_in(harness, payload, invoker, channel_id)
-
-
-def _send_in(harness: DiscordHarness, data: dict[str, Any], invoker: Invoker | None, channel_id: int) -> dict:
-    from tests.discord.fake_api import interaction
-
-    payload = interaction(APPLICATION_COMMAND, data, invoker or harness.invoker)
+    """`/read <sub>` invoked in the text channel `channel_id`."""
+    payload = interaction(APPLICATION_COMMAND, subcommand("read", sub, [option(k, v) for k, v in options.items()]),
+                          invoker or harness.invoker)
     payload["channel_id"] = payload["channel"]["id"] = str(channel_id)
     harness.api.register(payload)
     harness.bot._connection.parse_interaction_create(payload)
@@ -176,11 +178,7 @@ async def test_read_aloud_reads_messages_of_people_in_the_voice_channel(discord_
     assert not voice.connected
 
 
-def _member(invoker: Invoker):
-    from commands.storage.voices import Member
-
-    from tests.discord.fake_api import GUILD_ID
-
+def _member(invoker: Invoker) -> Member:
     return Member("discord", str(GUILD_ID), str(invoker.user_id))
 
 
@@ -203,3 +201,29 @@ async def test_without_voice_playback_no_voice_command_and_no_intent(discord_bot
     sync = next(call for call in harness.api.calls if call.method == "PUT" and call.path.endswith("/commands"))
     assert not {"speak", "read"} & {command["name"] for command in sync.json}
     assert harness.bot.intents.value == 0
+
+
+async def test_a_speech_stopped_by_shutdown_tells_its_user(discord_bot) -> None:
+    backend = FakeBackend(hold=True)
+    harness = await voice_bot(discord_bot, backend)
+    payload = speak(harness, "A speech that never gets its audio")
+    await harness.answer(payload, "Speaking in")
+    call = await backend.next_call()
+    await harness.bot.playback.close()  # what VoicebotClient.shutdown does first
+    assert "Stopped after 0.0 s" in await harness.answer(payload, "Stopped")
+    assert call.cancelled  # the generation was called off
+    assert not FakeVoiceClient.made[0].connected
+
+
+async def test_read_aloud_cuts_a_message_at_its_seconds(discord_bot) -> None:
+    backend = FakeBackend(audio_seconds=12.0)  # a backend that ignores the frame cap it is sent
+    harness = await voice_bot(discord_bot, backend, library=True)
+    pending = await harness.library.prepare_save(_member(harness.invoker), "mine", "me", CLIP, "c.wav")
+    await harness.library.confirm_save(pending.id, _member(harness.invoker))
+    start = read(harness, "start", max_seconds=10, say_names=False)
+    await harness.answer(start, "Reading")
+    harness.bot._connection.parse_message_create(chat_message(harness.invoker.user_id, "A long message"))
+    [voice] = FakeVoiceClient.made
+    await until(lambda: len(voice.played) == 1)
+    assert backend.streamed[0].text == "A long message" and backend.streamed[0].max_new_tokens == 126
+    assert len(voice.played[0]) == 500  # 10 s of 20 ms frames, then the playback ends

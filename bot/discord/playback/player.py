@@ -150,6 +150,8 @@ class GuildPlayer:
         if self._current is not None:
             self._current.stopped = True
             self._current.source.cleanup()  # the player thread reads b"" next and calls `after`
+            if self._current.feeder is not None:
+                self._current.feeder.cancel()  # also when it still waits for its first chunk
         if leave and self._task is not None:
             await asyncio.wait([self._task])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from backend.errors import BackendTimeout
 from commands.clone import CloneService
 from commands.errors import Cooldown
+from commands.read_aloud import voice_of
 from commands.settings import CommandSettings
 from commands.speech import NoVoice, SpeechService
 from commands.storage.sql import open_storage
@@ -124,3 +126,24 @@ async def test_a_stalled_backend_fails_the_speech_at_its_deadline(make) -> None:
 async def _last_clip_speaker(speech: SpeechService):
     speech.service.recent_clips.remember(ALICE.key, CLIP, None)
     return await speech.speaker(ALICE, None)
+
+
+async def test_a_message_is_read_in_its_authors_latest_voice_else_the_default(make) -> None:
+    speech = await make()
+    library = speech.library
+    default = await _last_clip_speaker(speech)
+    bob = Member("discord", "g1", "222")
+    assert await voice_of(library, bob, default) is default  # no voice of his own
+    assert await voice_of(library, bob, None) is None  # not read at all
+    voices = []
+    for name in ("First", "Second"):
+        pending = await library.prepare_save(ALICE, name, "me", CLIP, "clip.wav")
+        voices.append(await library.confirm_save(pending.id, ALICE))
+    assert (await voice_of(library, ALICE, default)).voice.id == voices[1].id  # the newest
+    await library.storage.voices.mark_used(voices[0].id, datetime.now(UTC))
+    assert (await voice_of(library, ALICE, default)).voice.id == voices[0].id  # the one used last
+    elsewhere = Member("discord", "g2", ALICE.user_id)
+    assert await voice_of(library, elsewhere, None) is None  # voices of another server are not hers here
+    await library.block(ADMIN, ALICE.user_id, is_admin=True)
+    with pytest.raises(Blocked):
+        await voice_of(library, ALICE, default)

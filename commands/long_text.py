@@ -53,13 +53,13 @@ class _SummedProgress:
             return None
 
         async def report(progress: Progress) -> None:
-            self._latest[index] = progress
-            known = [item for item in self._latest if item is not None]
-            stage = "generating" if any(item.stage == "generating" for item in known) else "cloning"
-            summed = Progress(stage=stage, frames=sum(item.frames for item in known),
-                              frame_budget=sum(item.frame_budget for item in known))
-            async with self._lock:
-                await self._callback(summed)  # type: ignore[misc]
+            async with self._lock:  # summed and reported in one turn: a later report never shows fewer frames
+                self._latest[index] = progress
+                known = [item for item in self._latest if item is not None]
+                stage = "generating" if any(item.stage == "generating" for item in known) else "cloning"
+                await self._callback(Progress(  # type: ignore[misc]
+                    stage=stage, frames=sum(item.frames for item in known),
+                    frame_budget=sum(item.frame_budget for item in known)))
 
         return report
 

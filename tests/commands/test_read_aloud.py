@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.read_aloud import MAX_READ_CHARS, ReadSettings, speakable, with_name
@@ -31,6 +31,7 @@ def test_a_wall_of_text_is_cut() -> None:
     assert len(speakable("word " * 2000)) <= MAX_READ_CHARS
 
 
+@settings(deadline=None)  # the suite runs on shared cores: no per-example time limit
 @given(st.text(max_size=3000))
 def test_any_message_renders_to_bounded_text_or_nothing(message: str) -> None:
     said = speakable(message)

@@ -23,6 +23,7 @@ from bot.discord.errors import send_ephemeral
 from bot.discord.identity import caller_is_admin, member_of
 from bot.discord.playback.guilds import Playback
 from bot.discord.playback.join import VoiceChannel, callers_channel, check_bot_can_speak
+from bot.discord.playback.pcm_source import FRAME_MS
 from bot.discord.playback.player import Utterance
 from bot.discord.voice import Name, voice_completer
 from commands.errors import PermissionDenied
@@ -49,7 +50,7 @@ def outcome_text(utterance: Utterance, channel: VoiceChannel) -> str:
     outcome = utterance.outcome.result()
     if utterance.error is not None:
         return utterance.error.message
-    seconds = utterance.source.frames * 0.02
+    seconds = utterance.source.frames * FRAME_MS / 1000
     if outcome == "stopped":
         return f"Stopped after {seconds:.1f} s in {channel.mention}."
     return f"Spoke {seconds:.1f} s in {channel.mention}."

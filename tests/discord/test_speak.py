@@ -227,3 +227,16 @@ async def test_read_aloud_cuts_a_message_at_its_seconds(discord_bot) -> None:
     await until(lambda: len(voice.played) == 1)
     assert backend.streamed[0].text == "A long message" and backend.streamed[0].max_new_tokens == 126
     assert len(voice.played[0]) == 500  # 10 s of 20 ms frames, then the playback ends
+
+
+async def test_a_stage_is_not_a_place_to_speak(discord_bot) -> None:
+    harness = await voice_bot(discord_bot, in_voice={})
+    stage = {"id": "1000000000000000020", "type": 13, "guild_id": str(GUILD_ID), "name": "Town hall", "position": 0,
+             "permission_overwrites": [], "nsfw": False, "parent_id": None, "bitrate": 64000, "user_limit": 0,
+             "rtc_region": None}
+    payload = guild_payload({harness.invoker.user_id: 1000000000000000020})
+    payload["channels"].append(stage)
+    harness.bot._connection.parse_guild_create(payload)
+    answer = speak(harness, "Hello")
+    assert "not on stages" in await harness.answer(answer, "stages")
+    assert not FakeVoiceClient.made

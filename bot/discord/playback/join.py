@@ -8,7 +8,7 @@ import discord
 from backend.errors import InvalidInput
 from commands.errors import PermissionDenied
 
-VoiceChannel = discord.VoiceChannel | discord.StageChannel
+VoiceChannel = discord.VoiceChannel
 
 
 class NotInVoice(InvalidInput):
@@ -26,6 +26,8 @@ def callers_channel(interaction: discord.Interaction) -> VoiceChannel:
     state = getattr(interaction.user, "voice", None)
     if state is None or state.channel is None:
         raise NotInVoice("Join a voice channel first, then run the command again: the bot speaks where you are.")
+    if isinstance(state.channel, discord.StageChannel):  # the bot would join the audience, muted
+        raise NotInVoice("The bot speaks in voice channels, not on stages: join a voice channel and try again.")
     return state.channel
 
 

@@ -24,6 +24,7 @@ import discord
 import structlog
 
 from backend.errors import VoicebotError
+from bot.discord.playback.join import VoiceChannel
 from bot.discord.playback.pcm_source import StreamedPcm
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT_S = 20.0
 UNEXPECTED = "The speech stopped because of an error on our side; the admins have the log."
-VoiceChannel = discord.VoiceChannel | discord.StageChannel
 
 
 class PlaybackFull(VoicebotError):

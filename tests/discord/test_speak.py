@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import discord
 import numpy as np
 import pytest
 
@@ -89,12 +90,27 @@ async def test_speak_joins_the_callers_channel_and_plays_the_speech_as_it_stream
         f"discord:{harness.invoker.user_id}").wav
 
 
-async def test_the_bot_leaves_after_its_idle_time(discord_bot) -> None:
+async def test_the_bot_leaves_after_its_idle_time_and_comes_back_when_asked(discord_bot) -> None:
     harness = await voice_bot(discord_bot, idle_s=0.05)
     payload = speak(harness, "Short")
     await harness.answer(payload, "Spoke")
     await until(lambda: FakeVoiceClient.made and not FakeVoiceClient.made[0].connected)
-    assert harness.bot.get_guild(harness.bot.guilds[0].id).voice_client is None
+    assert harness.bot.get_guild(GUILD_ID).voice_client is None
+    again = speak(harness, "Back again")
+    await harness.answer(again, "Spoke")
+    assert len(FakeVoiceClient.made) == 2 and len(FakeVoiceClient.made[1].played) == 1
+
+
+class LosesItsConnection(FakeVoiceClient):
+    def play(self, source: Any, *, after: Any = None, **_: Any) -> None:
+        raise discord.ClientException("Not connected to voice.")
+
+
+async def test_a_lost_voice_connection_is_told_and_the_queue_goes_on(discord_bot) -> None:
+    harness = await voice_bot(discord_bot)
+    harness.bot.playback.settings = PlaybackSettings(voice_cls=LosesItsConnection)
+    payload = speak(harness, "Hello")
+    assert "lost its voice connection" in await harness.answer(payload, "lost")
 
 
 async def test_speeches_of_one_server_play_one_after_the_other(discord_bot) -> None:

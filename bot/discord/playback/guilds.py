@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ class Playback:
     def __init__(self, settings: PlaybackSettings) -> None:
         self.settings = settings
         self._players: dict[int, GuildPlayer] = {}
+        self._leaving: dict[int, asyncio.Task[object]] = {}  # guild id -> the task of a player disconnecting
         self.readings: dict[int, ReadSession] = {}  # guild id -> its /read session (one voice channel per guild)
 
     def player(self, guild: discord.Guild) -> GuildPlayer:
@@ -37,13 +39,19 @@ class Playback:
         if player is None or player.leaving:
             player = GuildPlayer(guild, self.settings.voice_cls, idle_s=self.settings.idle_s,
                                  max_queued=self.settings.max_queued, stay=lambda: guild.id in self.readings,
-                                 on_leave=self._forget)
+                                 on_leave=self._forget, after=self._leaving.get(guild.id))
             self._players[guild.id] = player
         return player
 
     def _forget(self, player: GuildPlayer) -> None:
+        """`player` is leaving (it disconnects next): the guild's next player waits for that."""
         if self._players.get(player.guild.id) is player:
             del self._players[player.guild.id]
+        task = asyncio.current_task()
+        if task is not None:
+            self._leaving[player.guild.id] = task
+            task.add_done_callback(lambda _: self._leaving.pop(player.guild.id, None)
+                                   if self._leaving.get(player.guild.id) is task else None)
         log.info("playback.left", guild_id=player.guild.id)
 
     async def stop(self, guild_id: int) -> bool:

@@ -91,13 +91,16 @@ class Utterance:
 
 
 class GuildPlayer:
-    """The playback queue of one guild. `connect(channel)` opens a voice connection (discord.py's
-    `VoiceChannel.connect`, with the client's voice protocol class)."""
+    """The playback queue of one guild. It connects with discord.py's `VoiceChannel.connect(cls=voice_cls)`.
+    `after`: the task of the guild's previous player, still leaving: this one connects once that is done, so
+    it never plays into a connection being closed."""
 
     def __init__(self, guild: discord.Guild, voice_cls: type[discord.VoiceProtocol], *, idle_s: float,
                  max_queued: int, stay: Callable[[], bool] = lambda: False,
-                 on_leave: Callable[[GuildPlayer], None] = lambda player: None) -> None:
+                 on_leave: Callable[[GuildPlayer], None] = lambda player: None,
+                 after: asyncio.Task[None] | None = None) -> None:
         self.guild = guild
+        self._after = after
         self._voice_cls = voice_cls
         self._idle_s = idle_s
         self._max_queued = max_queued
@@ -134,6 +137,8 @@ class GuildPlayer:
     async def join(self, channel: VoiceChannel) -> None:
         """Join `channel` now, before anything plays (a `/read` session: people see the bot arrive); the
         queue's task then leaves when idle, as after a speech."""
+        if self._after is not None:
+            await asyncio.wait([self._after])
         await self._connect(channel)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"voice-{self.guild.id}")
@@ -158,10 +163,16 @@ class GuildPlayer:
     # -- the queue's task ----------------------------------------------------------------------------------
     async def _run(self) -> None:
         try:
+            if self._after is not None:
+                await asyncio.wait([self._after])
             while await self._next_or_idle():
                 self._current = self._queue.popleft()
                 try:
                     await self._play(self._current)
+                except Exception as exc:  # a bug: this speech fails, the queue goes on
+                    log.exception("playback.crashed", speech_id=self._current.speech.id)
+                    self._current.error = VoicebotError(UNEXPECTED, code="unexpected", detail=repr(exc))
+                    await self._current.finish("unexpected")
                 finally:
                     self._current = None
         finally:
@@ -197,7 +208,14 @@ class GuildPlayer:
             loop.call_soon_threadsafe(lambda: ended.done() or ended.set_result(error))
 
         if not utterance.source.finished:
-            voice.play(utterance.source, after=after)  # type: ignore[attr-defined]
+            try:
+                voice.play(utterance.source, after=after)  # type: ignore[attr-defined]
+            except (discord.ClientException, discord.opus.OpusNotLoaded, OSError) as exc:  # not connected any more
+                log.warning("playback.play_failed", speech_id=utterance.speech.id, error=repr(exc))
+                utterance.error = VoiceUnavailable("The bot lost its voice connection; try again in a moment.",
+                                                   detail=repr(exc))
+                await utterance.finish(utterance.error.code)
+                return
             error = await ended
             if error is not None:
                 log.warning("playback.player_failed", speech_id=utterance.speech.id, error=repr(error))

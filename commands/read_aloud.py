@@ -84,8 +84,10 @@ def with_name(text: str, name: str, *, previous_author: str | None, author: str,
 
 async def voice_of(library: VoiceLibrary | None, author: Member, default: Speaker | None) -> Speaker | None:
     """The voice a message of `author` is read in: their own voice saved in this workspace (the one they used
-    last, else the newest), else the session's default; None when neither exists (the message is skipped)."""
+    last, else the newest), else the session's default; None when neither exists (the message is skipped).
+    `Blocked` for an author an admin stopped from using voices: not even the default reads them."""
     if library is not None:
+        await library.check_may_use_voices(author)
         own = [voice for voice in await library.storage.voices.owned_by(author.platform, author.user_id)
                if voice.owner.workspace_id == author.workspace_id]
         if own:

@@ -213,6 +213,10 @@ class VoiceLibrary:
             log.warning("voice.mark_used_failed", voice_id=voice.id, detail=exc.operator_text)
         return job
 
+    async def check_may_use_voices(self, member: Member) -> None:
+        """Blocked when an admin of the member's workspace stopped them from saving or using voices."""
+        await self._check_not_blocked(member)
+
     async def clip_of(self, member: Member, voice: Voice) -> bytes:
         """The stored clip `member` speaks `voice` with; Blocked when an admin stopped them, ClipMissing when the
         clip is gone."""

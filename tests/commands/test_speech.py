@@ -145,5 +145,7 @@ async def test_a_message_is_read_in_its_authors_latest_voice_else_the_default(ma
     elsewhere = Member("discord", "g2", ALICE.user_id)
     assert await voice_of(library, elsewhere, None) is None  # voices of another server are not hers here
     await library.block(ADMIN, ALICE.user_id, is_admin=True)
-    with pytest.raises(Blocked):
-        await voice_of(library, ALICE, default)
+    await library.block(ADMIN, bob.user_id, is_admin=True)
+    for blocked in (ALICE, bob):  # not in their own voices, nor in the session's
+        with pytest.raises(Blocked):
+            await voice_of(library, blocked, default)

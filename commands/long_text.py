@@ -7,8 +7,10 @@ takes about as long as its longest piece rather than the sum of all of them. Eac
 budget for its own length under the hard cap, so no text, however long, makes one runaway generation.
 
 - `clone_text`: the whole clip (for `/clone` and `/say`), one `CloneResult`; progress sums the pieces' frames.
-- `stream_text`: chunks as they are generated (for `/speak` and read-aloud): the first piece streams while the
-  others generate whole; each follows as soon as the one before has been handed on.
+- `stream_text`: chunks as they are generated (for `/speak` and read-aloud): the first piece streams, and the
+  others are sent (all at once) when its first chunk is there, so the first audio never waits behind them (a
+  stock engine generates one request at a time); they generate while the first piece plays, and each follows,
+  crossfaded, as soon as the one before has been handed on.
 
 A text of one piece is one request, exactly as before. If any piece fails the others are cancelled and the
 failure is the text's.
@@ -111,17 +113,20 @@ async def clone_text(backend: BackendClient, request: CloneRequest,
 
 
 async def stream_text(backend: BackendClient, request: CloneRequest) -> AudioChunks:
-    """`backend.clone_stream` for a text of any length: the first piece streams while the others generate (all
-    sent at once); each later piece follows, crossfaded, when its turn comes. Closing the iterator cancels
+    """`backend.clone_stream` for a text of any length: the first piece streams; the others are sent at once when
+    its first chunk is there, and each follows, crossfaded, when its turn comes. Closing the iterator cancels
     whatever still generates."""
     pieces = pieces_of(request)
-    rest = _start([backend.clone(piece) for piece in pieces[1:]])
+    rest: list[asyncio.Future[CloneResult]] = []
     first = backend.clone_stream(pieces[0])
     fader = Crossfader()
     try:
         async for chunk in first:
+            if not rest:
+                rest = _start([backend.clone(piece) for piece in pieces[1:]])
             if (out := fader.push(chunk)).size:
                 yield out
+        rest = rest or _start([backend.clone(piece) for piece in pieces[1:]])
         for task in rest:
             fader.next_clip()
             if (out := fader.push(_samples(await task))).size:

@@ -75,8 +75,12 @@ async def test_one_failing_piece_fails_the_text_and_cancels_the_rest() -> None:
 
 async def test_streaming_plays_the_first_piece_while_the_others_generate() -> None:
     backend = FakeBackend(audio_seconds=0.96)
-    chunks = [chunk async for chunk in stream_text(backend, request())]
-    assert len(backend.streamed) == 1 and backend.streamed[0].text == backend.calls[0].text
+    stream = stream_text(backend, request())
+    chunks = [await anext(stream)]  # the first audio: the other pieces are sent now, all at once
+    await asyncio.sleep(0)
+    assert len(backend.calls) > 10 and len(backend.streamed) == 1
+    chunks += [chunk async for chunk in stream]
+    assert backend.streamed[0].text == backend.calls[0].text
     pieces = len(backend.calls)
     assert pieces > 10
     samples = np.concatenate(chunks)
@@ -91,6 +95,7 @@ async def test_closing_a_stream_cancels_the_pieces_still_generating() -> None:
     calls = [await backend.next_call()]
     calls[0].release()
     await first
+    await asyncio.sleep(0)  # the other pieces reach the backend
     await stream.aclose()
     rest = [await backend.next_call() for _ in range(len(backend.calls) - 1)]
     await asyncio.sleep(0)

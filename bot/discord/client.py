@@ -22,7 +22,7 @@ from bot.discord.clone import clone_command, clone_menu
 from bot.discord.errors import on_app_command_error
 from bot.discord.health import health_command
 from bot.discord.playback.guilds import Playback, PlaybackSettings
-from bot.discord.read_aloud import read_group, read_message
+from bot.discord.read_aloud import end_when_alone, read_group, read_message
 from bot.discord.speak import speak_command
 from bot.discord.voice import say_command, voice_group
 from bot.settings import DiscordSettings
@@ -112,6 +112,12 @@ class VoicebotClient(discord.Client):
         """Read-aloud sessions hear every new message of their channel (dispatched only with the intent)."""
         if self.read_aloud and self.playback is not None:
             await read_message(self.speech, self.playback, message)
+
+    async def on_voice_state_update(self, member: discord.Member, before: discord.VoiceState,
+                                    after: discord.VoiceState) -> None:
+        """A reading ends when its voice channel has nobody left to hear it."""
+        if self.playback is not None:
+            await end_when_alone(self.playback, member, before)
 
     async def on_ready(self) -> None:
         log.info("discord.ready", user=str(self.user), guilds=len(self.guilds))

@@ -1,6 +1,6 @@
 """`/read start [voice] [max_seconds] [say_names] [skip_bots] [only_in_voice]` and `/read stop`: the bot reads
 the text channel's new messages aloud in the caller's voice channel, each in its author's saved voice (else the
-session's `voice`), until stopped.
+session's `voice`), until stopped or until nobody is left in the voice channel.
 
 One session per server (the bot has one voice connection per server): starting a second one is refused with
 where the first one runs. Messages go to the backend as they arrive (the player queues their playback, bounded
@@ -173,3 +173,17 @@ async def _read(speech: SpeechService, playback: Playback, session: ReadSession,
         log.info("read.skipped", message_id=message.id, user_id=member.key, reason=exc.code)
     except Exception:
         log.exception("read.crashed", message_id=message.id)
+
+
+async def end_when_alone(playback: Playback, member: discord.Member, before: discord.VoiceState) -> None:
+    """Someone left a voice channel: when it is the one a reading runs in and no person is left there (bots
+    do not count), the reading ends and the bot leaves."""
+    session = playback.readings.get(member.guild.id)
+    left = before.channel
+    if session is None or left is None or left.id != session.voice_channel.id:
+        return
+    if any(not present.bot for present in left.members):
+        return
+    playback.readings.pop(member.guild.id, None)
+    await playback.stop(member.guild.id)
+    log.info("read.ended_alone", guild_id=member.guild.id, voice_channel_id=left.id)

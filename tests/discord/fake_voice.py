@@ -84,10 +84,17 @@ def channel_payload(channel_id: int, name: str, kind: int, overwrites: list[dict
     return payload
 
 
+def member_payload(user_id: int, name: str = "member") -> dict[str, Any]:
+    return {"user": user_payload(user_id, name), "roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
+            "deaf": False, "mute": False, "flags": 0}
+
+
 def voice_state(user_id: int, channel_id: int | None) -> dict[str, Any]:
+    """A voice state as GUILD_CREATE lists it, or (with its member) as VOICE_STATE_UPDATE sends it."""
     return {"user_id": str(user_id), "channel_id": str(channel_id) if channel_id else None, "guild_id": str(GUILD_ID),
             "session_id": "s", "deaf": False, "mute": False, "self_deaf": False, "self_mute": False,
-            "self_video": False, "suppress": False, "request_to_speak_timestamp": None}
+            "self_video": False, "suppress": False, "request_to_speak_timestamp": None,
+            "member": member_payload(user_id)}
 
 
 def deny(*names: str) -> list[dict[str, Any]]:
@@ -97,20 +104,21 @@ def deny(*names: str) -> list[dict[str, Any]]:
 
 
 def guild_payload(in_voice: dict[int, int], *, voice_overwrites: list[dict] | None = None,
-                  user_limit: int = 0) -> dict[str, Any]:
-    """The guild as GUILD_CREATE delivers it: a text channel, two voice channels, the bot's member, and the
-    voice states `in_voice` (user id -> voice channel id)."""
+                  user_limit: int = 0, names: dict[int, str] | None = None) -> dict[str, Any]:
+    """The guild as GUILD_CREATE delivers it: text and voice channels, the bot's member, and the voice states
+    `in_voice` (user id -> voice channel id) with their members (named from `names`)."""
     everyone = {"id": str(GUILD_ID), "name": "@everyone", "permissions": str(EVERYONE), "position": 0, "color": 0,
                 "hoist": False, "managed": False, "mentionable": False, "flags": 0}
     bot_member = {"user": user_payload(BOT_ID, "voicebot", bot=True), "roles": [], "joined_at":
                   "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}
     return {"id": str(GUILD_ID), "name": "Test server", "owner_id": "1", "roles": [everyone], "emojis": [],
             "stickers": [], "features": [], "member_count": 2, "large": False, "threads": [], "stage_instances": [],
-            "guild_scheduled_events": [], "premium_tier": 0, "members": [bot_member], "presences": [],
+            "guild_scheduled_events": [], "premium_tier": 0, "presences": [],
             "channels": [channel_payload(CHANNEL_ID, "general", 0), channel_payload(OTHER_TEXT_ID, "random", 0),
                          channel_payload(VOICE_ID, "Lounge", 2, voice_overwrites, user_limit),
                          channel_payload(OTHER_VOICE_ID, "Games", 2)],
             "voice_states": [voice_state(user, channel) for user, channel in in_voice.items()],
+            "members": [bot_member, *(member_payload(user, (names or {}).get(user, "member")) for user in in_voice)],
             "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
             "mfa_level": 0, "nsfw_level": 0, "preferred_locale": "en-US", "system_channel_flags": 0}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncio
+
 import discord
 import numpy as np
 import pytest
@@ -32,6 +34,7 @@ from tests.discord.fake_voice import (
     deny,
     guild_payload,
     until,
+    voice_state,
 )
 from tests.fakes import FakeBackend
 
@@ -159,9 +162,10 @@ async def test_read_aloud_reads_messages_of_people_in_the_voice_channel(discord_
     backend = FakeBackend(audio_seconds=0.96)
     harness = await voice_bot(discord_bot, backend, library=True)
     bob, carol, dave = Invoker(name="bob"), Invoker(name="carol"), Invoker(name="dave")
+    people = (harness.invoker, bob, carol, dave)
     harness.bot._connection.parse_guild_create(guild_payload({
         harness.invoker.user_id: VOICE_ID, bob.user_id: VOICE_ID, carol.user_id: VOICE_ID,
-        dave.user_id: OTHER_VOICE_ID}))
+        dave.user_id: OTHER_VOICE_ID}, names={person.user_id: person.name for person in people}))
     for member in (bob, carol):  # bob and carol saved voices; dave did too but is in another voice channel
         pending = await harness.library.prepare_save(_member(member), f"{member.name} voice", "me", CLIP, "c.wav")
         await harness.library.confirm_save(pending.id, _member(member))
@@ -256,3 +260,18 @@ async def test_a_stage_is_not_a_place_to_speak(discord_bot) -> None:
     answer = speak(harness, "Hello")
     assert "not on stages" in await harness.answer(answer, "stages")
     assert not FakeVoiceClient.made
+
+
+async def test_a_reading_ends_when_nobody_is_left_to_hear_it(discord_bot) -> None:
+    harness = await voice_bot(discord_bot, library=True)
+    bob = Invoker(name="bob")
+    harness.bot._connection.parse_guild_create(guild_payload({harness.invoker.user_id: VOICE_ID,
+                                                              bob.user_id: VOICE_ID}))
+    await harness.answer(read(harness, "start"), "Reading")
+    [voice] = FakeVoiceClient.made
+    harness.bot._connection.parse_voice_state_update(voice_state(bob.user_id, None))
+    await asyncio.sleep(0.05)
+    assert voice.connected and GUILD_ID in harness.bot.playback.readings  # one listener is left
+    harness.bot._connection.parse_voice_state_update(voice_state(harness.invoker.user_id, OTHER_VOICE_ID))
+    await until(lambda: not voice.connected)
+    assert GUILD_ID not in harness.bot.playback.readings

@@ -26,6 +26,7 @@ async def test_login_and_dev_guild_sync_payloads(discord_bot):
     assert options["reference"]["type"] == 11 and options["reference"]["required"] is True
     assert options["text"]["type"] == 3 and options["text"]["required"] is True
     assert options["text"]["max_length"] == 5000  # VOICEBOT_MAX_TEXT_CHARS, enforced by the client too
+    assert options["ref_text"]["max_length"] == 1000  # VOICEBOT_MAX_TRANSCRIPT_CHARS
     assert options["ref_text"]["required"] is False
     assert options["language"]["autocomplete"] is True and options["language"]["required"] is False
     assert all(o["description"] for o in clone["options"])

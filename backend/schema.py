@@ -142,6 +142,17 @@ class FastGraphs(BaseModel):
     failed: dict[str, str] = Field(default_factory=dict)
 
 
+class FastBatch(BaseModel):
+    """The fast engine's continuous batch: rows decoding and requests waiting now; frames decoded, and per step
+    (a frame of the whole batch) how many rows it held on average, since the backend started."""
+
+    active: int = 0
+    waiting: int = 0
+    max_batch: int = 0
+    frames: int = 0
+    rows_per_step: float = 0.0
+
+
 class HealthReport(BaseModel):
     """What `/tts-health` and `GET /health` show an operator."""
 
@@ -164,3 +175,4 @@ class HealthReport(BaseModel):
     gpu_memory: GpuMemory | None = None
     languages: list[str] = Field(default_factory=list)
     fast_graphs: FastGraphs | None = Field(default=None, description="The fast engine's CUDA graphs; None: stock")
+    fast_batch: FastBatch | None = Field(default=None, description="The fast engine's continuous batch; None: stock")

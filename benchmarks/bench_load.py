@@ -18,9 +18,12 @@ rows) and, with matplotlib, a plot.
 
     python3 benchmarks/bench_load.py --checkpoint /tmp/voicebot-ckpt --rates 1,4,8,16 --requests 64 --out load.json
 
-One server and rate per call fits a time-limited device call better (`--servers static --rates 4`); the JSON
-of each call holds its rows, and report rows come from the `.md` beside it. Compiling every shape ("all") takes
-minutes without a compile cache (`--compile-cache`).
+Before serving, every batch bucket is captured at the cache lengths the workload needs (`--lengths`; compiled
+graphs, or `--graphs eager` for uncompiled ones in a fraction of the time), so no request waits for a compile.
+Then the costs a scheduler works with are measured once (`micro`): a frame per batch bucket, staging a prompt,
+decoding and watermarking a stream chunk, decoding a whole clip. Every continuous run also reports where the
+decode loop's time went (`ContinuousBatch.stats`: joining, stepping, looking; rows per step). `--budget-s` stops
+starting runs once that much time has passed, so a time-limited device call still writes what it measured.
     python3 benchmarks/bench_load.py --preset tiny --device cpu --rates 2,4 --requests 4 --out /tmp/load.json
 """
 
@@ -46,6 +49,7 @@ from backend.audio import to_wav
 from backend.batcher import CloneBatcher
 from backend.engine import Engine, EngineConfig
 from backend.engine.checkpoint import build_random_checkpoint, is_checkpoint
+from backend.engine.fast.continuous import LoopStats
 from backend.engine.fast.tts import SAMPLES_PER_FRAME, STREAM_CHUNKS
 from backend.schema import SAMPLE_RATE, CloneRequest
 
@@ -257,13 +261,92 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def solo_latency(serve: Serve, clip: bytes, scale: float) -> dict[str, float]:
-    """Each length alone, whole clip: the reference for "under load within 2x of solo"."""
+    """Each length alone, whole clip, the second of two calls (the first warms up): the reference for "under
+    load within 2x of solo"; and the first audio of a lone short stream."""
     solo = {}
     for length in LENGTHS:
-        started = time.perf_counter()
-        serve(request_for(Arrival(0.0, length, False, frames_for(length, scale)), clip), False)
+        request = request_for(Arrival(0.0, length, False, frames_for(length, scale)), clip)
+        for _ in range(2):
+            started = time.perf_counter()
+            serve(request, False)
         solo[str(length)] = round((time.perf_counter() - started) * 1000, 1)
+    stream = request_for(Arrival(0.0, LENGTHS[1], True, frames_for(LENGTHS[1], scale)), clip)
+    for _ in range(2):
+        started = time.perf_counter()
+        first, _ = serve(stream, True)
+    solo["stream_first_audio"] = round((first - started) * 1000, 1)
     return solo
+
+
+def loop_profile(before: LoopStats, after: LoopStats, wall_s: float) -> dict[str, float]:
+    """Where the decode loop's time went during one run: shares of the wall time, and rows per step."""
+    steps = after.steps - before.steps
+    return dict(steps=steps, rows_per_step=round((after.frames - before.frames) / steps, 2) if steps else 0.0,
+                joins=after.joins - before.joins,
+                join_share=round((after.join_s - before.join_s) / wall_s, 3),
+                step_share=round((after.step_s - before.step_s) / wall_s, 3),
+                look_share=round((after.look_s - before.look_s) / wall_s, 3),
+                ms_per_step=round((after.step_s - before.step_s + after.look_s - before.look_s) / steps * 1000, 2)
+                if steps else 0.0)
+
+
+def capture_shapes(engine: Engine, lengths: list[int], compiled: bool) -> float:
+    """Every batch bucket at these cache lengths, before serving; seconds taken."""
+    decoder = engine._fast.decoder
+    started = time.perf_counter()
+    for rows in decoder.batch_buckets:
+        for length in lengths:
+            shape = decoder.shape(rows, length)
+            (decoder.capture if compiled else decoder.capture_eager)(shape)
+    return time.perf_counter() - started
+
+
+def _timed(work: Callable[[], object], repeats: int = 5) -> float:
+    """Median milliseconds of `work` (CUDA synchronized around each call)."""
+    cuda = torch.cuda.is_available()
+    times = []
+    for _ in range(repeats + 1):
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        work()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return round(float(np.median(times[1:])) * 1000, 2)
+
+
+def micro(engine: Engine, clip: bytes, length: int) -> dict[str, Any]:
+    """The costs a scheduler works with, each alone: a frame of each batch bucket at cache `length` (replaying
+    its graph), staging a 187-character prompt, decoding and watermarking a first and a steady stream chunk,
+    decoding a whole 187-character clip. Run before serving (it replays graphs on the idle loop's buffers)."""
+    from backend.watermark import StreamMarker
+
+    fast, decoder = engine._fast, engine._fast.decoder
+    costs: dict[str, Any] = {"frame_ms": {}}
+    with decoder._generating, torch.inference_mode():
+        for rows in decoder.batch_buckets:
+            _, advance = decoder._plan(*decoder.shape(rows, length))
+            costs["frame_ms"][str(rows)] = _timed(lambda advance=advance: [advance() for _ in range(10)]) / 10
+        buffers = decoder.buffers  # as the loop leaves idle slots: harmless
+        buffers.finished[:] = True
+        buffers.step[:] = 0
+        buffers.position[:] = 0
+    item = engine._prepare(*engine._check(request_for(Arrival(0.0, 187, False, 160), clip)))
+    inputs, _ = fast.talker_inputs([item.text], ["english"], [item.prompt], max_new_tokens=160)
+    costs["talker_inputs_ms"] = _timed(lambda: fast.talker_inputs([item.text], ["english"], [item.prompt],
+                                                                  max_new_tokens=160))
+    costs["stage_ms"] = _timed(lambda: decoder.stage(inputs))
+    decode = engine.tts.model.speech_tokenizer.decode
+    for frames in (2, 12):
+        window = torch.zeros(25 + frames, 16, dtype=torch.long, device=decoder.device)
+        costs[f"chunk_decode_{frames}_ms"] = _timed(lambda window=window: decode([{"audio_codes": window}]))
+        audio = np.zeros(frames * SAMPLES_PER_FRAME, dtype=np.float32)
+        marker = StreamMarker(engine._get_watermarker())
+        costs[f"chunk_mark_{frames}_ms"] = _timed(lambda audio=audio, marker=marker: marker.push(audio))
+    codes = torch.zeros(160, 16, dtype=torch.long, device=decoder.device)
+    costs["clip_decode_160_ms"] = _timed(lambda: fast.codes_to_wavs([codes], [item.prompt]), repeats=3)
+    return costs
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -317,15 +400,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         build_random_checkpoint(args.preset, path, device=args.device)
     config = EngineConfig(model=str(path), variant="load-bench", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
-                          fast_capture=args.capture if cuda else "lazy", fast_max_batch=args.max_batch,
+                          fast_capture="lazy", fast_max_batch=args.max_batch,
                           compile_cache_dir=str(args.compile_cache) if args.compile_cache else None)
     engine = Engine(config)
+    started = time.perf_counter()
     log(f"loading the engine (fast decoder, capture {config.fast_capture})")
     engine.load()
-    capture = engine.start_background_capture()
-    if capture is not None and args.wait_for_capture:
-        log("waiting for the background capture (every shape compiled)")
-        capture.join()
+    lengths = [int(n) for n in args.lengths.split(",")]
+    if cuda:
+        log(f"capturing every batch bucket at cache lengths {lengths} ({args.graphs})")
+        capture_s = capture_shapes(engine, lengths, compiled=args.graphs == "compiled")
+        log(f"captured in {capture_s:.1f} s: {engine._fast.decoder.graph_status()}")
     engine.tts.model.config.talker_config.codec_eos_token_id = 10**6  # fixed lengths: EOS never sampled
     clip = to_wav((0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE * 3)).astype(np.float32), SAMPLE_RATE)
     rates = [float(r) for r in args.rates.split(",")]
@@ -334,22 +419,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         card=torch.cuda.get_device_name() if cuda else "cpu", date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(sys.argv), preset=args.preset, rates=rates, requests=args.requests,
         frame_scale=args.frame_scale, max_batch=args.max_batch, rows=[],
-        workload=[asdict(a) for a in workload(rates[0], min(args.requests, 8), args.seed, args.frame_scale)])
+        workload=[asdict(a) for a in workload(rates[0], min(args.requests, 8), args.seed, args.frame_scale)],
+        graphs=args.graphs, lengths=lengths, micro=micro(engine, clip, lengths[1 if len(lengths) > 1 else 0]))
+    log(f"costs: {result['micro']}")
+    args.out.write_text(json.dumps(result, indent=2))
+    batch = engine._fast.batch
     for name in servers:
         serve, close = make_server(name, engine, args.window_ms / 1000)
         try:
             if name == "continuous":
                 result["solo_ms"] = solo_latency(serve, clip, args.frame_scale)  # also the warm-up
+                log(f"solo: {result['solo_ms']}")
             for rate in rates:
-                arrivals = workload(rate, args.requests, args.seed, args.frame_scale)
+                if time.perf_counter() - started > args.budget_s:
+                    log(f"past the {args.budget_s:g} s budget: {name} at {rate:g}/s not run")
+                    continue
+                requests = args.requests if name == "continuous" else args.baseline_requests or args.requests
+                arrivals = workload(rate, requests, args.seed, args.frame_scale)
                 if cuda:
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
+                before = batch.stats()
                 outcomes, wall_s = drive(serve, arrivals, clip)
                 peak = torch.cuda.max_memory_allocated() / 1024**3 if cuda else 0.0
                 row = summarise(name, rate, outcomes, wall_s, peak)
+                if name == "continuous":
+                    row["loop"] = loop_profile(before, batch.stats(), wall_s)
                 log(f"{name} at {rate:g}/s: first audio p95 {row['first_audio_p95_ms']} ms, "
-                    f"{row['aggregate_audio_s_per_s']:.1f} audio-s/s, errors {row['errors']}")
+                    f"{row['aggregate_audio_s_per_s']:.1f} audio-s/s, errors {row['errors']}, loop {row.get('loop')}")
                 result["rows"].append(row)
                 args.out.write_text(json.dumps(result, indent=2))
         finally:
@@ -373,10 +470,14 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--window-ms", type=float, default=5.0, help="the static batcher's gather window")
     options.add_argument("--frame-scale", type=float, default=1.0, help="multiplies every clip's length")
     options.add_argument("--seed", type=int, default=0)
-    options.add_argument("--capture", default="all", choices=("lazy", "background", "all"),
-                         help="EngineConfig.fast_capture on CUDA: 'all' compiles every shape before the run")
-    options.add_argument("--wait-for-capture", action="store_true", help="with --capture background: measure "
-                         "once every shape is compiled")
+    options.add_argument("--graphs", default="compiled", choices=("compiled", "eager"),
+                         help="how every batch bucket is captured before serving")
+    options.add_argument("--lengths", default="256,512,768,1024",
+                         help="cache lengths captured per bucket: enough for the workload's longest request")
+    options.add_argument("--baseline-requests", type=int, default=0,
+                         help="requests per rate for the static and one-at-a-time servers (default: --requests)")
+    options.add_argument("--budget-s", type=float, default=float("inf"),
+                         help="start no run once this many seconds have passed (results so far are written)")
     options.add_argument("--compile-cache", type=Path, default=None, help="torch.compile artifacts to reuse")
     options.add_argument("--out", type=Path, default=Path("load.json"))
     return options

@@ -20,6 +20,27 @@ def load_runs(folder: Path) -> list[tuple[str, dict]]:
     return [(path.name, json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))]
 
 
+def load_table(runs: list[tuple[str, dict]]) -> str:
+    """One row per server and arrival rate of each `bench_load.py` run, then its solo latencies and, where
+    measured, the costs a scheduler works with and where the decode loop's time went."""
+    lines = ["| run (file in benchmarks/runs/) | server | arrivals/s | stream first audio p50 / p95 ms "
+             "| 12 ch p95 ms | 506 ch p95 ms | audio-s/s | rows per step | peak GB | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for name, run in runs:
+        for row in run["rows"]:
+            loop = row.get("loop", {})
+            lines.append(f"| {name} | {row['server']} | {row['rate']:g} | {row['first_audio_p50_ms']} / "
+                         f"{row['first_audio_p95_ms']} | {row['latency_ms']['12']['p95']} "
+                         f"| {row['latency_ms']['506']['p95']} | {row['aggregate_audio_s_per_s']:.1f} "
+                         f"| {loop.get('rows_per_step', '-')} | {row['peak_gb']:.1f} | {row['errors']} |")
+        solo = ", ".join(f"{key} {value:g} ms" for key, value in run.get("solo_ms", {}).items())
+        notes.append(f"- `{name}` ({run['card']}, max batch {run['max_batch']}): `{run['command']}`. Solo: {solo}.")
+        if "micro" in run:
+            notes.append(f"  Costs: {json.dumps(run['micro'])}")
+    return "\n".join(lines + [""] + notes)
+
+
 def coldstart_table(runs: list[tuple[str, dict]]) -> str:
     """One row per process of each `bench_coldstart.py` run: seconds from launch to each phase. Runs before the
     two-stage start captured compiled graphs at load (no eager graphs, no plan spans)."""
@@ -178,15 +199,17 @@ def plot(runs: list[tuple[str, dict]], out: Path) -> None:
 
 def main() -> None:
     every = load_runs(HERE / "runs")
-    runs = [(name, run) for name, run in every if "rows" in run]
+    runs = [(name, run) for name, run in every if "rows" in run and "rates" not in run]
+    loads = [(name, run) for name, run in every if "rates" in run]
     coldstarts = [(name, run) for name, run in every if "scenarios" in run]
     header = (HERE / "RESULTS.head.md").read_text()
     footer = (HERE / "RESULTS.foot.md").read_text()
     comparison = same_call(runs)
     coldstart = (HERE / "RESULTS.coldstart.md").read_text().replace("{table}", coldstart_table(coldstarts))
     watermark = (HERE / "RESULTS.watermark.md").read_text()
+    load = (HERE / "RESULTS.load.md").read_text().replace("{table}", load_table(loads))
     (HERE / "RESULTS.md").write_text(header + "\n" + table(runs) + "\n\n" + (comparison + "\n\n" if comparison else "")
-                                     + footer + "\n" + coldstart + "\n" + watermark)
+                                     + footer + "\n" + coldstart + "\n" + watermark + "\n" + load)
     plot(runs, HERE / "results.png")
     print("wrote RESULTS.md and results.png", file=sys.stderr)
 

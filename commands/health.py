@@ -17,7 +17,7 @@ import structlog
 from backend.clients.base import BackendClient
 from backend.errors import VoicebotError
 from backend.redaction import redact
-from backend.schema import FastGraphs, HealthReport
+from backend.schema import FastBatch, FastGraphs, HealthReport
 from commands.errors import PermissionDenied
 from commands.jobs import JobQueue, QueueStats
 from commands.settings import CommandSettings
@@ -134,6 +134,12 @@ def _graphs_text(graphs: FastGraphs) -> str:
     return f"{text}; failed: {failed}" if failed else text
 
 
+def _batch_text(batch: FastBatch) -> str:
+    """Requests waiting while rows are free would mean the loop is stuck; rows per step is how full it runs."""
+    return (f"{batch.active} of {batch.max_batch} rows decoding, {batch.waiting} waiting; "
+            f"{batch.frames:,} frames so far, {batch.rows_per_step:.1f} rows per step")
+
+
 def _variant_fields(variant: VariantHealth) -> list[Field]:
     report = variant.report
     if report is None:
@@ -148,6 +154,7 @@ def _variant_fields(variant: VariantHealth) -> list[Field]:
         ("GPU", report.gpu or report.device),
         ("Attention", f"{report.attention}, {report.dtype}"),
         *([("Fast graphs", _graphs_text(report.fast_graphs))] if report.fast_graphs is not None else []),
+        *([("Continuous batch", _batch_text(report.fast_batch))] if report.fast_batch is not None else []),
     ]
     if report.gpu_memory is not None:
         memory = report.gpu_memory

@@ -33,7 +33,9 @@ from backend.engine.voice_cache import VoiceCache, clip_sha256, voice_key
 from backend.errors import EngineConfigError
 from backend.intake import load_reference
 from backend.languages import AUTO, normalize_language
-from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, GpuMemory, HealthReport, Timings, WatermarkCheck
+from backend.schema import (
+    SAMPLE_RATE, CloneRequest, CloneResult, FastBatch, GpuMemory, HealthReport, Timings, WatermarkCheck,
+)
 from backend.validation import check_text
 from backend.watermark import StreamMarker, Watermarker, detect, shared_watermarker
 
@@ -184,6 +186,7 @@ class Engine:
             background = self.config.fast_capture == "background"
             for shape in first + (rest if everything else []):
                 (fast.decoder.capture_eager if background else fast.decoder.capture)(shape)
+            fast.speech.capture()  # the speech decoder's graphs: no Inductor, a fraction of a second
             self._pending_shapes = (first, rest) if background else None
             if self._compile_cache is not None:
                 self._compile_cache.save(complete=everything)
@@ -308,15 +311,15 @@ class Engine:
             for job in jobs:
                 job.cancel()  # no-op for a finished job; frees the slot of one left behind by an error
         generated = time.perf_counter()
-        with self._lock:  # the speech tokenizer, and `_decode_s`
-            self._decode_s = 0.0
-            # one clip per decode: a padded batch decodes a clip differently from the clip alone, and a seeded
-            # request must sound the same in any company
-            wavs, sample_rate = [], SAMPLE_RATE
-            for item, clip_codes in zip(prepared, codes, strict=True):
-                (wav,), sample_rate = self._fast.codes_to_wavs([clip_codes], [item.prompt])
-                wavs.append(wav)
-            decode_s = self._decode_s
+        # One clip per decode: a padded batch decodes a clip differently from the clip alone, and a seeded request
+        # must sound the same in any company. Not under the engine's lock: the speech decoder keeps no state
+        # between calls, so requests decode side by side (streams do too) instead of queueing behind each other.
+        wavs, sample_rate = [], SAMPLE_RATE
+        for item, clip_codes in zip(prepared, codes, strict=True):
+            (wav,), sample_rate = self._fast.codes_to_wavs([clip_codes], [item.prompt])
+            wavs.append(wav)
+        decode_s = time.perf_counter() - generated
+        with self._lock:
             self._served += len(requests)
         if sample_rate != SAMPLE_RATE:
             raise EngineConfigError(f"checkpoint produces {sample_rate} Hz, expected {SAMPLE_RATE} Hz.")
@@ -482,4 +485,12 @@ class Engine:
             uptime_s=time.monotonic() - self._started, requests_served=self._served, warm=self._served > 0,
             cache=self._cache.stats(), gpu_memory=self._gpu_memory(), languages=self.languages(),
             fast_graphs=self._fast.decoder.graph_status() if self._fast is not None else None,
+            fast_batch=self._batch_status(),
         )
+
+    def _batch_status(self) -> FastBatch | None:
+        if self._fast is None:
+            return None
+        stats = self._fast.batch.stats()
+        return FastBatch(active=stats.active, waiting=stats.waiting, max_batch=stats.max_batch, frames=stats.frames,
+                         rows_per_step=stats.frames / stats.steps if stats.steps else 0.0)

@@ -67,7 +67,7 @@ def holding_the_loop(engine) -> Iterator[Callable[[int], None]]:
     wait for a slot. Leaving the block lets them all join at one frame boundary."""
     batch = engine._fast.batch
     with engine._fast.decoder._generating:
-        yield lambda n: wait_until(lambda: batch.load()["waiting"] >= n)
+        yield lambda n: wait_until(lambda: batch.stats().waiting >= n)
 
 
 @slow
@@ -110,7 +110,7 @@ async def test_a_short_request_joins_a_running_long_one_and_leaves_first(fast_en
     def hold(progress: Progress) -> None:  # on the decode loop's thread
         long_reports.append(progress)
         if progress.frames == 2:
-            wait_until(lambda: batch.load()["waiting"] >= 1)
+            wait_until(lambda: batch.stats().waiting >= 1)
         if progress.frames == 12:
             assert short_answered.wait(WATCHDOG)
 

@@ -227,7 +227,7 @@ async def test_concurrent_clones_to_one_container_decode_together(on_cpu, monkey
     texts = ["One.", "Two, a little longer.", "Three.", "Four!"]
 
     async def all_four_waiting() -> None:
-        while batch.load()["waiting"] < 4:
+        while batch.stats().waiting < 4:
             await asyncio.sleep(0.01)
         loop_lock.release()
 

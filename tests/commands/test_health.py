@@ -60,6 +60,16 @@ async def test_fast_graphs_say_how_many_are_compiled_and_which_compiles_failed()
                                      "failed: 16x2560: OutOfMemoryError: CUDA out of memory")
 
 
+async def test_continuous_batch_shows_rows_waiting_and_how_full_it_runs():
+    from backend.schema import FastBatch
+
+    backend = FakeBackend()
+    backend.health_report = backend.health_report.model_copy(update={"fast_batch": FastBatch(
+        active=5, waiting=2, max_batch=16, frames=123456, rows_per_step=6.24)})
+    values = dict(health_fields(await check_health(backend, JobQueue(2, max_queue=50))))
+    assert values["Continuous batch"] == "5 of 16 rows decoding, 2 waiting; 123,456 frames so far, 6.2 rows per step"
+
+
 async def test_unreachable_backend_is_reported_not_raised():
     down = FakeBackend(health_error=BackendUnavailable("The Modal app 'voicebot-tts' is not deployed."))
     health = await check_health(down)

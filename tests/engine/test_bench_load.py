@@ -29,5 +29,8 @@ def test_the_load_benchmark_runs_on_the_cpu(tiny_checkpoint, tmp_path, monkeypat
     for row in result["rows"]:
         assert row["errors"] == 0, row["errors_seen"]
         assert row["first_audio_p50_ms"] is not None and row["aggregate_audio_s_per_s"] > 0
-    assert set(result["solo_ms"]) == {"12", "44", "187", "506"}
+    assert set(result["solo_ms"]) == {"12", "44", "187", "506", "stream_first_audio"}
+    loop = result["rows"][0]["loop"]
+    assert loop["joins"] == 4 and loop["steps"] > 0 and loop["rows_per_step"] >= 1
+    assert {"frame_ms", "stage_ms", "chunk_decode_2_ms", "clip_decode_160_ms"} <= set(result["micro"])
     assert "| continuous | 50 |" in out.with_suffix(".md").read_text()

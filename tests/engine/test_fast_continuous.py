@@ -41,7 +41,12 @@ def test_rows_joining_and_leaving_keep_stock_greedy_codes(tts, fast, prompts):  
                 (TEXTS[2], icl, dict(GREEDY, max_new_tokens=13)),
                 (TEXTS[0], icl, dict(GREEDY, max_new_tokens=9)),
                 (TEXTS[2], xvector, dict(GREEDY, max_new_tokens=7))]  # waits: the batch holds 4
+    before = fast.batch.stats()
     got = run_with_company(fast, requests[0], requests[1:], after=3)
+    after = fast.batch.stats()
+    assert after.joins - before.joins == len(requests)
+    assert after.frames - before.frames >= sum(len(codes) for codes in got)  # EOS rows wait for the next look
+    assert after.steps - before.steps < after.frames - before.frames  # rows shared steps
     for (text, prompt, kwargs), have in zip(requests, got, strict=True):
         want = stock_codes(tts, [text], ["english"], [prompt], **kwargs)[0]
         assert have.shape == (kwargs["max_new_tokens"] - 1, 16)
@@ -67,7 +72,7 @@ def test_a_failing_callback_fails_its_own_request_only(fast, prompts):  # noqa: 
     with pytest.raises(RuntimeError, match="consumer gone"):
         bad.future.result(timeout=300)
     assert good.future.result(timeout=300).shape == (8, 16)
-    assert fast.batch.load() == dict(active=0, waiting=0)
+    assert (fast.batch.stats().active, fast.batch.stats().waiting) == (0, 0)
 
 
 def test_a_cancelled_request_leaves_at_the_next_frame_and_frees_its_slot(fast, prompts):  # noqa: F811
@@ -82,5 +87,5 @@ def test_a_cancelled_request_leaves_at_the_next_frame_and_frees_its_slot(fast, p
     jobs.append(fast.submit(TEXTS[0], "english", prompts[0], on_frame=cancel_at, **GREEDY, max_new_tokens=200))
     with pytest.raises(CancelledError):
         jobs[0].future.result(timeout=300)
-    assert jobs[0].done < 10 and fast.batch.load() == dict(active=0, waiting=0)
+    assert jobs[0].done < 10 and (fast.batch.stats().active, fast.batch.stats().waiting) == (0, 0)
     assert fast.decoder.rows_in_use == 0

@@ -53,7 +53,11 @@ def test_fast_mode_clones_a_batch_larger_than_its_bucket(fast_engine):
     assert [r.engine_mode for r in results] == ["fast"] * 3
     assert [r.batch_size for r in results] == [2, 2, 1]
     assert all(0 < r.frames <= 7 for r in results)
-    assert fast_engine.health().engine_mode == "fast"
+    health = fast_engine.health()
+    assert health.engine_mode == "fast"
+    batch = health.fast_batch  # the continuous batch, idle again; never more rows a step than its largest bucket
+    assert (batch.active, batch.waiting, batch.max_batch) == (0, 0, 2)
+    assert batch.frames >= sum(r.frames for r in results) and 0 < batch.rows_per_step <= 2
 
 
 def test_fast_mode_is_reproducible_with_a_seed(fast_engine):

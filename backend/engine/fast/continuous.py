@@ -7,7 +7,11 @@ has finished. The batch then moves between the decoder's buckets (one CUDA graph
 length) as its size changes: rows are kept packed in slots 0..n-1, a leaving row's slot taking the last row.
 
 One thread, the scheduler's, owns the loop and is the only one that touches the decode buffers; requests reach
-it through a locked queue and get their codes back through a `Future` (and, streaming, chunk callbacks). A row's
+it through a locked queue and get their codes back through a `Future` (and, streaming, chunk callbacks). A
+request's prompt is prefilled on its own thread before it queues (`staging.py`): the loop only copies it into a
+slot, so newcomers cost the running rows a few copies, not a talker forward each. On CUDA the loop runs on its
+own high-priority stream, so its frames go ahead of the other threads' GPU work (prefills, speech decoding,
+watermarking); codes are handed on only after the stream has made them. A row's
 codes do not depend on its neighbours: attention reads only the row's own cache slots, and its random numbers are
 a hash of its own seed and draw counter (`sampling.row_noise`), so a seeded request samples the same codes in any
 company, and greedy decoding gives stock qwen-tts's codes for every row whoever joins or leaves.
@@ -25,12 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 import torch
 
-from backend.engine.fast.decoder import DecodeSettings, FastDecoder, TalkerInputs, trim_at_eos
+from backend.engine.fast.decoder import DecodeSettings, FastDecoder, trim_at_eos
+from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 log = structlog.get_logger(__name__)
 ChunkSink = Callable[[torch.Tensor], None]  # new codes (n x 16, on the device), called on the scheduler thread
@@ -41,6 +46,23 @@ def row_seed(seed: int | None) -> int:
     """The 32-bit noise seed of a request: its own seed reduced to 32 bits (seeds equal modulo 2**32 sample
     alike), or a fresh one from the OS (unseeded requests differ in every process, snapshot-restored or not)."""
     return secrets.randbits(32) if seed is None else seed % 2**32
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """The decode loop's state and counters: `steps` frames of the whole batch, `frames` rows' frames in them
+    (frames / steps: the mean batch), and the loop's own seconds: joining newcomers, stepping (launching a
+    frame), looking (the host waiting for the GPU at EOS and chunk checks, and handing codes on)."""
+
+    active: int = 0
+    waiting: int = 0
+    max_batch: int = 0
+    steps: int = 0
+    frames: int = 0
+    joins: int = 0
+    join_s: float = 0.0
+    step_s: float = 0.0
+    look_s: float = 0.0
 
 
 @dataclass(eq=False)
@@ -56,6 +78,7 @@ class DecodeJob:
     on_chunk: ChunkSink | None = None
     on_frame: FrameSink | None = None
     future: Future[torch.Tensor] = field(default_factory=Future)  # all codes, cut at EOS
+    staged: StagedPrompt | None = None  # its prompt prefilled (by `submit`), until it joins
     queued: float = field(default_factory=time.perf_counter)
     joined: float = 0.0  # when its prompt was prefilled into a slot (perf_counter)
     ended: float = 0.0  # when its codes were complete
@@ -90,13 +113,18 @@ class ContinuousBatch:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._since_check = 0
+        self._stats = LoopStats()
 
     def submit(self, job: DecodeJob) -> Future[torch.Tensor]:
-        """Queue `job`; it joins the running decode at the next frame boundary with a free slot."""
+        """Prefill `job`'s prompt on the calling thread, then queue it; it joins the running decode at the next
+        frame boundary with a free slot."""
         prompt = job.inputs.inputs_embeds.shape
         if prompt[0] != 1 or prompt[1] + job.budget + 1 > self.decoder.max_len:
             raise ValueError(f"one request of {prompt[1]} + {job.budget} tokens exceeds the fast decoder's "
                              f"{self.decoder.max_len} cache slots")
+        if self._closed:
+            raise RuntimeError("the decode loop is closed")
+        job.staged = self.decoder.stage(job.inputs)
         with self._wakeup:
             if self._closed:
                 raise RuntimeError("the decode loop is closed")
@@ -107,10 +135,12 @@ class ContinuousBatch:
             self._wakeup.notify()
         return job.future
 
-    def load(self) -> dict[str, int]:
-        """Rows decoding and requests not decoding yet (queued or being prefilled): health, benchmarks."""
+    def stats(self) -> LoopStats:
+        """Rows decoding and requests queued or joining now, and the loop's counters since it started (health,
+        benchmarks: where its time went)."""
         with self._wakeup:
-            return dict(active=len(self._active), waiting=len(self._waiting) + self._joining)
+            return replace(self._stats, active=len(self._active), waiting=len(self._waiting) + self._joining,
+                           max_batch=self.decoder.max_batch)
 
     def close(self) -> None:
         """Finish every accepted job, then stop the thread."""
@@ -123,10 +153,15 @@ class ContinuousBatch:
 
     # -- the scheduler thread ------------------------------------------------------------------------------
     def _run(self) -> None:
+        cuda = self.decoder.device.type == "cuda"
+        self.decoder.serve_batch()
+        if cuda:
+            self._stream = torch.cuda.Stream(self.decoder.device, priority=-1)  # -1: high priority
+            torch.cuda.set_stream(self._stream)
         while True:
             with self._wakeup:
-                while not self._active and not self._waiting and not self._closed:
-                    self._wakeup.wait()
+                if not self._active and not self._waiting:
+                    self._idle(cuda)
                 if not self._active and not self._waiting:
                     return  # closed and drained
                 free = self.decoder.max_batch - len(self._active)
@@ -144,13 +179,26 @@ class ContinuousBatch:
                     self._active.clear()
                     self._leave([])  # every slot free and harmless again
 
+    def _idle(self, cuda: bool) -> None:
+        """Wait for work (the caller holds `_wakeup`). On CUDA nothing of the loop's stays queued on its stream
+        meanwhile (a static generation may use the buffers on another stream), and when work comes the loop's
+        stream first waits for what the default stream had queued."""
+        if cuda:
+            self._stream.synchronize()
+        while not self._active and not self._waiting and not self._closed:
+            self._wakeup.wait()
+        if cuda:
+            self._stream.wait_stream(torch.cuda.default_stream(self.decoder.device))
+
     def _join(self, job: DecodeJob) -> None:
-        """Prefill `job` into the next free slot (it stops counting as joining in the step it becomes active)."""
-        joined = False
+        """Copy `job`'s staged prompt into the next free slot (it stops counting as joining in the step it
+        becomes active)."""
+        started, joined = time.perf_counter(), False
         try:
             if job.future.set_running_or_notify_cancel():  # else cancelled while queued
                 with self.decoder._generating:
-                    job.prompt = self.decoder.join(len(self._active), job.inputs, job.settings, job.seed)
+                    staged = job.staged or self.decoder.stage(job.inputs)
+                    job.prompt = self.decoder.join(len(self._active), staged, job.settings, job.seed)
                 joined = True
         except Exception as error:  # noqa: BLE001 - this request's own failure
             _fail(job, error)
@@ -158,17 +206,22 @@ class ContinuousBatch:
             self._joining -= 1
             if joined:
                 job.slot, job.joined = len(self._active), time.perf_counter()
+                job.staged = None  # its K/V copies are the slot's now
                 self._active.append(job)
                 self.decoder.rows_in_use = len(self._active)
+                self._count(joins=1, join_s=job.joined - started)
 
     def _step(self) -> None:
         """One frame for every active row, then whatever the host must look at: chunks, EOS, budgets."""
         decoder, active = self.decoder, self._active
+        started = time.perf_counter()
         tokens = max(job.prompt + job.done for job in active) + 1
         with decoder._generating, torch.inference_mode():
             _, advance = decoder._plan(*decoder.shape(len(active), tokens))
             advance()
         self._since_check += 1
+        stepped = time.perf_counter()
+        self._count(steps=1, frames=len(active), step_s=stepped - started)
         for job in active:
             job.done += 1
             job.peak_rows = max(job.peak_rows, len(active))
@@ -182,14 +235,20 @@ class ContinuousBatch:
         self._since_check = 0
         finished = decoder.buffers.finished[:len(active)].tolist()
         leaving: dict[DecodeJob, torch.Tensor | None] = {}  # -> its codes, or None: it failed or was cancelled
+        chunks: list[tuple[DecodeJob, torch.Tensor]] = []  # handed on once the stream has made them
         for job in active:
             if job.error is None and (finished[job.slot] or job.done >= job.budget):
-                leaving[job] = self._finish(job)
+                leaving[job] = self._finish(job, chunks)
             elif job in owed and job.error is None:
-                self._emit(job, decoder.buffers.codes[job.slot, job.emitted:job.done].clone(), job.done)
+                chunks.append((job, self._take(job, decoder.buffers.codes[job.slot, job.emitted:job.done], job.done)))
             if job.error is not None or job.cancelled.is_set():
                 leaving[job] = None
         self._leave(list(leaving))
+        if chunks or leaving:
+            self._synchronize()
+        for job, codes in chunks:
+            if job.on_chunk is not None:
+                _call(job, job.on_chunk, codes)
         for job, codes in leaving.items():  # answered once its slot is free
             if job.error is not None:
                 _fail(job, job.error)
@@ -197,20 +256,31 @@ class ContinuousBatch:
                 _fail(job, CancelledError())
             elif not job.future.done():
                 job.future.set_result(codes)
+        self._count(look_s=time.perf_counter() - stepped)
 
-    def _finish(self, job: DecodeJob) -> torch.Tensor:
-        """The row's codes cut at EOS (its last chunk handed on first)."""
+    def _count(self, **add: float) -> None:
+        stats = self._stats
+        self._stats = replace(stats, **{name: getattr(stats, name) + value for name, value in add.items()})
+
+    def _finish(self, job: DecodeJob, chunks: list[tuple[DecodeJob, torch.Tensor]]) -> torch.Tensor:
+        """The row's codes cut at EOS (its last chunk, if it streams and one is owed, added to `chunks`)."""
         codes = trim_at_eos(self.decoder.buffers.codes[job.slot:job.slot + 1, :job.done], job.settings.eos)[0]
         codes, job.ended = codes.clone(), time.perf_counter()
         if job.chunks and codes.shape[0] > job.emitted:
-            self._emit(job, codes[job.emitted:], codes.shape[0])
+            chunks.append((job, self._take(job, codes[job.emitted:], codes.shape[0])))
         return codes
 
-    def _emit(self, job: DecodeJob, codes: torch.Tensor, upto: int) -> None:
+    @staticmethod
+    def _take(job: DecodeJob, codes: torch.Tensor, upto: int) -> torch.Tensor:
+        """A copy of the job's next chunk of codes (up to frame `upto`), its chunk schedule moved on."""
         job.emitted = upto
         job.chunks = job.chunks[1:] or job.chunks
-        if job.on_chunk is not None:
-            _call(job, job.on_chunk, codes)
+        return codes.clone()
+
+    def _synchronize(self) -> None:
+        """Wait for the loop's stream: the codes copied from the buffers exist before another thread reads them."""
+        if self.decoder.device.type == "cuda":
+            self._stream.synchronize()
 
     def _leave(self, leaving: list[DecodeJob]) -> None:
         """Free the slots of `leaving`: the last row moves into each, so rows stay packed from slot 0."""

@@ -27,7 +27,8 @@ too. A shape whose compilation fails keeps its eager graph.
 
 Every row has its own frame count, cache position, seed and sampler settings, so rows may be at different
 points of different generations: `frames` prefills all rows at once (one static batch, run to its end), `join`
-prefills one row while the others keep their state (the continuous batch).
+copies one prompt, prefilled beforehand on the request's thread (`stage`, staging.py), into a slot while the
+others keep their state (the continuous batch).
 """
 
 from __future__ import annotations
@@ -40,28 +41,18 @@ from dataclasses import dataclass
 
 import structlog
 import torch
-from transformers import DynamicCache
 
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
 from backend.engine.fast.sampling import SamplingConfig, choose_tokens, row_noise, select_tokens
+from backend.engine.fast.staging import StagedPrompt, Stager, TalkerInputs
 
 log = structlog.get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
 LENGTH_BUCKET = 256  # talker attention reads this many cache slots per step, rounded up
 Shape = tuple[int, int]  # (batch bucket, cache length): one compiled frame and one CUDA graph
-SERVING_SWITCH_INTERVAL_S = 0.0005  # GIL switch interval while a background thread compiles (default 0.005)
-
-
-@dataclass
-class TalkerInputs:
-    """What stock `Qwen3TTSForConditionalGeneration.generate` hands to `talker.generate` (left-padded batch)."""
-
-    inputs_embeds: torch.Tensor  # (B, L0, C)
-    attention_mask: torch.Tensor  # (B, L0) 1 = token, 0 = left padding
-    trailing_text_hidden: torch.Tensor  # (B, T, C) text still to feed, one row per frame
-    tts_pad_embed: torch.Tensor  # (1, 1, C) fed once the text has run out
+SERVING_SWITCH_INTERVAL_S = 0.0005  # GIL switch interval while compiling or serving a batch (default 0.005)
 
 
 @dataclass(frozen=True)
@@ -106,6 +97,7 @@ class FastDecoder:
         self.layer_step = LayerRunner(self.compiled)
         self.select = LazyCompiled(select_tokens) if self.compiled else select_tokens
         self.eager_step = LayerRunner(False)
+        self.stager = Stager(self.talker, self.device)
         fuse_projections(model)
         self._graphs: dict[Shape, torch.cuda.CUDAGraph] = {}  # the graph each shape replays now
         self._compiled_graphs: set[Shape] = set()  # shapes whose graph runs the compiled code (else eager)
@@ -119,6 +111,7 @@ class FastDecoder:
         self._pool = None
         self._eos_id: int | None = None
         self.rows_in_use = 0  # slots the continuous batch holds; a static generation needs them all free
+        self.serving = False  # a continuous batch runs (`serve_batch`)
         with torch.inference_mode():
             self.buffers = DecodeBuffers(self, config, max_batch, max_len)
             self._set_eos(config.codec_eos_token_id)
@@ -283,6 +276,15 @@ class FastDecoder:
         for rows in batches or self.batch_buckets:
             self.capture(self.shape(rows, length))
 
+    def serve_batch(self) -> None:
+        """A continuous batch's loop starts: lower the interpreter's thread switch interval for good. The loop's
+        thread is every row's critical path, and it gives the GIL up at each graph replay and stream wait; with
+        the default 5 ms interval, a thread decoding speech or preparing a prompt kept it waiting up to 5 ms each
+        time it wanted the GIL back, several times per frame."""
+        self.serving = True
+        if self.device.type == "cuda":  # a CPU run (tests) leaves the process as it is
+            sys.setswitchinterval(min(sys.getswitchinterval(), SERVING_SWITCH_INTERVAL_S))
+
     def graph_status(self) -> dict[str, object]:
         """For health: graphs by kind, whether a background capture runs, and which shapes failed and why."""
         return dict(compiled=len(self._compiled_graphs), eager=len(self._graphs) - len(self._compiled_graphs),
@@ -318,7 +320,8 @@ class FastDecoder:
                                     error=repr(error), serving="eager graph" if shape in self._graphs else "other")
             finally:
                 self._background = False
-                sys.setswitchinterval(interval)
+                if not self.serving:  # a continuous batch keeps the interval low for good
+                    sys.setswitchinterval(interval)
             log.info("fast.background_captured", compiled=len(self._compiled_graphs), graphs=len(self._graphs),
                      failed=len(self._failed), seconds=round(time.perf_counter() - started, 2))
             if after is not None:
@@ -352,25 +355,32 @@ class FastDecoder:
         return rows, lambda: self._frame(self.buffers, rows, length, compiled=compiled)
 
     # -- generation ----------------------------------------------------------------------------------------
+    def stage(self, inputs: TalkerInputs) -> StagedPrompt:
+        """Prefill a prompt on the calling thread (`staging.py`), for `join` to copy into a slot later."""
+        return self.stager.stage(inputs)
+
     def _prefill(self, inputs: TalkerInputs, rows: slice, settings: DecodeSettings, seeds: torch.Tensor) -> int:
         """Stock talker forward over the prompt of `inputs` (one row per slot of `rows`; fewer are padded with
-        copies of the last, their output dropped), then K/V, masks, text, sampler state and each row's 32-bit
-        seed (`seeds`) into those slots; the other slots are left as they are. Returns the prompt's length."""
-        b = self.buffers
-        embeds, mask, trailing = inputs.inputs_embeds, inputs.attention_mask, inputs.trailing_text_hidden
-        real, count = embeds.shape[0], rows.stop - rows.start
-        self._set_eos(settings.eos)
+        copies of the last, their output dropped), then its state into those slots (`_install`)."""
+        real, count = inputs.inputs_embeds.shape[0], rows.stop - rows.start
         if count > real:
-            pick = torch.cat((torch.arange(real), torch.full((count - real,), real - 1))).to(embeds.device)
-            embeds, mask, trailing = embeds[pick], mask[pick], trailing[pick]
-        length = embeds.shape[1]
-        cache = DynamicCache()
-        out = self.talker(inputs_embeds=embeds, attention_mask=mask, past_key_values=cache, use_cache=True,
-                          cache_position=torch.arange(length, device=embeds.device),
-                          trailing_text_hidden=trailing, tts_pad_embed=inputs.tts_pad_embed)
-        for layer, kv in zip(cache.layers, b.talker_cache):
-            kv[0, rows, :, :length].copy_(layer.keys)
-            kv[1, rows, :, :length].copy_(layer.values)
+            pick = torch.cat((torch.arange(real), torch.full((count - real,), real - 1))).to(self.device)
+            inputs = TalkerInputs(inputs.inputs_embeds[pick], inputs.attention_mask[pick],
+                                  inputs.trailing_text_hidden[pick], inputs.tts_pad_embed)
+        staged = self.stager._forward(inputs)
+        return self._install(staged, rows, settings, seeds, real=real)
+
+    def _install(self, staged: StagedPrompt, rows: slice, settings: DecodeSettings, seeds: torch.Tensor, *,
+                 real: int) -> int:
+        """A prefilled prompt's K/V, masks, text, sampler state, each row's 32-bit seed (`seeds`) and first token
+        into the slots of `rows` (rows past `real` are padding, finished at once); the other slots are left as
+        they are. Returns the prompt's length."""
+        b, inputs, length, count = self.buffers, staged.inputs, staged.length, rows.stop - rows.start
+        mask, trailing = inputs.attention_mask, inputs.trailing_text_hidden
+        self._set_eos(settings.eos)
+        for keys, values, kv in zip(staged.keys, staged.values, b.talker_cache):
+            kv[0, rows, :, :length].copy_(keys)
+            kv[1, rows, :, :length].copy_(values)
         b.valid[rows].zero_()
         b.valid[rows, :length].copy_(mask.bool())
         b.rope_delta[rows, 0].copy_(-(mask == 0).sum(-1))
@@ -383,24 +393,29 @@ class FastDecoder:
         b.seen[rows].zero_()
         b.finished[rows].zero_()
         b.finished[rows.start + real:rows.stop] = True
-        logits = out.logits[:, -1].float()
         ban = b.suppress + (b.eos_ban if settings.min_new_tokens > 0 else 0.0)
-        first = choose_tokens(logits, b.talker_slots.view(rows), count, ban=ban, seen=b.seen[rows],
+        first = choose_tokens(staged.logits, b.talker_slots.view(rows), count, ban=ban, seen=b.seen[rows],
                               noise=row_noise(b.seed[rows], torch.zeros_like(b.seed[rows]), self.vocab))
         b.seen[rows].scatter_(1, first[:, None], True)
         b.token[rows].copy_(first)
-        b.past_hidden[rows].copy_(out.past_hidden)
+        b.past_hidden[rows].copy_(staged.past_hidden)
         b.step[rows] = 0
         b.position[rows] = length
         return length
 
-    def join(self, slot: int, inputs: TalkerInputs, settings: DecodeSettings, seed: int) -> int:
-        """Prefill one request (`inputs` of one row) into batch slot `slot` while the other slots keep their
+    def join(self, slot: int, staged: StagedPrompt, settings: DecodeSettings, seed: int) -> int:
+        """Copy one staged prompt (`stage`, one row) into batch slot `slot` while the other slots keep their
         state: it decodes from the next frame on, at its own positions. Returns its prompt length. The caller
-        holds `_generating` (`ContinuousBatch`)."""
+        holds `_generating` (`ContinuousBatch`) and runs on the decode loop's stream, which first waits for the
+        staging stream; the staged tensors are then marked in use by it (no early reuse of their memory)."""
         with torch.inference_mode():
-            seeds = torch.tensor([seed & 0xFFFFFFFF], dtype=torch.long, device=self.device)
-            return self._prefill(inputs, slice(slot, slot + 1), settings, seeds)
+            stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+            if staged.ready is not None:
+                stream.wait_event(staged.ready)
+            seeds = torch.tensor([seed & 0xFFFFFFFF], dtype=torch.long).to(self.device, non_blocking=True)
+            length = self._install(staged, slice(slot, slot + 1), settings, seeds, real=1)
+            staged.release(stream)
+            return length
 
     def frames(self, inputs: TalkerInputs, settings: DecodeSettings, *, chunks: Sequence[int] = (),
                on_frame: Callable[[int], None] | None = None) -> Iterator[torch.Tensor]:

@@ -3,7 +3,8 @@
 Prompt assembly stays qwen-tts's: `generate_voice_clone` is called as usual with `talker.generate` swapped, on
 this model instance only and for the length of the call, for a stub that raises with the arguments it was given
 (qwen-tts builds the talker's inputs inside one long `generate` with no hook, and re-implementing it would drift
-from the package). Those arguments feed `FastDecoder`; codes become audio exactly as qwen-tts does it.
+from the package). Those arguments feed `FastDecoder`; codes become audio through qwen-tts's own speech decoder,
+in stock's windows (`speech.py`: on CUDA, replayed graphs).
 
 Two ways to decode: `generate_codes` runs one static batch to its end (the reference the parity tests hold
 against stock batches, and the single-generation benchmarks); `submit` and `stream_voice_clone` hand one request
@@ -21,8 +22,10 @@ import numpy as np
 import torch
 
 from backend.engine.fast.continuous import ChunkSink, ContinuousBatch, DecodeJob, FrameSink, row_seed
-from backend.engine.fast.decoder import DecodeSettings, FastDecoder, TalkerInputs, trim_at_eos
+from backend.engine.fast.decoder import DecodeSettings, FastDecoder, trim_at_eos
+from backend.engine.fast.staging import TalkerInputs
 from backend.engine.fast.sampling import SamplingConfig
+from backend.engine.fast.speech import SpeechDecoder
 
 SAMPLES_PER_FRAME = 1920
 STREAM_CHUNKS = (2, 4, 8, 12)  # frames; each chunk arrives before the audio of the previous one has played
@@ -59,6 +62,7 @@ class FastTTS:
         self.decoder = FastDecoder(tts.model, max_batch=max_batch, max_len=max_len, use_graphs=use_graphs,
                                    compile=compile)
         self.batch = ContinuousBatch(self.decoder)
+        self.speech = SpeechDecoder(tts.model.speech_tokenizer, use_graphs=self.decoder.use_graphs)
         self._hooking = threading.Lock()  # `talker_inputs` swaps `talker.generate` for the length of a call
 
     def talker_inputs(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
@@ -112,7 +116,7 @@ class FastTTS:
         """qwen-tts's own ending: decode with the reference codes in front (ICL), then cut their share off."""
         windows = [torch.cat((p.ref_code.to(c.device), c)) if p.ref_code is not None else c
                    for c, p in zip(codes, prompts)]
-        wavs, rate = self.tts.model.speech_tokenizer.decode([{"audio_codes": w} for w in windows])
+        wavs, rate = [self.speech.decode(w) for w in windows], self.speech.sample_rate
         out = []
         for wav, window, prompt in zip(wavs, windows, prompts):
             if prompt.ref_code is not None:
@@ -137,12 +141,10 @@ class FastTTS:
         job.future.add_done_callback(lambda _: arrived.put(None))  # after the last chunk
         ref = voice_clone_prompt.ref_code
         context = ref[-left_context:].to(self.decoder.device) if ref is not None and left_context else None
-        decode = self.tts.model.speech_tokenizer.decode
         try:
             while (new := arrived.get()) is not None:
                 window = new if context is None else torch.cat((context, new))
-                wav = decode([{"audio_codes": window}])[0][0]
-                yield wav[-new.shape[0] * SAMPLES_PER_FRAME:]
+                yield self.speech.decode(window)[-new.shape[0] * SAMPLES_PER_FRAME:]
                 context = window[-left_context:] if left_context else None
             job.future.result()  # the request's own error, if it failed
         finally:

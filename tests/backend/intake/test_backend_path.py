@@ -38,11 +38,11 @@ def test_engine_refuses_a_bomb(engine: Engine, made: Path, name: str) -> None:
 async def test_batcher_refuses_a_bomb_before_it_joins_a_batch(engine: Engine, made: Path) -> None:
     batches = []
 
-    def clone_batch(requests):
+    def clone_batch(requests, **_):
         batches.append(requests)
         raise AssertionError("a bomb reached the model")
 
-    batcher = CloneBatcher(clone_batch, max_batch=4, validate=engine.validate)
+    batcher = CloneBatcher(clone_batch, max_calls=4, validate=engine.validate)
     with pytest.raises(InvalidInput) as caught:
         await batcher.clone(CloneRequest(reference=bombs(120, made)["flac-unknown-length"](), text="Hello."))
     await asyncio.sleep(0)

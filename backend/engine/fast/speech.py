@@ -1,0 +1,112 @@
+"""Speech decoding for the fast engine: codes to 24 kHz audio through qwen-tts's speech-tokenizer decoder, with
+the windows stock decoding uses, each right-padded to one of a few fixed lengths so that on CUDA a captured
+graph per length replays it.
+
+Why: run eagerly, the decoder is a long chain of small kernels, about 40 ms of launches per call whatever its
+length (one H200: 42 ms for a 2-frame stream chunk, 39 ms for 160 frames; `bench_load.py` micro costs), all of
+it holding the GIL. Under load, decoding every stream's chunks and every finished clip that way starved the
+threads that feed the continuous batch: the batch ran at about 2 rows while requests waited. A graph replay is
+one launch.
+
+Right padding changes nothing before it: every part of the decoder is causal (causal convolutions, transposed
+convolutions trimmed on the right, causal attention). Stock relies on the same thing when it decodes a padded
+batch (`Qwen3TTSTokenizerV2Model.decode`), and pads with code 0 as we do. Windows follow stock's
+`chunked_decode`: 300 frames behind up to 25 frames of context. The graphs share their buffers, so one decode
+runs at a time; a length past the largest window, a CPU run, or a capture that failed decodes eagerly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+import torch
+
+log = structlog.get_logger(__name__)
+WINDOW_FRAMES = (40, 80, 160, 325)  # padded lengths: a stream chunk behind its context fits the first
+CHUNK_FRAMES = 300  # stock `chunked_decode`: new frames per window
+CONTEXT_FRAMES = 25  # and the frames of context before them
+
+
+@dataclass
+class _Graph:
+    graph: torch.cuda.CUDAGraph
+    codes: torch.Tensor  # (1, groups, frames) the input it reads
+    wav: torch.Tensor  # (1, 1, frames * upsample) the output it writes
+
+
+class SpeechDecoder:
+    """Decodes codes (frames x 16) to float32 audio, one call at a time; `capture` prepares the graphs."""
+
+    def __init__(self, tokenizer: Any, *, use_graphs: bool) -> None:
+        model = tokenizer.model
+        self.decoder = model.decoder
+        self.upsample = int(model.get_decode_upsample_rate())
+        self.sample_rate = int(model.get_output_sample_rate())
+        self.groups = int(model.decoder.config.num_quantizers)
+        self.device = next(model.decoder.parameters()).device
+        self.use_graphs = use_graphs and self.device.type == "cuda"
+        self._lock = threading.Lock()
+        self._graphs: dict[int, _Graph] = {}
+        self._failed: set[int] = set()
+
+    def capture(self) -> None:
+        """Capture every window length now (at load: a first request should not pay for it)."""
+        with self._lock, torch.inference_mode():
+            for frames in WINDOW_FRAMES:
+                self._graph(frames)
+
+    def decode(self, codes: torch.Tensor) -> np.ndarray:
+        """The audio of `codes` (n x 16, on any device), n * upsample samples: what stock `decode` gives for it."""
+        codes = codes.to(self.device).clamp(min=0).T[None]  # (1, groups, n); stock clamps its -1 padding too
+        total = codes.shape[-1]
+        pieces = []
+        with self._lock, torch.inference_mode():
+            start = 0
+            while start < total:
+                end = min(start + CHUNK_FRAMES, total)
+                context = min(CONTEXT_FRAMES, start)
+                wav = self._window(codes[..., start - context:end])
+                pieces.append(wav[context * self.upsample:].float().cpu().numpy())
+                start = end
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+    def _window(self, codes: torch.Tensor) -> torch.Tensor:
+        """One window's audio (frames * upsample samples), padded on the right to the next window length."""
+        frames = codes.shape[-1]
+        padded = next((length for length in WINDOW_FRAMES if length >= frames), frames)
+        samples = frames * self.upsample
+        graph = self._graph(padded) if self.use_graphs else None
+        if graph is not None:
+            graph.codes.zero_()
+            graph.codes[..., :frames].copy_(codes)
+            graph.graph.replay()
+            return graph.wav[0, 0, :samples]
+        window = torch.zeros(1, self.groups, padded, dtype=codes.dtype, device=self.device)
+        window[..., :frames] = codes
+        return self.decoder(window)[0, 0, :samples]
+
+    def _graph(self, frames: int) -> _Graph | None:
+        """The graph for a window of `frames`, captured on first use; None where capturing failed (eager)."""
+        if frames in self._graphs or frames in self._failed or frames not in WINDOW_FRAMES:
+            return self._graphs.get(frames)
+        try:
+            codes = torch.zeros(1, self.groups, frames, dtype=torch.long, device=self.device)
+            side = torch.cuda.Stream(self.device)  # warm-up on a side stream, as graphs want
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.decoder(codes)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                wav = self.decoder(codes)
+        except Exception as error:  # noqa: BLE001 - that length decodes eagerly
+            self._failed.add(frames)
+            log.warning("fast.speech_capture_failed", frames=frames, error=repr(error)[:300])
+            return None
+        self._graphs[frames] = _Graph(graph, codes, wav)
+        return self._graphs[frames]

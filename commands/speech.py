@@ -3,10 +3,10 @@ speaker's last reference clip, or a default voice.
 
 `speak` (a user's `/speak`) and `read` (a message read aloud) check everything that can be refused before any
 audio exists and raise it (`VoicebotError` with the user's message), so an adapter can answer at once; then they
-hand back `Speech`: its chunks (24 kHz float) stream from the backend as the text is generated,
-long texts in pieces side by side (`commands.long_text`). The adapter plays them and closes the speech when the
-playback ends (`Speech.close`): that cancels what still generates, frees the user's
-admission slot and writes the audit entry (kind "speak" or "read", with the seconds played).
+hand back `Speech`: its chunks (24 kHz float) stream from the backend as the text is generated, long texts in
+pieces side by side (`commands.long_text`). The adapter plays them and closes the speech when the playback ends
+(`Speech.close`): that cancels what still generates, frees the user's admission slot and writes the audit entry
+(kind "speak" or "read", with the seconds generated).
 
 `/speak` is admitted like a clone job (per-user limit and cooldown, shared across processes); a read-aloud
 message is not (people chat faster than a cooldown): the adapter's playback queue bounds it instead.

@@ -14,7 +14,6 @@ imported inside the container's `@modal.enter`, and images, volumes and classes 
 # No `from __future__ import annotations` here: modal 1.6's @app.cls reads annotations at import and fails on
 # string annotations.
 
-import asyncio
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -284,7 +283,6 @@ class _Service:
 
         try:
             clone_request = request_from_call(request)
-            await asyncio.to_thread(self.engine.validate, clone_request)
             async for chunk in chunks_in_thread(lambda: self.engine.clone_stream(clone_request),
                                                 timeout_s=DEFAULT_TIMEOUT_S):
                 for pcm in pcm16_pieces(chunk):

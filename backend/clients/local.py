@@ -157,11 +157,11 @@ class LocalBackend:
 
     async def clone_stream(self, request: CloneRequest) -> AudioChunks:
         """The engine's stream (`Engine.clone_stream`) from a thread of its own, under VOICEBOT_TIMEOUT_S; bad
-        input is refused before the thread starts. The request joins the continuous batch like a clone."""
+        input is raised before the first chunk (the engine checks it first). The request joins the continuous
+        batch like a clone."""
         with _engine_errors():
             # The first call may build the demo checkpoint: off the event loop.
             engine = self._engine or await asyncio.to_thread(self._get_engine)
-            await asyncio.to_thread(engine.validate, request)
             async for chunk in chunks_in_thread(lambda: engine.clone_stream(request),
                                                 timeout_s=self._settings.timeout_s):
                 yield chunk

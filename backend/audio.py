@@ -1,4 +1,4 @@
-"""Audio out: the WAV every generated clip (and every checked reference clip) is sent as.
+"""Audio out: the WAV every generated clip (and every checked reference clip) is sent as, and read back.
 
 Reading uploads is `backend.intake`'s job: it decodes within a memory budget and judges the clip.
 """
@@ -31,3 +31,9 @@ def to_pcm16(samples: np.ndarray) -> bytes:
     # RAW has no header: the rate argument is required but unused
     sf.write(buffer, np.clip(to_mono(samples), -1.0, 1.0), 24_000, format="RAW", subtype="PCM_16", endian="LITTLE")
     return buffer.getvalue()
+
+
+def read_samples(wav: bytes) -> np.ndarray:
+    """A generated clip's WAV (as `to_wav` writes it) back to float32 mono samples."""
+    samples, _ = sf.read(io.BytesIO(wav), dtype="float32", always_2d=False)
+    return to_mono(samples)

@@ -20,17 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 import modal
 
-from backend.batcher import CloneBatcher, ProgressSink
+from backend.batcher import DEFAULT_TIMEOUT_S, CloneBatcher, ProgressSink
 from backend.errors import EngineConfigError, VoicebotError
 from backend.progress_stream import progress_then_result
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.serving import TOKEN_ENV, ServingSettings, WebAccess
 from backend.variants import APP_NAME, MODELS_DIR, MODELS_VOLUME, VARIANTS, VOICES_DIR, VOICES_VOLUME, Variant
 from backend.wire import (
+    END_EVENT,
+    audio_event,
     batch_from_call,
     checked_batch,
     forget_from_call,
+    error_event,
     invalid_request,
+    pcm16_pieces,
     progress_event,
     reply_error,
     reply_ok,
@@ -272,6 +276,23 @@ class _Service:
                 yield progress_event(event) if isinstance(event, Progress) else reply_ok(event.model_dump())
         except VoicebotError as exc:
             yield reply_error(exc)
+
+    @modal.method()
+    async def stream_audio(self, request: dict):
+        """The speech as it is generated, for `.remote_gen`: `{"audio": <16-bit PCM>}` pieces of at most half a
+        second as the engine decodes them, then `{"end": {}}`; a failure as the error item. The request joins the
+        container's running decode like any clone; a caller that stops listening frees its slot."""
+        from backend.audio_stream import chunks_in_thread  # numpy: not in the download image
+
+        try:
+            clone_request = request_from_call(request)
+            async for chunk in chunks_in_thread(lambda: self.engine.clone_stream(clone_request),
+                                                timeout_s=DEFAULT_TIMEOUT_S):
+                for pcm in pcm16_pieces(chunk):
+                    yield audio_event(pcm, as_text=False)
+            yield END_EVENT
+        except VoicebotError as exc:
+            yield error_event(exc)
 
     @modal.method()
     def clone_batch(self, requests: list) -> dict:

@@ -1,7 +1,8 @@
-"""The HTTP API in front of a clone service (the engine): `/clone`, `/clone-batch`, `/health`, `/languages`,
-`/check` (is a clip watermarked by this backend?) and `/forget-voices` (drop cached voice prompts: forget-me);
-under `/v1`, the OpenAI-compatible audio API on the same service (`backend.openai_api`), which answers its
-errors in OpenAI's shape, the token's and the size guard's included.
+"""The HTTP API in front of a clone service (the engine): `/clone`, `/clone-stream` (the speech as it is
+generated), `/clone-batch`, `/health`, `/languages`, `/check` (is a clip watermarked by this backend?) and
+`/forget-voices` (drop cached voice prompts: forget-me); under `/v1`, the OpenAI-compatible audio API on the
+same service (`backend.openai_api`), which answers its errors in OpenAI's shape, the token's and the size
+guard's included.
 
 Handlers are plain `def`s: FastAPI runs them in its threadpool, so a generation that holds the engine's lock
 for tens of seconds never blocks the event loop (health checks and bad requests still get answered).
@@ -26,6 +27,11 @@ error line. Content negotiation rather than a second route, so a new client agai
 gets the plain answer (no progress) instead of a 404. On Modal, a plain request still running after 150 s is
 answered with a 303 to a result URL; a stream has begun answering at once (headers and the first line), so it
 stays one open connection for the whole generation.
+
+Speech as it is generated. `POST /clone-stream` takes the `/clone` body (same token, same body limit, the same
+4xx before anything streams) and answers NDJSON: `{"audio": "<base64 16-bit PCM, 24 kHz mono>"}` lines of at
+most half a second each, as the engine decodes them, then `{"end": {}}`, or an error line
+(`backend.wire`'s audio stream). A client that goes away stops the generation at the next frame.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,23 +56,26 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.batcher import ProgressSink
+from backend.audio_stream import chunks_in_thread
+from backend.batcher import DEFAULT_TIMEOUT_S, ProgressSink
 from backend.errors import VoicebotError
 from backend.intake.limits import AudioLimits
 from backend.openai_api import DEFAULT_MODELS, PREFIX, create_openai_app, too_large, unauthorized
 from backend.openai_api import body_limits as openai_body_limits
 from backend.progress_stream import progress_then_result
-from backend.schema import CloneRequest, CloneResult, ForgetVoices, HealthReport, Progress, WatermarkCheck
+from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, ForgetVoices, HealthReport, Progress, WatermarkCheck
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 from backend.voice_catalog import VoiceCatalog
 from backend.watermark import CHECK_LIMITS
 from backend.wire import (
+    END_EVENT,
     FORGET_BODY_LIMIT,
     CheckBody,
     CloneBatchBody,
     CloneBody,
     NDJSON,
     ErrorBody,
+    audio_event,
     batch_body_limit,
     check_body_limit,
     checked_batch,
@@ -74,6 +84,7 @@ from backend.wire import (
     error_event,
     http_status,
     invalid_request,
+    pcm16_pieces,
     progress_event,
     result_to_json,
     stream_line,
@@ -92,6 +103,10 @@ class CloneService(Protocol):
     def clone(self, request: CloneRequest, on_progress: ProgressSink | None = None) -> CloneResult: ...
 
     def clone_batch(self, requests: Sequence[CloneRequest]) -> list[CloneResult]: ...
+
+    def clone_stream(self, request: CloneRequest) -> Iterator[np.ndarray]:
+        """Blocking: the speech as float32 24 kHz chunks as they are generated (`Engine.clone_stream`)."""
+        ...
 
     def validate(self, request: CloneRequest) -> None: ...
 
@@ -217,14 +232,37 @@ async def _clone_stream(service: CloneService, request: CloneRequest) -> AsyncIt
             error="internal", message=_INTERNAL_MESSAGE).model_dump()}})
 
 
+async def _audio_stream(service: CloneService, request: CloneRequest, timeout_s: float) -> AsyncIterator[bytes]:
+    """The `/clone-stream` answer: the speech in half-second PCM pieces as the engine decodes it, then the end
+    line, or an error line (the status line is already sent)."""
+    started, samples = time.perf_counter(), 0
+    try:
+        async for chunk in chunks_in_thread(lambda: service.clone_stream(request), timeout_s=timeout_s):
+            samples += len(chunk)
+            for pcm in pcm16_pieces(chunk):
+                yield stream_line(audio_event(pcm, as_text=True))
+        log.info("web.clone_stream", seconds=round(time.perf_counter() - started, 3),
+                 audio_seconds=samples / SAMPLE_RATE)
+        yield stream_line(END_EVENT)
+    except VoicebotError as exc:
+        log.info("web.rejected", path="/clone-stream", code=exc.code, stream=True)
+        yield stream_line(error_event(exc))
+    except Exception:
+        log.exception("web.failed", path="/clone-stream", stream=True)
+        yield stream_line({"error": {"status": 500, **ErrorBody(
+            error="internal", message=_INTERNAL_MESSAGE).model_dump()}})
+
+
 def create_web_app(
     service: CloneService, *, token: str | None = None, open_access: bool = False, docs: bool = False,
     audio_limits: AudioLimits | None = None, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     voices: VoiceCatalog | None = None, speech_models: Sequence[str] = DEFAULT_MODELS,
+    stream_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> FastAPI:
     """The FastAPI app for `service`. With `token`, every route requires it as a bearer token; without one
     (None, empty or blank) every request is refused unless `open_access` opens the app on purpose. `docs`
-    serves the OpenAPI schema and its pages; the body limits follow `audio_limits` and `max_text_chars`.
+    serves the OpenAPI schema and its pages; the body limits follow `audio_limits` and `max_text_chars`;
+    `stream_timeout_s` bounds one `/clone-stream` (the batcher's deadline for a whole clip by default).
     `voices` are the saved voices `/v1/audio/speech` can speak with (and `/v1/audio/voices` saves to);
     `speech_models` the names its `model` field accepts."""
     token = (token or "").strip() or None
@@ -232,6 +270,7 @@ def create_web_app(
         raise ValueError("create_web_app: a token and open_access contradict each other; pass one.")
     clip_limits = audio_limits or AudioLimits()
     body_limits = {"/clone": clone_body_limit(clip_limits, max_text_chars),
+                   "/clone-stream": clone_body_limit(clip_limits, max_text_chars),
                    "/clone-batch": batch_body_limit(clip_limits, max_text_chars),
                    "/check": check_body_limit(CHECK_LIMITS), "/forget-voices": FORGET_BODY_LIMIT,
                    **openai_body_limits(clip_limits, max_text_chars)}
@@ -257,6 +296,12 @@ def create_web_app(
         result = service.clone(clone_request)
         log.info("web.clone", seconds=round(time.perf_counter() - started, 3), audio_seconds=result.audio_seconds)
         return result_to_json(result)
+
+    @app.post("/clone-stream", max_body_size=body_limits["/clone-stream"])
+    def clone_stream(body: CloneBody) -> StreamingResponse:
+        clone_request = body.to_request()
+        service.validate(clone_request)  # a bad request answers its 4xx here, before the stream starts
+        return StreamingResponse(_audio_stream(service, clone_request, stream_timeout_s), media_type=NDJSON)
 
     @app.post("/clone-batch", max_body_size=body_limits["/clone-batch"])
     def clone_batch(body: CloneBatchBody) -> dict[str, Any]:

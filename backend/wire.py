@@ -292,3 +292,65 @@ def event_from_stream(data: Any, parse_result: Callable[[Any], T]) -> Progress |
     if kind == "error" and isinstance(payload, dict):
         raise error_from_body(int(payload.get("status", 500)), payload)
     raise ValueError(f"unknown stream event {kind!r:.40}")
+
+
+# -- audio streams: the HTTP API's `POST /clone-stream` (NDJSON) and the Modal generator `stream_audio` ------
+# Speech goes out as it is generated, in pieces of at most half a second of 16-bit PCM (24 kHz mono,
+# little-endian): `{"audio": <pcm>}` (base64 in JSON, raw bytes over Modal) ... then `{"end": {}}`, or an error
+# event. The end event tells a finished stream from a cut connection. A reader holds one piece at a time and
+# refuses more audio in total than the longest generation a voicebot server makes (`MAX_RESULT_FRAMES`).
+AUDIO_PIECE_SAMPLES = SAMPLE_RATE // 2
+MAX_STREAM_SAMPLES = MAX_RESULT_FRAMES * _SAMPLES_PER_FRAME
+MAX_AUDIO_LINE_BYTES = 4 * math.ceil(2 * AUDIO_PIECE_SAMPLES / 3) + _BODY_MARGIN
+END_EVENT: dict[str, Any] = {"end": {}}
+
+
+def pcm16_pieces(chunk: Any) -> Iterator[bytes]:
+    """A float chunk as 16-bit PCM pieces of at most `AUDIO_PIECE_SAMPLES` (clipped, so loud samples cannot
+    wrap around)."""
+    import numpy as np
+
+    samples = np.asarray(chunk, dtype=np.float32).reshape(-1)
+    for start in range(0, len(samples), AUDIO_PIECE_SAMPLES):
+        piece = np.clip(samples[start:start + AUDIO_PIECE_SAMPLES], -1.0, 1.0)
+        yield np.round(piece * 32767.0).astype("<i2").tobytes()
+
+
+def audio_event(pcm: bytes, *, as_text: bool) -> dict[str, Any]:
+    return {"audio": base64.b64encode(pcm).decode("ascii") if as_text else pcm}
+
+
+class AudioStreamReader:
+    """Reads one audio stream's events: `read` gives each piece as float32 samples, None at the end event;
+    an error event is raised as its `VoicebotError`; anything else (another shape, a bad piece, more audio
+    than any generation makes) raises `ValueError`."""
+
+    def __init__(self, *, as_text: bool, max_samples: int = MAX_STREAM_SAMPLES) -> None:
+        self._as_text = as_text
+        self._left = max_samples
+        self.ended = False
+
+    def read(self, data: Any) -> Any:
+        import numpy as np
+
+        if not isinstance(data, dict) or len(data) != 1:
+            raise ValueError("a stream event is an object with one key")
+        (kind, payload), = data.items()
+        if kind == "end" and not self.ended:
+            self.ended = True
+            return None
+        if kind == "error" and isinstance(payload, dict):
+            raise error_from_body(int(payload.get("status", 500)), payload)
+        if kind != "audio" or self.ended:
+            raise ValueError(f"unexpected stream event {kind!r:.40}")
+        if self._as_text:
+            if not isinstance(payload, str) or len(payload) > MAX_AUDIO_LINE_BYTES:
+                raise ValueError("an audio piece is base64 text of at most half a second")
+            payload = base64.b64decode(payload, validate=True)
+        if not isinstance(payload, bytes) or len(payload) % 2 or len(payload) > 2 * AUDIO_PIECE_SAMPLES:
+            raise ValueError("an audio piece is 16-bit PCM of at most half a second")
+        samples = len(payload) // 2
+        if samples > self._left:
+            raise ValueError("more audio than any generation makes")
+        self._left -= samples
+        return np.frombuffer(payload, dtype="<i2").astype(np.float32) / 32767.0

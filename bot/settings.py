@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,3 +32,14 @@ class DiscordSettings(BaseSettings):
     # Commands are copied to this guild and synced there on every start (instant); without it nothing is synced
     # unless `voicebot discord --sync` asks for a global sync (which takes up to an hour to reach every client).
     dev_guild_id: int | None = None
+    # /speak and /read: leave a voice channel after this many seconds with nothing to play (unless reading)
+    voice_idle_s: float = Field(120.0, gt=0)
+    # /read (read a text channel aloud): needs the privileged Message Content intent, switched on in the
+    # Developer Portal (Bot -> Privileged Gateway Intents) before this is set
+    read_aloud: bool = False
+
+    @field_validator("read_aloud", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """`DISCORD_READ_ALOUD=` (empty, as .env templates leave it) means off."""
+        return False if isinstance(value, str) and not value.strip() else value

@@ -24,7 +24,7 @@ from commands.storage.voices import Member, Voice
 
 log = structlog.get_logger(__name__)
 
-JobKind = Literal["clone", "say"]
+JobKind = Literal["clone", "say", "speak", "read"]  # speak and read: played into a voice channel
 PRUNE_INTERVAL_S = 6 * 3600.0
 MAX_ACTIVITY = 50  # entries one query shows: a chat message, not an export
 
@@ -53,14 +53,20 @@ class AuditTrail:
     async def _record_when_done(self, job: Job, member: Member, channel_id: str, kind: JobKind,
                                 voice: Voice | None) -> None:
         status = await job.wait_finished()
+        await self.record(member, channel_id, job.id, kind, voice, job.text,
+                          outcome="done" if status is JobStatus.DONE else (job.error.code if job.error else "failed"),
+                          audio_seconds=job.result.audio_seconds
+                          if job.result is not None and status is JobStatus.DONE else 0.0)
+
+    async def record(self, member: Member, channel_id: str, job_id: str, kind: JobKind, voice: Voice | None,
+                     text: str, *, outcome: str, audio_seconds: float) -> None:
+        """Record one generation that has ended (a job, or speech played into a voice channel)."""
         keep = self.settings.audit_text == "keep"
         entry = AuditEntry(
             at=datetime.now(UTC), platform=member.platform, workspace_id=member.workspace_id, channel_id=channel_id,
-            user_id=member.user_id, job_id=job.id, kind=kind, voice_id=voice.id if voice else None,
-            voice_name=voice.name if voice else None, text=job.text if keep else None,
-            text_sha256=text_sha256(job.text),
-            outcome="done" if status is JobStatus.DONE else (job.error.code if job.error else "failed"),
-            audio_seconds=job.result.audio_seconds if job.result is not None and status is JobStatus.DONE else 0.0,
+            user_id=member.user_id, job_id=job_id, kind=kind, voice_id=voice.id if voice else None,
+            voice_name=voice.name if voice else None, text=text if keep else None, text_sha256=text_sha256(text),
+            outcome=outcome, audio_seconds=audio_seconds,
         )
         try:
             await self.audit.record(entry)

@@ -23,6 +23,8 @@ from backend.validation import check_text
 from commands.health import BotHealth, check_health
 from commands.job_journal import current_origin
 from commands.jobs import Job, JobQueue, ProgressCallback
+from commands.long_text import clone_text
+from commands.recent_clips import RecentClips
 from commands.result_check import check_result
 from commands.settings import CommandSettings
 
@@ -68,6 +70,7 @@ class CloneService:
             raise ValueError(f"default variant {self.default_variant!r} is not one of {list(self.variants)}")
         self._read_reference = read_reference
         self.journal: JobJournaling | None = None
+        self.recent_clips = RecentClips()  # what `/speak` speaks with when no voice is named
 
     def use_journal(self, journal: JobJournaling) -> None:
         """Journal the jobs submitted with an origin (`commands.job_journal.journaled_as`), and let a restart
@@ -115,7 +118,7 @@ class CloneService:
         text = check_text(text, limits.max_text_chars)
         transcript = None
         if ref_text is not None and ref_text.strip():
-            transcript = check_text(ref_text, limits.max_text_chars, field="transcript")
+            transcript = check_text(ref_text, limits.max_transcript_chars, field="transcript")
         language = normalize_language(language)
         variant_name, backend = self.backend_for(variant)
         if reference_size is not None:
@@ -137,13 +140,15 @@ class CloneService:
         is_admin: bool = False,
         on_progress: ProgressCallback | None = None,
         seed: int | None = None,
+        remember_clip: bool = True,
     ) -> Job:
         """Validate everything, then queue the job; raises `VoicebotError` subclasses when refused:
         InvalidInput (text, transcript, language, variant, clip), TooManyJobs, Cooldown, QueueFull, BotRestarting,
         StorageUnavailable (the shared limits cannot be reached).
 
         `user_id` should be platform-qualified ("discord:1234", "slack:U0ABC"); `place` says where to answer
-        ("discord:guild/channel"). The clip is decoded in a worker thread (ffmpeg may run). Inside
+        ("discord:guild/channel"). The clip is decoded in a worker thread (ffmpeg may run); with
+        `remember_clip` it becomes the user's last clip (`recent_clips`, for `/speak`). Inside
         `journaled_as(origin)`, with a journal in use, the accepted job is written down for a restart.
         """
         text, transcript, language, variant_name, backend = await self._check(
@@ -161,10 +166,13 @@ class CloneService:
                 journal.accept(job, origin, clip.wav, transcript)
 
         # admission again, atomically: another command or process may have admitted the user meanwhile
-        return await self.queue.submit(
+        job = await self.queue.submit(
             work, user_id=user_id, place=place, text=text, language=language, variant=variant_name,
             on_progress=on_progress, is_admin=is_admin, on_accept=on_accept,
         )
+        if remember_clip:
+            self.recent_clips.remember(user_id, clip.wav, transcript)
+        return job
 
     def work_for(self, clip_wav: bytes, text: str, transcript: str | None, language: str,
                  variant: str | None) -> Callable[[Job], Awaitable[CloneResult]]:
@@ -193,7 +201,7 @@ class CloneService:
             self.queue.progress(job, progress)
 
         timeout_s = self.settings.job_timeout_s
-        call = asyncio.ensure_future(backend.clone(request, on_progress))
+        call = asyncio.ensure_future(clone_text(backend, request, on_progress))
         try:
             done, _ = await asyncio.wait({call}, timeout=timeout_s)
         finally:

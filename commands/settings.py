@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from backend.intake import MIB, AudioLimits
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
 
+LONG_TEXT_MAX_CHARS = 5000
+
 
 class CommandSettings(BaseSettings):
     """How many clone jobs run at once, how often a user may start one, and what input is accepted."""
@@ -31,7 +33,10 @@ class CommandSettings(BaseSettings):
         2.0, ge=0, description="Least seconds between two progress edits of one job for the queue's length or the "
         "generation's frames (new stages and queue places are shown at once)")
     # the input
-    max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, ge=1)
+    # Longer texts are generated as pieces side by side and joined (`commands.long_text`); the transcript of a
+    # reference clip goes to the engine whole, so it keeps the engine's own limit.
+    max_text_chars: int = Field(LONG_TEXT_MAX_CHARS, ge=1, description="Longest text to speak")
+    max_transcript_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, ge=1, description="Longest reference transcript")
     max_ref_mib: float = Field(10.0, gt=0, description="Largest reference clip upload")
     min_ref_seconds: float = Field(1.0, ge=0)
     max_ref_seconds: float = Field(30.0, gt=0)

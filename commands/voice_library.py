@@ -142,7 +142,7 @@ class VoiceLibrary:
         if scope == "server" and not member.workspace_id:
             raise InvalidInput("Server voices can only be saved in a server.", code="bad_scope")
         if transcript is not None and transcript.strip():
-            transcript = check_text(transcript, self.settings.max_text_chars, field="transcript")
+            transcript = check_text(transcript, self.settings.max_transcript_chars, field="transcript")
         else:
             transcript = None
         if clip_size is not None:
@@ -200,6 +200,26 @@ class VoiceLibrary:
         when it ends (`channel_id`, or `place`, says where it was asked)."""
         await self.service.check_request(member.key, text, None, language, is_admin=is_admin)  # cheap ones first
         voice = await self.find(member, name)
+        wav = await self.clip_of(member, voice)
+        origin = current_origin()
+        with journaled_as(replace(origin, voice_id=voice.id)) if origin is not None else nullcontext():
+            job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript,
+                                            language, is_admin=is_admin, on_progress=on_progress,
+                                            remember_clip=False)
+        self.audit.watch(job, member, channel_id or place, kind="say", voice=voice)
+        try:
+            await self.storage.voices.mark_used(voice.id, datetime.now(UTC))
+        except StorageUnavailable as exc:  # a usage count is not worth failing an accepted job
+            log.warning("voice.mark_used_failed", voice_id=voice.id, detail=exc.operator_text)
+        return job
+
+    async def check_may_use_voices(self, member: Member) -> None:
+        """Blocked when an admin of the member's workspace stopped them from saving or using voices."""
+        await self._check_not_blocked(member)
+
+    async def clip_of(self, member: Member, voice: Voice) -> bytes:
+        """The stored clip `member` speaks `voice` with; Blocked when an admin stopped them, ClipMissing when the
+        clip is gone."""
         await self._check_not_blocked(member)
         try:
             wav = await self.storage.clips.get(voice.clip_sha256)
@@ -207,16 +227,7 @@ class VoiceLibrary:
             raise ClipMissing(f"The reference clip of the voice “{voice.name}” is missing; save the voice again.",
                               detail=f"clip {voice.clip_sha256} of voice {voice.id} is not in the clip store "
                                      f"({self.settings.data_dir / 'clips'})") from None
-        origin = current_origin()
-        with journaled_as(replace(origin, voice_id=voice.id)) if origin is not None else nullcontext():
-            job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript,
-                                            language, is_admin=is_admin, on_progress=on_progress)
-        self.audit.watch(job, member, channel_id or place, kind="say", voice=voice)
-        try:
-            await self.storage.voices.mark_used(voice.id, datetime.now(UTC))
-        except StorageUnavailable as exc:  # a usage count is not worth failing an accepted job
-            log.warning("voice.mark_used_failed", voice_id=voice.id, detail=exc.operator_text)
-        return job
+        return wav
 
     def record_clone(self, job: Job, member: Member, channel_id: str) -> None:
         """Audit a one-off `/clone` job when it ends (adapters call this right after `CloneService.submit`)."""
@@ -357,6 +368,7 @@ class VoiceLibrary:
             await self.service.journal.settle([job.id for job in jobs], timeout=FORGET_TIMEOUT_S)
         await self.audit.settle(member.key)
         self.pending.forget(member.key)
+        self.service.recent_clips.forget(member.key)
         owned = await self.storage.voices.owned_by(member.platform, member.user_id)
         stored = await self.storage.forget_user(member.platform, member.user_id)
         gone = sorted({voice.clip_sha256 for voice in owned} | set(stored.clip_sha256s))

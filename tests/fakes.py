@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,7 @@ class FakeCall:
     request: CloneRequest
     released: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
+    cancelled: bool = False  # the caller gave up while the call was held
 
     def release(self) -> None:
         self.released.set()
@@ -139,6 +140,8 @@ class FakeBackend:
         self.voice_cached = voice_cached
         self.cold_start = cold_start
         self.calls: list[CloneRequest] = []
+        self.streamed: list[CloneRequest] = []
+        self.stream_chunk_s = 0.24
         self.health_calls = 0
         self.closed = False
         self._entered: asyncio.Queue[FakeCall] = asyncio.Queue()
@@ -151,7 +154,11 @@ class FakeBackend:
                 await on_progress(progress)
         self._entered.put_nowait(call)
         if self.hold:
-            await call.released.wait()
+            try:
+                await call.released.wait()
+            except asyncio.CancelledError:
+                call.cancelled = True
+                raise
         error = call.error or self.error
         if error is not None:
             raise error
@@ -162,6 +169,16 @@ class FakeBackend:
             voice_cached=self.voice_cached, cold_start=self.cold_start,
         )
         return result.model_copy(update={"timings": result.timings.model_copy(update={"queue_s": self.queue_s})})
+
+    async def clone_stream(self, request: CloneRequest) -> AsyncIterator[np.ndarray]:
+        """`clone`'s audio in chunks of `stream_chunk_s` (the call is recorded in `calls` and `streamed`, and
+        holds or fails as `clone` does, before the first chunk)."""
+        self.streamed.append(request)
+        result = await self.clone(request)
+        samples, _ = sf.read(io.BytesIO(result.audio), dtype="float32")
+        step = max(1, round(self.stream_chunk_s * SAMPLE_RATE))
+        for start in range(0, len(samples), step):
+            yield samples[start:start + step]
 
     async def next_call(self) -> FakeCall:
         """The next clone call to reach the backend (in arrival order)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 
@@ -12,6 +14,9 @@ from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, Wa
 # Backends that cannot tell the stages apart report `Progress(stage="cloning")` once. Reports arrive in order,
 # never two at once; a callback that raises never fails the clone.
 ProgressCallback = Callable[[Progress], Awaitable[None]]
+# Speech as it is generated: float32 mono chunks at 24 kHz (`backend.schema.SAMPLE_RATE`), watermarked, in order.
+# The one type every streaming backend produces and every consumer (a voice channel, a WAV writer) reads.
+AudioChunks = AsyncIterator[np.ndarray]
 
 
 @runtime_checkable
@@ -21,6 +26,11 @@ class BackendClient(Protocol):
     name: str  # e.g. "local", "modal:fa2", "http"
 
     async def clone(self, request: CloneRequest, on_progress: ProgressCallback | None = None) -> CloneResult: ...
+
+    def clone_stream(self, request: CloneRequest) -> AudioChunks:
+        """Speak `request.text` as chunks while it is generated (an async generator: closing it early stops the
+        generation). Raises like `clone`, before the first chunk or between chunks."""
+        ...
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]: ...
 

@@ -25,7 +25,8 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from backend.clients.base import ProgressCallback
+from backend.audio_stream import items_until
+from backend.clients.base import AudioChunks, ProgressCallback
 from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE, from_service
 from backend.errors import (
     BackendFailed,
@@ -39,7 +40,9 @@ from backend.redaction import redact_url
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.settings import BackendSettings
 from backend.wire import (
+    MAX_AUDIO_LINE_BYTES,
     NDJSON,
+    AudioStreamReader,
     CheckBody,
     CloneBody,
     error_from_body,
@@ -162,6 +165,42 @@ class HttpBackend:
                         return event
                     await _report(on_progress, event)
         raise BackendFailed(FAILED, detail=f"{where} ended its stream without a result")
+
+    async def clone_stream(self, request: CloneRequest) -> AudioChunks:
+        """`POST /clone-stream`: each audio line as samples as it arrives, read with bounded memory (one line of
+        at most half a second of audio, no content encoding, no more audio than any generation makes) under
+        VOICEBOT_TIMEOUT_S for the whole stream. A stream cut before its end line is a failure."""
+        where = self._where + "/clone-stream"
+        body = CloneBody.from_request(request).model_dump()
+        headers = {"Accept": NDJSON, "Accept-Encoding": "identity"}
+        reader = AudioStreamReader(as_text=True)
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        try:
+            with self._transport_errors(where):
+                async with asyncio.timeout_at(deadline):
+                    response = await self._client.send(
+                        self._client.build_request("POST", "/clone-stream", json=body, headers=headers), stream=True)
+                try:
+                    if response.headers.get("content-encoding", "identity") != "identity":
+                        raise BackendFailed(FAILED, detail=f"{where} answered with a content encoding although "
+                                                           "none was asked for: check VOICEBOT_HTTP_URL")
+                    if not response.is_success:
+                        raise self._refused(where, response.status_code,
+                                            await _read_at_most(response, MAX_AUDIO_LINE_BYTES, where))
+                    lines = _bounded_lines(response.aiter_raw(), MAX_AUDIO_LINE_BYTES, where)
+                    async for line in items_until(lines, deadline):
+                        with _foreign_answer(where, response.status_code):
+                            samples = reader.read(json.loads(line))
+                        if samples is None:
+                            return
+                        yield samples
+                finally:
+                    await response.aclose()
+            raise BackendFailed(FAILED, detail=f"{where} ended its stream before its end line")
+        except VoicebotError as exc:
+            (log.info if isinstance(exc, InvalidInput) else log.warning)(
+                "http.failed", method="POST", url=where, code=exc.code, detail=exc.detail)
+            raise
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         body = {"items": [CloneBody.from_request(request).model_dump() for request in requests]}

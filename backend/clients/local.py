@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
+from backend.audio_stream import chunks_in_thread
 from backend.batcher import CloneBatcher
-from backend.clients.base import ProgressCallback
+from backend.clients.base import AudioChunks, ProgressCallback
 from backend.clients.failures import FAILED, from_service
 from backend.errors import BackendFailed, VoicebotError
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
@@ -153,6 +154,17 @@ class LocalBackend:
         finally:
             if relay is not None:
                 relay.close()
+
+    async def clone_stream(self, request: CloneRequest) -> AudioChunks:
+        """The engine's stream (`Engine.clone_stream`) from a thread of its own, under VOICEBOT_TIMEOUT_S; bad
+        input is raised before the first chunk (the engine checks it first). The request joins the continuous
+        batch like a clone."""
+        with _engine_errors():
+            # The first call may build the demo checkpoint: off the event loop.
+            engine = self._engine or await asyncio.to_thread(self._get_engine)
+            async for chunk in chunks_in_thread(lambda: engine.clone_stream(request),
+                                                timeout_s=self._settings.timeout_s):
+                yield chunk
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         return await self._run(lambda engine: engine.clone_batch(requests))

@@ -8,6 +8,9 @@ users read what happened (`backend.clients.failures`), operators the fix in its 
 Progress: given a callback, `clone` calls the generator method `clone_stream` (`.remote_gen.aio`), which yields
 the engine's progress reports and then the same reply envelope `clone` returns; VOICEBOT_TIMEOUT_S bounds the
 whole stream. Modal carries a generator's items as they are yielded, so no web endpoint and no polling is needed.
+
+Speech as it is generated: `clone_stream` calls the generator method `stream_audio` the same way; its items
+are half-second 16-bit PCM pieces, then an end item (`backend.wire`'s audio stream).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import modal
 import modal.exception
 import structlog
 
-from backend.clients.base import ProgressCallback
+from backend.audio_stream import items_until
+from backend.clients.base import AudioChunks, ProgressCallback
 from backend.clients.failures import FAILED, NOT_SET_UP, TIMED_OUT, UNREACHABLE, from_service
 from backend.errors import (
     BackendFailed,
@@ -34,7 +38,7 @@ from backend.errors import (
 from backend.schema import CloneRequest, CloneResult, HealthReport, Progress, WatermarkCheck
 from backend.settings import BackendSettings
 from backend.variants import DEFAULT_VARIANT, VARIANTS
-from backend.wire import forget_batches, unwrap_reply
+from backend.wire import AudioStreamReader, forget_batches, unwrap_reply
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +100,30 @@ class ModalBackend:
         if on_progress is None:
             return CloneResult.model_validate(await self._call("clone", request.model_dump()))
         return CloneResult.model_validate(await self._stream("clone_stream", on_progress, request.model_dump()))
+
+    async def clone_stream(self, request: CloneRequest) -> AudioChunks:
+        """The generator method `stream_audio` (`.remote_gen.aio`): each audio piece as samples as the
+        container yields it, under VOICEBOT_TIMEOUT_S for the whole stream; a stream that stops before its end
+        item is a failure."""
+        reader = AudioStreamReader(as_text=False)
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        with self._failures("stream_audio") as where, _remote_errors(where, self._timeout_s):
+            stream = self._remote().stream_audio.remote_gen.aio(request.model_dump())
+            try:
+                async for item in items_until(stream, deadline):
+                    try:
+                        samples = reader.read(item)
+                    except ValueError as exc:
+                        raise BackendFailed(FAILED, detail=f"{where} sent something other than a voicebot audio "
+                                                           f"stream: {exc}") from None
+                    if samples is None:
+                        return
+                    yield samples
+            finally:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+            raise BackendFailed(FAILED, detail=f"{where} ended its stream before its end item")
 
     async def clone_batch(self, requests: list[CloneRequest]) -> list[CloneResult]:
         results = await self._call("clone_batch", [request.model_dump() for request in requests])

@@ -87,6 +87,7 @@ def clone_command(service: CloneService) -> app_commands.Command:
     """`/clone`; the `variant` option exists only when more than one backend variant is configured."""
     max_chars = min(service.settings.max_text_chars, OPTION_MAX_CHARS)
     Text = app_commands.Range[str, 1, max_chars]
+    Transcript = app_commands.Range[str, 1, min(service.settings.max_transcript_chars, OPTION_MAX_CHARS)]
     descriptions = {
         "reference": "A few seconds (1-30 s) of the voice to clone: WAV, MP3, OGG, M4A, FLAC or WebM",
         "text": f"What the cloned voice should say (up to {max_chars} characters)",
@@ -97,7 +98,7 @@ def clone_command(service: CloneService) -> app_commands.Command:
 
     if len(service.variant_names) > 1:
         async def clone(interaction: discord.Interaction, reference: discord.Attachment, text: Text,
-                        ref_text: Text | None = None, language: str | None = None,
+                        ref_text: Transcript | None = None, language: str | None = None,
                         variant: str | None = None) -> None:
             await run_clone(interaction, service, CloneAsk(reference, text, ref_text, language, variant))
 
@@ -107,7 +108,7 @@ def clone_command(service: CloneService) -> app_commands.Command:
         del descriptions["variant"]
 
         async def clone(interaction: discord.Interaction, reference: discord.Attachment, text: Text,  # type: ignore[misc]
-                        ref_text: Text | None = None, language: str | None = None) -> None:
+                        ref_text: Transcript | None = None, language: str | None = None) -> None:
             await run_clone(interaction, service, CloneAsk(reference, text, ref_text, language))
 
     clone = app_commands.describe(**descriptions)(clone)
@@ -123,9 +124,10 @@ class CloneVoiceModal(discord.ui.Modal, title=CLONE_MENU):
         super().__init__(timeout=15 * 60)
         self.service = service
         self.reference = reference
-        max_chars = min(service.settings.max_text_chars, MODAL_MAX_CHARS)
-        self.text = discord.ui.TextInput(style=discord.TextStyle.paragraph, max_length=max_chars)
-        self.ref_text = discord.ui.TextInput(style=discord.TextStyle.paragraph, max_length=max_chars, required=False)
+        self.text = discord.ui.TextInput(style=discord.TextStyle.paragraph,
+                                         max_length=min(service.settings.max_text_chars, MODAL_MAX_CHARS))
+        self.ref_text = discord.ui.TextInput(style=discord.TextStyle.paragraph, required=False,
+                                             max_length=min(service.settings.max_transcript_chars, MODAL_MAX_CHARS))
         self.add_item(discord.ui.Label(text="Text to speak", component=self.text))
         self.add_item(discord.ui.Label(text="Transcript of the clip (optional)",
                                        description="What is said in the voice message; makes the clone closer",

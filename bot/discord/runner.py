@@ -20,6 +20,7 @@ from backend.log_setup import setup_logging
 from backend.redaction import register_secret
 from bot.discord.client import VoicebotClient
 from bot.discord.job_flow import resume_jobs
+from bot.discord.playback.guilds import PlaybackSettings
 from bot.services import open_services
 from bot.settings import BotSettings, DiscordSettings
 from commands.job_journal import taking_over
@@ -49,11 +50,17 @@ def run_discord(sync_global: bool = False) -> None:
 
     async def main() -> None:
         async with open_services() as services:
-            client = VoicebotClient(services.clone, settings, library=services.library, sync_global=sync_global)
+            client = VoicebotClient(services.clone, settings, library=services.library, sync_global=sync_global,
+                                    voice=voice_playback(settings), read_aloud=settings.read_aloud)
             await serve(client, token, grace_s=bot_settings.shutdown_grace_s)
 
     try:
         asyncio.run(main())
+    except discord.PrivilegedIntentsRequired:
+        print("Discord refused the Message Content intent that DISCORD_READ_ALOUD=1 asks for: switch it on in the "
+              "Developer Portal (your application -> Bot -> Privileged Gateway Intents -> Message Content Intent), "
+              "or unset DISCORD_READ_ALOUD.", file=sys.stderr)
+        raise SystemExit(2) from None
     except discord.LoginFailure:
         print("Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the bot token again from the Developer "
               "Portal (Bot -> Reset Token).", file=sys.stderr)
@@ -61,6 +68,18 @@ def run_discord(sync_global: bool = False) -> None:
     except VoicebotError as exc:  # backend or database misconfiguration found at startup: the operator reads it
         print(exc.operator_text, file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def voice_playback(settings: DiscordSettings) -> PlaybackSettings | None:
+    """Voice channels need libopus to encode speech (discord.py loads the system's: Debian `libopus0`); without
+    it the bot runs without /speak and /read and says why in the log."""
+    try:
+        discord.opus.Encoder()
+    except discord.opus.OpusNotLoaded:
+        log.warning("discord.voice_unavailable", reason="libopus not found: /speak and /read are not offered",
+                    hint="install the system's Opus library (Debian/Ubuntu: apt-get install libopus0)")
+        return None
+    return PlaybackSettings(idle_s=settings.voice_idle_s)
 
 
 async def serve(client: VoicebotClient, token: str, *, grace_s: float = 60.0) -> None:

@@ -95,7 +95,7 @@ class SaveVoiceModal(discord.ui.Modal, title="Save as a voice"):
         self.library = library
         self.reference = reference
         self.scope = scope
-        max_chars = min(library.settings.max_text_chars, MODAL_MAX_CHARS)
+        max_chars = min(library.settings.max_transcript_chars, MODAL_MAX_CHARS)
         self.name = discord.ui.TextInput(max_length=MAX_NAME_CHARS * 2)  # longer ones are told the rule
         self.transcript = discord.ui.TextInput(style=discord.TextStyle.paragraph, max_length=max_chars,
                                                required=False)

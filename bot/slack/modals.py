@@ -91,7 +91,7 @@ def clip_block(origin: Origin, settings: CommandSettings) -> dict[str, Any]:
 
 def transcript_block(settings: CommandSettings) -> dict[str, Any]:
     return text_input(REF_TEXT, "Transcript of the reference clip", VALUE_ACTION,
-                      max_length=settings.max_text_chars, multiline=True, optional=True,
+                      max_length=settings.max_transcript_chars, multiline=True, optional=True,
                       hint="Optional: what the clip says, word for word. It makes the clone closer.")
 
 
@@ -161,7 +161,7 @@ def form_errors(form: CloneForm, settings: CommandSettings) -> dict[str, str]:
     checks = [(TEXT, lambda: check_text(form.text, settings.max_text_chars)),
               (LANGUAGE, lambda: normalize_language(form.language))]
     if form.ref_text and form.ref_text.strip():
-        checks.append((REF_TEXT, lambda: check_text(form.ref_text or "", settings.max_text_chars, field="transcript")))
+        checks.append((REF_TEXT, lambda: check_text(form.ref_text or "", settings.max_transcript_chars, field="transcript")))
     for block, check in checks:
         try:
             check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import inspect
 import json
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 import httpx
 import modal
 import modal.exception
+import numpy as np
 import pytest
 import soundfile as sf
 from structlog.testing import capture_logs
@@ -73,6 +75,16 @@ async def exercise(backend: BackendClient, clip: bytes, variant: str) -> None:
     result = await backend.clone(request(clip), on_progress=on_progress)
     assert stages[0] == "cloning" and set(stages) <= {"cloning", "generating"} and result.variant == variant
     assert_wav_24k(result)
+    # the same request streamed: the same samples (the CPU engine's stream is its whole clip; remote streams
+    # carry 16-bit PCM, as the WAV does)
+    chunks = [chunk async for chunk in backend.clone_stream(request(clip))]
+    assert chunks and all(chunk.dtype == np.float32 for chunk in chunks)
+    streamed, (whole, _) = np.concatenate(chunks), sf.read(io.BytesIO(result.audio), dtype="float32")
+    assert len(streamed) == len(whole) and np.abs(streamed - whole).max() < 1e-4
+    with pytest.raises(InvalidInput) as raised:
+        async for _ in backend.clone_stream(request(clip, language="Klingon")):
+            pass
+    assert raised.value.code == "unknown_language"
     batch = await backend.clone_batch([request(clip, text="One."), request(clip, text="Two.")])
     assert len(batch) == 2 and all(item.voice_cached for item in batch)
     assert (await backend.health()).variant == variant
@@ -418,3 +430,87 @@ async def test_modal_backend_checks_and_forgets_through_its_methods(monkeypatch)
     assert (await backend.check_watermark(b"audio")).confidence == 0.9
     assert await backend.forget_voices(["AB" * 32]) == 3
     assert calls == [("check_watermark", (b"audio",)), ("forget_voices", (["ab" * 32],))]
+
+
+# -- streams ---------------------------------------------------------------------------------------------
+def streamed(status: int, parts: list[bytes], **headers: str):
+    """An answer streamed part by part, as a server sends it (a MockTransport answer of bytes is not a stream)."""
+    async def body():
+        for part in parts:
+            yield part
+
+    return lambda request: httpx.Response(status, content=body(), headers=headers)
+
+
+def ndjson(*events: dict, tail: bytes = b"", **headers: str):
+    lines = [json.dumps(event).encode() + b"\n" for event in events] + ([tail] if tail else [])
+    return streamed(200, lines, **{"content-type": "application/x-ndjson"} | headers)
+
+
+PIECE = {"audio": base64.b64encode(b"\x00\x10" * 2400).decode()}  # 0.1 s
+
+
+async def drain(stream) -> list:
+    return [chunk async for chunk in stream]
+
+
+async def test_http_stream_gives_samples_until_its_end_line(clip):
+    chunks = await drain(http_backend(httpx.MockTransport(ndjson(PIECE, PIECE, {"end": {}}))).clone_stream(
+        request(clip)))
+    assert [len(chunk) for chunk in chunks] == [2400, 2400]
+
+
+@pytest.mark.parametrize(("handler", "expected", "detail"), [
+    (ndjson(PIECE), BackendFailed, "ended its stream before its end line"),  # a cut connection
+    (ndjson(PIECE, {"error": {"status": 422, "error": "unknown_language", "message": "No."}}), InvalidInput, None),
+    (ndjson(PIECE, tail=b"x" * 200_000), BackendFailed, "sent a line over"),
+    (ndjson({"audio": "AAA"}), BackendFailed, "other than a voicebot answer"),
+    (ndjson(PIECE, {"end": {}}, **{"content-encoding": "gzip"}), BackendFailed, "content encoding"),
+    (streamed(401, [b'{"error": "unauthorized", "message": "no"}']), BackendNotConfigured, "VOICEBOT_HTTP_TOKEN"),
+    (streamed(404, [b'{"error": "not_found", "message": "Not Found"}']), BackendUnavailable, "does not exist"),
+    (streamed(500, [b"x" * 100_000] * 3), BackendFailed, "answer over"),
+])
+async def test_http_stream_failures(handler, expected, detail, clip):
+    with pytest.raises(expected) as raised:
+        await drain(http_backend(httpx.MockTransport(handler)).clone_stream(request(clip)))
+    assert detail is None or detail in raised.value.detail
+
+
+async def test_http_stream_has_one_deadline(clip):
+    async def slow_body():
+        yield json.dumps(PIECE).encode() + b"\n"
+        await asyncio.sleep(10)
+
+    transport = httpx.MockTransport(lambda req: httpx.Response(200, content=slow_body(),
+                                                               headers={"content-type": "application/x-ndjson"}))
+    with pytest.raises(BackendTimeout):
+        await drain(http_backend(transport, timeout_s=0.1).clone_stream(request(clip)))
+
+
+def stream_of(*items):
+    async def gen(method, *args):
+        assert method == "stream_audio"
+        for item in items:
+            yield item
+
+    return gen
+
+
+@pytest.mark.parametrize(("items", "expected", "detail"), [
+    ([{"audio": b"\x00\x10" * 100}], BackendFailed, "ended its stream before its end item"),
+    ([{"audio": b"\x00"}], BackendFailed, "other than a voicebot audio stream"),
+    ([{"status": 422, "error": "x", "message": "y"}], BackendFailed, "other than a voicebot audio stream"),
+    ([{"error": {"status": 422, "error": "unknown_language", "message": "No."}}], InvalidInput, None),
+])
+async def test_modal_stream_failures(monkeypatch, items, expected, detail, clip):
+    fake_lookup(monkeypatch, raising(AssertionError("not a stream")), stream_of(*items))
+    with pytest.raises(expected) as raised:
+        await drain(ModalBackend(settings(backend="modal")).clone_stream(request(clip)))
+    assert detail is None or detail in raised.value.detail
+
+
+async def test_modal_stream_gives_samples_until_its_end_item(monkeypatch, clip):
+    fake_lookup(monkeypatch, raising(AssertionError("not a stream")),
+                stream_of({"audio": b"\x00\x10" * 100}, {"audio": b"\x00\x10" * 50}, {"end": {}}))
+    chunks = await drain(ModalBackend(settings(backend="modal")).clone_stream(request(clip)))
+    assert [len(chunk) for chunk in chunks] == [100, 50]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import modal
+import numpy as np
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
@@ -185,6 +186,21 @@ async def test_clone_stream_yields_progress_then_the_reply(services, clip):
     assert len(bad) == 1 and (bad[0]["status"], bad[0]["error"]) == (422, "unknown_language")
     malformed = [item async for item in local_stream(services["sdpa"], "clone_stream", {"text": "no clip"})]
     assert [(item["status"], item["error"]) for item in malformed] == [(422, "invalid_request")]
+
+
+@pytest.mark.slow
+async def test_stream_audio_yields_pcm_pieces_then_the_end(services, clip):
+    """The generator method `ModalBackend.clone_stream` calls with `.remote_gen`: half-second PCM pieces as the
+    engine yields them, then the end item; the same samples as the clip `clone` makes (same seed); bad input is
+    a single error item."""
+    items = [item async for item in local_stream(services["sdpa"], "stream_audio", request(clip))]
+    assert items[-1] == {"end": {}} and all(set(item) == {"audio"} for item in items[:-1])
+    streamed = np.frombuffer(b"".join(item["audio"] for item in items[:-1]), dtype="<i2")
+    whole = CloneResult.model_validate((await services["sdpa"].clone.local(request(clip)))["result"])
+    samples, _ = sf.read(io.BytesIO(whole.audio), dtype="int16")
+    assert np.array_equal(streamed, samples)
+    bad = [item async for item in local_stream(services["sdpa"], "stream_audio", request(clip, language="Klingon"))]
+    assert [(item["error"]["status"], item["error"]["error"]) for item in bad] == [(422, "unknown_language")]
 
 
 @pytest.mark.slow

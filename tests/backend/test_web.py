@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import threading
 
 import httpx
+import numpy as np
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
@@ -247,7 +249,7 @@ def test_docs_are_off_unless_asked_for():
     assert [with_docs.get(path).status_code for path in ("/docs", "/redoc", "/openapi.json")] == [200] * 3
 
 
-@pytest.mark.parametrize("path", ["/clone", "/clone-batch", "/check", "/forget-voices"])
+@pytest.mark.parametrize("path", ["/clone", "/clone-stream", "/clone-batch", "/check", "/forget-voices"])
 async def test_the_token_is_checked_before_the_body_is_read(path):
     """A stranger's 400 MiB body is refused without pulling a single chunk; malformed JSON is a 401, not a 422."""
     app = create_web_app(NeverCalled(), token=TOKEN)
@@ -262,7 +264,7 @@ SMALL = AudioLimits(max_bytes=3 * KIB)  # a /clone body limit of a few KiB, so t
 
 
 @pytest.mark.parametrize("declared", [None, "200", "100000000"], ids=["chunked", "lying", "too-large"])
-@pytest.mark.parametrize("path", ["/clone", "/clone-batch", "/check", "/forget-voices"])
+@pytest.mark.parametrize("path", ["/clone", "/clone-stream", "/clone-batch", "/check", "/forget-voices"])
 async def test_an_oversized_body_is_refused_while_it_is_read(path, declared):
     """413 in the error shape once the bytes that arrived pass the limit, whatever Content-Length says (missing,
     smaller than the body, or larger than the limit, in which case nothing is read at all)."""
@@ -354,3 +356,59 @@ def test_forget_voices_takes_the_most_digests_however_json_escapes_them(modelles
     body = '{"clip_sha256s": [' + ", ".join([escaped] * 1024) + "]}"
     response = modelless.post("/forget-voices", content=body, headers={"Content-Type": "application/json"})
     assert (response.status_code, response.json()) == (200, {"forgotten": 0})
+
+
+# -- /clone-stream ----------------------------------------------------------------------------------------
+class StreamingService:
+    """Streams `seconds` of a ramp in chunks of 0.3 s, then fails with `error` if given."""
+
+    def __init__(self, seconds: float = 1.2, error: Exception | None = None) -> None:
+        self.seconds, self.error = seconds, error
+        self.validated = 0
+
+    def validate(self, request):
+        self.validated += 1
+        if request.language == "Klingon":
+            from backend.errors import InvalidInput
+
+            raise InvalidInput("Unknown language 'Klingon'.", code="unknown_language")
+
+    def clone_stream(self, request):
+        samples = np.linspace(-0.5, 0.5, int(self.seconds * 24_000), dtype=np.float32)
+        for start in range(0, len(samples), 7200):
+            yield samples[start:start + 7200]
+        if self.error is not None:
+            raise self.error
+
+
+def stream_lines(response) -> list[dict]:
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+def test_clone_stream_answers_pcm_lines_then_the_end():
+    client = TestClient(create_web_app(StreamingService(), token=TOKEN), headers=AUTH)
+    response = client.post("/clone-stream", json=payload(sine_clip()))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+    lines = stream_lines(response)
+    assert lines[-1] == {"end": {}} and all(set(line) == {"audio"} for line in lines[:-1])
+    pcm = b"".join(base64.b64decode(line["audio"]) for line in lines[:-1])
+    samples = np.frombuffer(pcm, dtype="<i2") / 32767.0
+    assert len(samples) == 1.2 * 24_000 and np.abs(samples - np.linspace(-0.5, 0.5, 28_800)).max() < 1e-4
+
+
+def test_clone_stream_refuses_bad_input_before_streaming():
+    service = StreamingService()
+    client = TestClient(create_web_app(service, token=TOKEN), headers=AUTH)
+    response = client.post("/clone-stream", json=payload(sine_clip(), language="Klingon"))
+    assert (response.status_code, response.json()["error"]) == (422, "unknown_language")
+
+
+def test_a_failure_after_the_first_line_is_the_streams_last_line():
+    client = TestClient(create_web_app(StreamingService(error=EngineConfigError("GPU gone", code="gpu_lost")),
+                                       token=TOKEN), headers=AUTH, raise_server_exceptions=False)
+    lines = stream_lines(client.post("/clone-stream", json=payload(sine_clip())))
+    assert "audio" in lines[0] and lines[-1] == {"error": {"status": 503, "error": "gpu_lost", "message": "GPU gone"}}
+    crashed = TestClient(create_web_app(StreamingService(error=RuntimeError("secret path /srv")), token=TOKEN),
+                         headers=AUTH, raise_server_exceptions=False)
+    last = stream_lines(crashed.post("/clone-stream", json=payload(sine_clip())))[-1]
+    assert last["error"]["error"] == "internal" and "secret" not in json.dumps(last)

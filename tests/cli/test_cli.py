@@ -53,7 +53,7 @@ def test_clone_writes_the_wav_for_a_clip_and_text(tmp_path, tiny_checkpoint, cli
 @pytest.mark.parametrize(("content", "text", "message"), [
     (b"%PDF-1.7 not a clip", "Hello", "PDF"),
     (None, "", "empty"),
-    (None, "x" * 5000, "characters"),
+    (None, "x" * 5001, "characters"),
 ])
 def test_clone_refuses_bad_input_with_its_message_and_no_file(tmp_path, tiny_checkpoint, clip, content, text,
                                                              message):

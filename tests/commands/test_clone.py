@@ -100,7 +100,7 @@ async def test_blank_transcript_means_none_and_the_clip_is_decoded_by_the_intake
 # -- refusals: nothing reaches the backend or the queue -----------------------------------------------------
 REFUSALS = {
     "empty text": ({"text": "   "}, "empty_text"),
-    "long text": ({"text": "x" * 1001}, "text_too_long"),
+    "long text": ({"text": "x" * 5001}, "text_too_long"),
     "long transcript": ({"ref_text": "y" * 1001}, "text_too_long"),
     "unknown language": ({"language": "Klingon"}, "unknown_language"),
     "unknown variant": ({"variant": "turbo"}, "unknown_variant"),
@@ -277,7 +277,8 @@ def test_language_choices_and_autocomplete():
 def test_settings_defaults_and_environment(monkeypatch):
     defaults = CommandSettings(_env_file=None)
     assert (defaults.max_concurrent_jobs, defaults.max_jobs_per_user, defaults.cooldown_s, defaults.max_queue,
-            defaults.max_text_chars, defaults.job_timeout_s, defaults.admin_user_ids) == (2, 2, 10, 50, 1000, 600, [])
+            defaults.max_text_chars, defaults.max_transcript_chars, defaults.job_timeout_s, defaults.admin_user_ids) == (
+        2, 2, 10, 50, 5000, 1000, 600, [])
     limits = defaults.audio_limits
     assert (limits.max_bytes, limits.min_seconds, limits.max_seconds) == (10 * 1024 * 1024, 1.0, 30.0)
 

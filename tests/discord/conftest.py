@@ -26,6 +26,7 @@ from discord.http import Route
 from backend.clients.base import BackendClient
 from bot.discord.calls import DiscordTiming
 from bot.discord.client import VoicebotClient
+from bot.discord.playback.guilds import PlaybackSettings
 from backend.log_setup import setup_logging
 from bot.settings import DiscordSettings
 from commands.clone import CloneService
@@ -204,7 +205,8 @@ TEST_TIMING = DiscordTiming(progress_interval_s=0.05)
 
 def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeDiscord, *,
                 sync_global: bool = False, dev_guild: bool = True, timing: DiscordTiming = TEST_TIMING,
-                storage: Storage | None = None, **limits: Any) -> VoicebotClient:
+                storage: Storage | None = None, voice: PlaybackSettings | None = None, read_aloud: bool = False,
+                **limits: Any) -> VoicebotClient:
     """A bot over `backend` that downloads attachments from `api`'s CDN only; with `storage`, a voice library."""
     service = CloneService(backend, command_settings(**limits))
     library = None
@@ -214,7 +216,7 @@ def make_client(backend: BackendClient | Mapping[str, BackendClient], api: FakeD
     settings = DiscordSettings(_env_file=None, token=TOKEN,  # type: ignore[call-arg]
                                dev_guild_id=GUILD_ID if dev_guild else None)
     return VoicebotClient(service, settings, library=library, sync_global=sync_global, cdn=api.allowed_cdn,
-                          timing=timing)
+                          timing=timing, voice=voice, read_aloud=read_aloud)
 
 
 @pytest.fixture
@@ -243,6 +245,8 @@ async def discord_bot(fake_discord: FakeDiscordSession) -> AsyncIterator[MakeBot
     try:
         yield make
         for harness in bots:  # let every flow answer its user before the logs are judged
+            if harness.bot.playback is not None:
+                await harness.bot.playback.close()
             assert await harness.bot.wait_for_flows(10), "a clone flow was still running at the end of the test"
             await harness.service.queue.flush(timeout=5)
             if harness.bot.library is not None:

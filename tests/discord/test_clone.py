@@ -154,7 +154,7 @@ BAD_INPUTS = {
     "too long": (sine_clip(31.0), "long.wav", "audio/wav", None, "hi", {}, "the limit is 30 s"),
     "too short": (sine_clip(0.5), "short.wav", "audio/wav", None, "hi", {}, "it must be at least 1 s"),
     "silent": (_clip(3.0, amplitude=0), "quiet.wav", "audio/wav", None, "hi", {}, "is silent"),
-    "text too long": (CLIP, "ok.wav", "audio/wav", None, "x" * 1001, {}, "1001 characters; the limit is 1000"),
+    "text too long": (CLIP, "ok.wav", "audio/wav", None, "x" * 5001, {}, "5001 characters; the limit is 5000"),
     "empty text": (CLIP, "ok.wav", "audio/wav", None, "   ", {}, "The text is empty"),
     "transcript too long": (CLIP, "ok.wav", "audio/wav", None, "hi", {"ref_text": "y" * 1001},
                             "The transcript is 1001 characters"),

@@ -48,7 +48,7 @@ async def test_voice_message_to_modal_to_result(discord_bot):
     assert labels == ["Text to speak", "Transcript of the clip (optional)"]
     inputs = [row["component"] for row in modal["components"]]
     assert inputs[0]["required"] is True and inputs[1]["required"] is False
-    assert inputs[0]["max_length"] == 1000
+    assert inputs[0]["max_length"] == 4000 and inputs[1]["max_length"] == 1000  # Discord's cap; the transcript's
 
     submit = bot.send(MODAL_SUBMIT, modal_submit(modal, {"Text to speak": "Spoken from the modal"}))
     followup = await bot.api.wait_for(followup_of(submit))
@@ -102,8 +102,8 @@ async def test_modal_text_is_validated_by_the_commands_layer(discord_bot):
     voice = bot.attachment(VOICE_MESSAGE, "voice-message.ogg", "audio/ogg", voice_message=True)
     modal = await open_modal(bot, target_message(bot, [voice]))
     # a client that ignores max_length
-    submit = bot.send(MODAL_SUBMIT, modal_submit(modal, {"Text to speak": "z" * 1200}))
+    submit = bot.send(MODAL_SUBMIT, modal_submit(modal, {"Text to speak": "z" * 5001}))
     response = await bot.response(submit)
     assert response.json["type"] == CHANNEL_MESSAGE and response.flags == EPHEMERAL
-    assert "1200 characters; the limit is 1000" in response.content
+    assert "5001 characters; the limit is 5000" in response.content
     assert backend.calls == []

@@ -122,3 +122,29 @@ async def test_sigterm_lets_running_jobs_finish_and_tells_queued_users(fake_disc
     await asyncio.wait_for(server, 10)
     assert client.is_closed() and backend.closed
     assert len(backend.calls) == 1
+
+
+def test_voice_playback_needs_libopus(monkeypatch):
+    """With libopus the bot offers /speak (idle time from the settings); without it, no voice commands and a
+    warning that says what to install."""
+    from structlog.testing import capture_logs
+
+    from bot.discord.runner import voice_playback
+    from bot.settings import DiscordSettings
+
+    settings = DiscordSettings(_env_file=None, token=TOKEN, voice_idle_s=45)  # type: ignore[call-arg]
+
+    class Loaded:
+        pass
+
+    monkeypatch.setattr(discord.opus, "Encoder", Loaded)
+    playback = voice_playback(settings)
+    assert playback is not None and playback.idle_s == 45 and playback.voice_cls is discord.VoiceClient
+
+    def missing() -> None:
+        raise discord.opus.OpusNotLoaded()
+
+    monkeypatch.setattr(discord.opus, "Encoder", missing)
+    with capture_logs() as logs:
+        assert voice_playback(settings) is None
+    assert logs[0]["event"] == "discord.voice_unavailable" and "libopus0" in logs[0]["hint"]

@@ -25,7 +25,8 @@ async def test_login_and_dev_guild_sync_payloads(discord_bot):
     assert list(options) == ["reference", "text", "ref_text", "language"]  # one backend: no variant option
     assert options["reference"]["type"] == 11 and options["reference"]["required"] is True
     assert options["text"]["type"] == 3 and options["text"]["required"] is True
-    assert options["text"]["max_length"] == 1000  # VOICEBOT_MAX_TEXT_CHARS, enforced by the client too
+    assert options["text"]["max_length"] == 5000  # VOICEBOT_MAX_TEXT_CHARS, enforced by the client too
+    assert options["ref_text"]["max_length"] == 1000  # VOICEBOT_MAX_TRANSCRIPT_CHARS
     assert options["ref_text"]["required"] is False
     assert options["language"]["autocomplete"] is True and options["language"]["required"] is False
     assert all(o["description"] for o in clone["options"])
@@ -71,5 +72,5 @@ async def test_the_voice_library_commands(discord_bot):
         assert subcommands[name]["options"][0]["autocomplete"] is True
     say = {o["name"]: o for o in commands["say"]["options"]}
     assert say["voice"]["autocomplete"] is True and say["language"]["autocomplete"] is True
-    assert say["text"]["max_length"] == 1000
+    assert say["text"]["max_length"] == 5000
     assert all(o["description"] for sub in subcommands.values() for o in sub.get("options", []))

@@ -49,7 +49,7 @@ def form_errors(form: SaveForm, services: SlackServices) -> dict[str, str]:
         errors[form.clip_block] = "Attach a recording of the voice to save."
     if form.transcript is not None:
         try:
-            check_text(form.transcript, services.settings.max_text_chars, field="transcript")
+            check_text(form.transcript, services.settings.max_transcript_chars, field="transcript")
         except InvalidInput as exc:
             errors[REF_TEXT] = exc.message
     if form.origin.statement != statement_digest(services.library.CONSENT_STATEMENT):

@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test postgres
+.PHONY: demo test postgres libopus
 
 # torch/torchaudio 2.9.1 first: the pair the engine is tested with (qwen-tts itself does not pin torch).
 $(STAMP): pyproject.toml
@@ -27,4 +27,13 @@ postgres:
 	else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; \
+	fi
+
+# libopus, which discord.py encodes voice with (/speak, /read); the Opus encoder test skips without it.
+libopus:
+	@if ldconfig -p 2>/dev/null | grep -q 'libopus\.so'; then \
+		echo "libopus found"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopus0; \
 	fi

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 import torch
 
+from backend.engine.fast.graphs import capture_graph
 from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 if TYPE_CHECKING:
@@ -112,15 +113,7 @@ class ChunkedPrefill:
         if length in self._graphs or length in self._failed:
             return self._graphs.get(length)
         try:
-            side = torch.cuda.Stream(self.device)  # warm-up on a side stream, as graphs want
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self._chunk(length)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self._chunk(length)
+            graph, _ = capture_graph(lambda: self._chunk(length), self.device)
         except Exception as error:  # noqa: BLE001 - that length prefills eagerly
             self._failed.add(length)
             log.warning("fast.prefill_capture_failed", length=length, error=repr(error)[:300])

@@ -25,6 +25,8 @@ import numpy as np
 import structlog
 import torch
 
+from backend.engine.fast.graphs import capture_graph
+
 log = structlog.get_logger(__name__)
 WINDOW_FRAMES = (40, 80, 160, 325)  # padded lengths: a stream chunk behind its context fits the first
 CHUNK_FRAMES = 300  # stock `chunked_decode`: new frames per window
@@ -95,15 +97,7 @@ class SpeechDecoder:
             return self._graphs.get(frames)
         try:
             codes = torch.zeros(1, self.groups, frames, dtype=torch.long, device=self.device)
-            side = torch.cuda.Stream(self.device)  # warm-up on a side stream, as graphs want
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self.decoder(codes)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                wav = self.decoder(codes)
+            graph, wav = capture_graph(lambda: self.decoder(codes), self.device)
         except Exception as error:  # noqa: BLE001 - that length decodes eagerly
             self._failed.add(frames)
             log.warning("fast.speech_capture_failed", frames=frames, error=repr(error)[:300])

@@ -19,7 +19,7 @@ class BackendSettings(BaseSettings):
     Modal classes; `http` calls the web endpoints of a deployed variant (or any compatible server).
     """
 
-    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     backend: Literal["local", "modal", "http"] = "local"
     # local engine

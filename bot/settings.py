@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class BotSettings(BaseSettings):
     """What every bot process shares: how it logs and how long it waits for running jobs when stopped."""
 
-    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
@@ -26,7 +26,7 @@ class BotSettings(BaseSettings):
 class DiscordSettings(BaseSettings):
     """The Discord bot: DISCORD_TOKEN from the Developer Portal; a guild for instant command sync while developing."""
 
-    model_config = SettingsConfigDict(env_prefix="DISCORD_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DISCORD_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     token: SecretStr | None = None
     # Commands are copied to this guild and synced there on every start (instant); without it nothing is synced
@@ -37,9 +37,3 @@ class DiscordSettings(BaseSettings):
     # /read (read a text channel aloud): needs the privileged Message Content intent, switched on in the
     # Developer Portal (Bot -> Privileged Gateway Intents) before this is set
     read_aloud: bool = False
-
-    @field_validator("read_aloud", mode="before")
-    @classmethod
-    def _unset_when_empty(cls, value: object) -> object:
-        """`DISCORD_READ_ALOUD=` (empty, as .env templates leave it) means off."""
-        return False if isinstance(value, str) and not value.strip() else value

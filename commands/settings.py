@@ -21,7 +21,7 @@ LONG_TEXT_MAX_CHARS = 5000
 class CommandSettings(BaseSettings):
     """How many clone jobs run at once, how often a user may start one, and what input is accepted."""
 
-    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     # the job queue
     max_concurrent_jobs: int = Field(2, ge=1, description="Clone jobs sent to the backend at the same time")

@@ -22,7 +22,7 @@ class SlackSettings(BaseSettings):
     """Tokens and transport. Socket Mode (the default) needs the bot token and an app-level token; HTTP mode
     needs the bot token and the signing secret, and a public URL that forwards to `port` + `path`."""
 
-    model_config = SettingsConfigDict(env_prefix="SLACK_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SLACK_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     bot_token: SecretStr | None = None  # xoxb-..., OAuth & Permissions
     app_token: SecretStr | None = None  # xapp-..., Basic Information > App-Level Tokens (connections:write)

@@ -33,6 +33,13 @@ def to_pcm16(samples: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def from_pcm16(pcm: bytes) -> np.ndarray:
+    """Raw 16-bit little-endian PCM as float32 samples, scaled as `read_samples` scales a WAV's (libsndfile's)."""
+    samples, _ = sf.read(io.BytesIO(pcm), samplerate=24_000, channels=1, format="RAW", subtype="PCM_16",
+                         endian="LITTLE", dtype="float32")
+    return samples
+
+
 def read_samples(wav: bytes) -> np.ndarray:
     """A generated clip's WAV (as `to_wav` writes it) back to float32 mono samples."""
     samples, _ = sf.read(io.BytesIO(wav), dtype="float32", always_2d=False)

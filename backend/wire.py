@@ -306,14 +306,15 @@ END_EVENT: dict[str, Any] = {"end": {}}
 
 
 def pcm16_pieces(chunk: Any) -> Iterator[bytes]:
-    """A float chunk as 16-bit PCM pieces of at most `AUDIO_PIECE_SAMPLES` (clipped, so loud samples cannot
-    wrap around)."""
+    """A float chunk as 16-bit PCM pieces of at most `AUDIO_PIECE_SAMPLES`, converted as the WAV of the same clip
+    is (`backend.audio.to_pcm16`: clipped, so loud samples cannot wrap around)."""
     import numpy as np
+
+    from backend.audio import to_pcm16
 
     samples = np.asarray(chunk, dtype=np.float32).reshape(-1)
     for start in range(0, len(samples), AUDIO_PIECE_SAMPLES):
-        piece = np.clip(samples[start:start + AUDIO_PIECE_SAMPLES], -1.0, 1.0)
-        yield np.round(piece * 32767.0).astype("<i2").tobytes()
+        yield to_pcm16(samples[start:start + AUDIO_PIECE_SAMPLES])
 
 
 def audio_event(pcm: bytes, *, as_text: bool) -> dict[str, Any]:
@@ -331,7 +332,7 @@ class AudioStreamReader:
         self.ended = False
 
     def read(self, data: Any) -> Any:
-        import numpy as np
+        from backend.audio import from_pcm16
 
         if not isinstance(data, dict) or len(data) != 1:
             raise ValueError("a stream event is an object with one key")
@@ -353,4 +354,4 @@ class AudioStreamReader:
         if samples > self._left:
             raise ValueError("more audio than any generation makes")
         self._left -= samples
-        return np.frombuffer(payload, dtype="<i2").astype(np.float32) / 32767.0
+        return from_pcm16(payload)

@@ -11,14 +11,12 @@ a clip for the mark needs no TTS model.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import structlog
@@ -26,6 +24,7 @@ import structlog
 from backend.audio import to_wav
 from backend.engine.attention import active_attention, check_attention
 from backend.engine.config import EngineConfig
+from backend.engine.device import gpu_memory, gpu_name, resolve_device, resolve_dtype, versions
 from backend.engine.prefetch import prefetch_checkpoint
 from backend.engine.progress import ProgressReporter, ProgressSink
 from backend.engine.qwen_imports import import_qwen_tts
@@ -34,14 +33,13 @@ from backend.errors import EngineConfigError
 from backend.intake import load_reference
 from backend.languages import AUTO, normalize_language
 from backend.schema import (
-    SAMPLE_RATE, CloneRequest, CloneResult, FastBatch, GpuMemory, HealthReport, Timings, WatermarkCheck,
+    SAMPLE_RATE, CloneRequest, CloneResult, FastBatch, HealthReport, Timings, WatermarkCheck,
 )
 from backend.validation import check_text
 from backend.watermark import StreamMarker, Watermarker, detect, shared_watermarker
 
 log = structlog.get_logger(__name__)
 SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 frames per second
-T = TypeVar("T")
 
 
 @dataclass
@@ -56,22 +54,6 @@ class _Prepared:
     max_new_tokens: int
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def _resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
-
-
 def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, list[int]]]:
     """Which requests a stock generation runs together, as (seed, indices): the unseeded ones in one generation,
     each seeded one alone. A stock generation draws from one random stream, so a seed only repeats its audio
@@ -80,28 +62,6 @@ def _generations(requests: Sequence[CloneRequest]) -> list[tuple[int | None, lis
     unseeded = [index for index, request in enumerate(requests) if request.seed is None]
     seeded = [(request.seed, [index]) for index, request in enumerate(requests) if request.seed is not None]
     return ([(None, unseeded)] if unseeded else []) + seeded
-
-
-def _wait(future: Future[T], cancel: threading.Event | None, poll_s: float = 0.05) -> T:
-    """`future.result()`, given up (CancelledError) once `cancel` is set."""
-    if cancel is None:
-        return future.result()
-    while not cancel.is_set():
-        try:
-            return future.result(timeout=poll_s)
-        except TimeoutError:
-            continue
-    raise CancelledError("the caller gave up")
-
-
-def _versions() -> dict[str, str]:
-    versions = {}
-    for package in ("torch", "transformers", "qwen-tts", "flash-attn", "resemble-perth"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 class Engine:
@@ -142,7 +102,7 @@ class Engine:
             import torch
 
             Qwen3TTSModel = import_qwen_tts()  # noqa: N806 - a class
-            device = _resolve_device(self.config.device)
+            device = resolve_device(self.config.device)
             attention = check_attention(self.config.attention, device)
             source = self.config.model
             if source.startswith((".", "/", "~")) and not Path(source).expanduser().is_dir():
@@ -151,7 +111,7 @@ class Engine:
             log.info("engine.loading", model=source, device=device, attention=attention)
             self.tts = Qwen3TTSModel.from_pretrained(
                 str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source,
-                device_map=device, dtype=_resolve_dtype(self.config.dtype, device), attn_implementation=attention,
+                device_map=device, dtype=resolve_dtype(self.config.dtype, device), attn_implementation=attention,
             )
             self.device = device
             self._watermarker = shared_watermarker(device)
@@ -308,7 +268,7 @@ class Engine:
                     item.text, item.language.lower() if item.language != AUTO else "auto", item.prompt,
                     seed=request.seed, max_new_tokens=item.max_new_tokens,
                     on_frame=lambda frames, index=index: on_frame(index, frames)))
-            codes = [_wait(job.future, cancel) for job in jobs]
+            codes = [job.result(cancel) for job in jobs]
         finally:
             for job in jobs:
                 job.cancel()  # no-op for a finished job; frees the slot of one left behind by an error
@@ -383,7 +343,7 @@ class Engine:
 
     def _get_watermarker(self) -> Watermarker:
         if self._watermarker is None:  # a check before (or without) the model: on the device it would use
-            self._watermarker = shared_watermarker(self.device or _resolve_device(self.config.device))
+            self._watermarker = shared_watermarker(self.device or resolve_device(self.config.device))
         return self._watermarker
 
     def _check(self, request: CloneRequest) -> tuple[str, np.ndarray, int, str | None, str, str, int]:
@@ -449,31 +409,13 @@ class Engine:
             audio=to_wav(audio, SAMPLE_RATE), sample_rate=SAMPLE_RATE,
             audio_seconds=frames * SAMPLES_PER_FRAME / SAMPLE_RATE,
             frames=frames, voice_cached=item.cached, cold_start=cold, variant=self.config.variant,
-            gpu=self._gpu_name(), attention=active_attention(self.tts.model), engine_mode=self.engine_mode,
+            gpu=gpu_name(self.device), attention=active_attention(self.tts.model), engine_mode=self.engine_mode,
             batch_size=batch_size,
             timings=Timings(clone_s=item.clone_s, generate_s=generate_s - decode_s, decode_s=decode_s,
                             watermark_s=watermark_s, total_s=total_s),
         )
 
     # -- reporting ---------------------------------------------------------------------------------------
-    def _gpu_name(self) -> str | None:
-        import torch
-
-        return torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else None
-
-    def _gpu_memory(self) -> GpuMemory | None:
-        import torch
-
-        if not self.device.startswith("cuda"):
-            return None
-        gib = 1024**3
-        return GpuMemory(
-            allocated_gb=torch.cuda.memory_allocated(self.device) / gib,
-            reserved_gb=torch.cuda.memory_reserved(self.device) / gib,
-            peak_gb=torch.cuda.max_memory_allocated(self.device) / gib,
-            total_gb=torch.cuda.get_device_properties(self.device).total_memory / gib,
-        )
-
     def languages(self) -> list[str]:
         """Languages the loaded model accepts, in canonical spelling, "Auto" first."""
         self.load()
@@ -487,10 +429,10 @@ class Engine:
         return HealthReport(
             model=self.config.model, variant=self.config.variant, engine_mode=self.engine_mode,
             fallback_reason=self._fallback_reason, device=self.device,
-            gpu=self._gpu_name(), attention=active_attention(self.tts.model),
-            dtype=str(self.tts.model.dtype).removeprefix("torch."), versions=_versions(), load_s=self._load_s,
+            gpu=gpu_name(self.device), attention=active_attention(self.tts.model),
+            dtype=str(self.tts.model.dtype).removeprefix("torch."), versions=versions(), load_s=self._load_s,
             uptime_s=time.monotonic() - self._started, requests_served=self._served, warm=self._served > 0,
-            cache=self._cache.stats(), gpu_memory=self._gpu_memory(), languages=self.languages(),
+            cache=self._cache.stats(), gpu_memory=gpu_memory(self.device), languages=self.languages(),
             fast_graphs=self._fast.decoder.graph_status() if self._fast is not None else None,
             fast_batch=self._batch_status(),
         )

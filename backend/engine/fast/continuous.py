@@ -95,6 +95,18 @@ class DecodeJob:
         """Frames it may generate: stock generate never turns the last sampled token into a frame."""
         return self.settings.max_new_tokens - 1
 
+    def result(self, cancel: threading.Event | None = None, poll_s: float = 0.05) -> torch.Tensor:
+        """Its codes once decoded; given up (CancelledError) once `cancel` is set (the caller's deadline passed
+        or it went away: `cancel` the job then, to free its slot)."""
+        if cancel is None:
+            return self.future.result()
+        while not cancel.is_set():
+            try:
+                return self.future.result(timeout=poll_s)
+            except TimeoutError:
+                continue
+        raise CancelledError("the caller gave up")
+
     def cancel(self) -> None:
         """Stop at the next frame boundary (its slot goes to the next request); its future gets CancelledError."""
         self.cancelled.set()

@@ -84,8 +84,8 @@ def channel_payload(channel_id: int, name: str, kind: int, overwrites: list[dict
     return payload
 
 
-def member_payload(user_id: int, name: str = "member") -> dict[str, Any]:
-    return {"user": user_payload(user_id, name), "roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
+def member_payload(user_id: int, name: str = "member", *, bot: bool = False) -> dict[str, Any]:
+    return {"user": user_payload(user_id, name, bot=bot), "roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
             "deaf": False, "mute": False, "flags": 0}
 
 
@@ -104,9 +104,11 @@ def deny(*names: str) -> list[dict[str, Any]]:
 
 
 def guild_payload(in_voice: dict[int, int], *, voice_overwrites: list[dict] | None = None,
-                  user_limit: int = 0, names: dict[int, str] | None = None) -> dict[str, Any]:
+                  user_limit: int = 0, names: dict[int, str] | None = None,
+                  bots: frozenset[int] = frozenset()) -> dict[str, Any]:
     """The guild as GUILD_CREATE delivers it: text and voice channels, the bot's member, and the voice states
-    `in_voice` (user id -> voice channel id) with their members (named from `names`)."""
+    `in_voice` (user id -> voice channel id) with their members (named from `names`; those in `bots` are bot
+    accounts)."""
     everyone = {"id": str(GUILD_ID), "name": "@everyone", "permissions": str(EVERYONE), "position": 0, "color": 0,
                 "hoist": False, "managed": False, "mentionable": False, "flags": 0}
     bot_member = {"user": user_payload(BOT_ID, "voicebot", bot=True), "roles": [], "joined_at":
@@ -118,7 +120,8 @@ def guild_payload(in_voice: dict[int, int], *, voice_overwrites: list[dict] | No
                          channel_payload(VOICE_ID, "Lounge", 2, voice_overwrites, user_limit),
                          channel_payload(OTHER_VOICE_ID, "Games", 2)],
             "voice_states": [voice_state(user, channel) for user, channel in in_voice.items()],
-            "members": [bot_member, *(member_payload(user, (names or {}).get(user, "member")) for user in in_voice)],
+            "members": [bot_member, *(member_payload(user, (names or {}).get(user, "member"), bot=user in bots)
+                                      for user in in_voice)],
             "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
             "mfa_level": 0, "nsfw_level": 0, "preferred_locale": "en-US", "system_channel_flags": 0}
 

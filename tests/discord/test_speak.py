@@ -161,12 +161,14 @@ async def test_speak_without_any_voice_says_how_to_get_one(discord_bot) -> None:
 async def test_read_aloud_reads_messages_of_people_in_the_voice_channel(discord_bot) -> None:
     backend = FakeBackend(audio_seconds=0.96)
     harness = await voice_bot(discord_bot, backend, library=True)
-    bob, carol, dave = Invoker(name="bob"), Invoker(name="carol"), Invoker(name="dave")
-    people = (harness.invoker, bob, carol, dave)
-    harness.bot._connection.parse_guild_create(guild_payload({
-        harness.invoker.user_id: VOICE_ID, bob.user_id: VOICE_ID, carol.user_id: VOICE_ID,
-        dave.user_id: OTHER_VOICE_ID}, names={person.user_id: person.name for person in people}))
-    for member in (bob, carol):  # bob and carol saved voices; dave did too but is in another voice channel
+    bob, carol, dave, robot = (Invoker(name=name) for name in ("bob", "carol", "dave", "robot"))
+    people = (harness.invoker, bob, carol, dave, robot)
+    in_voice = {harness.invoker.user_id: VOICE_ID, bob.user_id: VOICE_ID, carol.user_id: VOICE_ID,
+                dave.user_id: OTHER_VOICE_ID, robot.user_id: VOICE_ID}
+    harness.bot._connection.parse_guild_create(guild_payload(
+        in_voice, names={person.user_id: person.name for person in people}, bots=frozenset({robot.user_id})))
+    # bob, carol and a bot account saved voices; dave did too but is in another voice channel
+    for member in (bob, carol, robot):
         pending = await harness.library.prepare_save(_member(member), f"{member.name} voice", "me", CLIP, "c.wav")
         await harness.library.confirm_save(pending.id, _member(member))
     start = read(harness, "start")
@@ -179,11 +181,13 @@ async def test_read_aloud_reads_messages_of_people_in_the_voice_channel(discord_
     state.parse_message_create(chat_message(bob.user_id, "sooooo good", name="bob"))
     state.parse_message_create(chat_message(carol.user_id, "```code```", name="carol"))
     state.parse_message_create(chat_message(dave.user_id, "I am elsewhere", name="dave"))
-    state.parse_message_create(chat_message(carol.user_id, "beep", name="robot", bot=True))
+    state.parse_message_create(chat_message(robot.user_id, "beep", name="robot", bot=True))  # skip_bots
     state.parse_message_create(chat_message(carol.user_id, "other channel", channel_id=OTHER_TEXT_ID))
-    await until(lambda: len(voice.played) == 3)
+    # messages are read in the order they came: once this one is played, every one before it was handled
+    state.parse_message_create(chat_message(bob.user_id, "last one", name="bob"))
+    await until(lambda: len(voice.played) == 4)
     assert [call.text for call in backend.streamed] == [
-        "bob said: Hi all! see a link to example.com", "sooo good", "carol said: a code block"]
+        "bob said: Hi all! see a link to example.com", "sooo good", "carol said: a code block", "bob said: last one"]
     assert all(call.max_new_tokens == 376 for call in backend.streamed)  # 30 s by default
 
     again = read(harness, "start")

@@ -17,6 +17,7 @@ import structlog
 from discord import app_commands
 
 from backend.errors import VoicebotError
+from bot.discord.answers import defer_privately
 from bot.discord.calls import CALL_FAILURES, describe_failure, within
 from bot.discord.clone import OPTION_MAX_CHARS, complete_language
 from bot.discord.errors import send_ephemeral
@@ -63,7 +64,6 @@ def speak_command(speech: SpeechService, playback: Playback) -> app_commands.Com
 
     async def speak(interaction: discord.Interaction, text: Text, voice: Name | None = None,
                     language: str | None = None) -> None:
-        timing = interaction.client.timing  # type: ignore[attr-defined]
         interaction.client.track(asyncio.current_task())  # type: ignore[attr-defined]
         try:
             channel = callers_channel(interaction)
@@ -72,10 +72,7 @@ def speak_command(speech: SpeechService, playback: Playback) -> app_commands.Com
         except VoicebotError as exc:
             await send_ephemeral(interaction, exc.message)
             return
-        try:
-            await within(timing.call_s, interaction.response.defer(ephemeral=True, thinking=True))
-        except CALL_FAILURES as exc:
-            log.warning("discord.defer_failed", reason=describe_failure(exc), user_id=interaction.user.id)
+        if not await defer_privately(interaction):
             return
         try:
             spoken = await speech.speak(member_of(interaction), text, voice, language,

@@ -319,7 +319,7 @@ def _timed(work: Callable[[], object], repeats: int = 5) -> float:
 def micro(engine: Engine, clip: bytes, length: int) -> dict[str, Any]:
     """The costs a scheduler works with, each alone: a frame of each batch bucket at cache `length` (replaying
     its graph), staging a 187-character prompt, decoding and watermarking a first and a steady stream chunk,
-    decoding a whole 187-character clip. Run before serving (it replays graphs on the idle loop's buffers)."""
+    decoding a whole 187-character clip (the product's speech decoder; a chunk also by stock's). Run before serving (it replays graphs on the idle loop's buffers)."""
     from backend.watermark import StreamMarker
 
     fast, decoder = engine._fast, engine._fast.decoder
@@ -338,10 +338,12 @@ def micro(engine: Engine, clip: bytes, length: int) -> dict[str, Any]:
                                                                   max_new_tokens=160))
     costs["stage_ms"] = _timed(lambda: decoder.stage(inputs))
     costs["stock_prefill_ms"] = _timed(lambda: decoder.stager._forward(inputs))
-    decode = engine.tts.model.speech_tokenizer.decode
+    stock_decode = engine.tts.model.speech_tokenizer.decode
     for frames in (2, 12):
-        window = torch.zeros(25 + frames, 16, dtype=torch.long, device=decoder.device)
-        costs[f"chunk_decode_{frames}_ms"] = _timed(lambda window=window: decode([{"audio_codes": window}]))
+        window = torch.zeros(25 + frames, 16, dtype=torch.long)  # as a stream's chunk reaches the decoder
+        costs[f"chunk_decode_{frames}_ms"] = _timed(lambda window=window: fast.speech.decode(window))
+        costs[f"stock_chunk_decode_{frames}_ms"] = _timed(
+            lambda window=window: stock_decode([{"audio_codes": window.to(decoder.device)}]))
         audio = np.zeros(frames * SAMPLES_PER_FRAME, dtype=np.float32)
         marker = StreamMarker(engine._get_watermarker())
         costs[f"chunk_mark_{frames}_ms"] = _timed(lambda audio=audio, marker=marker: marker.push(audio))

@@ -11,7 +11,9 @@ it through a locked queue and get their codes back through a `Future` (and, stre
 request's prompt is prefilled on its own thread before it queues (`staging.py`): the loop only copies it into a
 slot, so newcomers cost the running rows a few copies, not a talker forward each. On CUDA the loop runs on its
 own high-priority stream, so its frames go ahead of the other threads' GPU work (prefills, speech decoding,
-watermarking); codes are handed on only after the stream has made them. A row's
+watermarking). Codes leave the loop as host copies (a few KB): a device tensor made on the loop's stream and
+freed on a consumer's could be handed back to the loop by the caching allocator while the consumer's kernels
+still read it, and decode another request's frames as garbage codes. A row's
 codes do not depend on its neighbours: attention reads only the row's own cache slots, and its random numbers are
 a hash of its own seed and draw counter (`sampling.row_noise`), so a seeded request samples the same codes in any
 company, and greedy decoding gives stock qwen-tts's codes for every row whoever joins or leaves.
@@ -38,7 +40,7 @@ from backend.engine.fast.decoder import DecodeSettings, FastDecoder, trim_at_eos
 from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 log = structlog.get_logger(__name__)
-ChunkSink = Callable[[torch.Tensor], None]  # new codes (n x 16, on the device), called on the scheduler thread
+ChunkSink = Callable[[torch.Tensor], None]  # new codes (n x 16, on the host), called on the scheduler thread
 FrameSink = Callable[[int], None]  # frames this request has done, called on the scheduler thread
 
 
@@ -247,7 +249,7 @@ class ContinuousBatch:
         self._since_check = 0
         finished = decoder.buffers.finished[:len(active)].tolist()
         leaving: dict[DecodeJob, torch.Tensor | None] = {}  # -> its codes, or None: it failed or was cancelled
-        chunks: list[tuple[DecodeJob, torch.Tensor]] = []  # handed on once the stream has made them
+        chunks: list[tuple[DecodeJob, torch.Tensor]] = []  # host copies, handed on after the slots are free
         for job in active:
             if job.error is None and (finished[job.slot] or job.done >= job.budget):
                 leaving[job] = self._finish(job, chunks)
@@ -256,8 +258,6 @@ class ContinuousBatch:
             if job.error is not None or job.cancelled.is_set():
                 leaving[job] = None
         self._leave(list(leaving))
-        if chunks or leaving:
-            self._synchronize()
         for job, codes in chunks:
             if job.on_chunk is not None:
                 _call(job, job.on_chunk, codes)
@@ -277,22 +277,18 @@ class ContinuousBatch:
     def _finish(self, job: DecodeJob, chunks: list[tuple[DecodeJob, torch.Tensor]]) -> torch.Tensor:
         """The row's codes cut at EOS (its last chunk, if it streams and one is owed, added to `chunks`)."""
         codes = trim_at_eos(self.decoder.buffers.codes[job.slot:job.slot + 1, :job.done], job.settings.eos)[0]
-        codes, job.ended = codes.clone(), time.perf_counter()
+        codes, job.ended = codes.to("cpu", copy=True), time.perf_counter()
         if job.chunks and codes.shape[0] > job.emitted:
             chunks.append((job, self._take(job, codes[job.emitted:], codes.shape[0])))
         return codes
 
     @staticmethod
     def _take(job: DecodeJob, codes: torch.Tensor, upto: int) -> torch.Tensor:
-        """A copy of the job's next chunk of codes (up to frame `upto`), its chunk schedule moved on."""
+        """A host copy of the job's next chunk of codes (up to frame `upto`; the copy waits for the loop's
+        stream to make them), its chunk schedule moved on."""
         job.emitted = upto
         job.chunks = job.chunks[1:] or job.chunks
-        return codes.clone()
-
-    def _synchronize(self) -> None:
-        """Wait for the loop's stream: the codes copied from the buffers exist before another thread reads them."""
-        if self.decoder.device.type == "cuda":
-            self._stream.synchronize()
+        return codes.to("cpu", copy=True)  # a copy on the CPU too: the buffer moves on
 
     def _leave(self, leaving: list[DecodeJob]) -> None:
         """Free the slots of `leaving`: the last row moves into each, so rows stay packed from slot 0."""

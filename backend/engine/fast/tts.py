@@ -140,7 +140,7 @@ class FastTTS:
         job = self.submit(text, language, voice_clone_prompt, chunks=chunks, on_chunk=arrived.put, **generate_kwargs)
         job.future.add_done_callback(lambda _: arrived.put(None))  # after the last chunk
         ref = voice_clone_prompt.ref_code
-        context = ref[-left_context:].to(self.decoder.device) if ref is not None and left_context else None
+        context = ref[-left_context:].cpu() if ref is not None and left_context else None  # codes come as host copies
         try:
             while (new := arrived.get()) is not None:
                 window = new if context is None else torch.cat((context, new))

@@ -4,6 +4,9 @@ causal). CPU float32, the tiny checkpoint: one window, several windows, and the 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -31,3 +34,60 @@ def test_decoding_matches_stock(tokenizer, frames):
 
 def test_nothing_to_decode_is_no_audio(tokenizer):
     assert SpeechDecoder(tokenizer, use_graphs=False).decode(torch.zeros(0, 16, dtype=torch.long)).size == 0
+
+
+def _windows(*lengths: int) -> list[torch.Tensor]:
+    return [torch.randint(0, 2048, (n, 16), generator=torch.Generator().manual_seed(n)) for n in lengths]
+
+
+def test_short_windows_in_one_batch_each_decode_as_alone(tokenizer):
+    """Rows of one batch (right-padded to the window length) do not leak into each other."""
+    windows = _windows(1, 5, 27, 37, WINDOW_FRAMES[0])
+    speech = SpeechDecoder(tokenizer, use_graphs=False)
+    for codes, have in zip(windows, speech._short._decode_rows(windows), strict=True):
+        (want,), _ = tokenizer.decode([{"audio_codes": codes}])
+        assert have.shape == want.shape
+        np.testing.assert_allclose(have, want, atol=1e-5)
+
+
+def test_concurrent_short_decodes_are_batched_and_each_caller_gets_its_own_audio(tokenizer, monkeypatch):
+    """Callers arriving while a batch decodes go together in the next one; nobody gets another's audio."""
+    speech = SpeechDecoder(tokenizer, use_graphs=False)
+    short = speech._short
+    windows = _windows(*range(3, 15))
+    sizes, first_started, release = [], threading.Event(), threading.Event()
+    decode_rows = short._decode_rows
+
+    def spied(batch):
+        sizes.append(len(batch))
+        if len(sizes) == 1:  # hold the first batch until every other caller has queued
+            first_started.set()
+            assert release.wait(timeout=60)
+        return decode_rows(batch)
+
+    monkeypatch.setattr(short, "_decode_rows", spied)
+    results: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, speech.decode(windows[i])))
+               for i in range(len(windows))]
+    threads[0].start()
+    assert first_started.wait(timeout=60)
+    for thread in threads[1:]:
+        thread.start()
+    while len(short._queue) < len(windows) - 1:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sizes == [1, len(windows) - 1]
+    for i, codes in enumerate(windows):
+        np.testing.assert_allclose(results[i], speech._short._decode_rows([codes])[0], atol=1e-6)
+
+
+def test_a_failed_short_batch_fails_its_callers_and_the_next_caller_decodes(tokenizer, monkeypatch):
+    speech = SpeechDecoder(tokenizer, use_graphs=False)
+    decode_rows = speech._short._decode_rows
+    monkeypatch.setattr(speech._short, "_decode_rows", lambda batch: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        speech.decode(_windows(4)[0])
+    monkeypatch.setattr(speech._short, "_decode_rows", decode_rows)
+    assert speech.decode(_windows(4)[0]).shape == (4 * speech.upsample,)

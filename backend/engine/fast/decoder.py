@@ -44,6 +44,7 @@ import torch
 
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
+from backend.engine.fast.graphs import record
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
 from backend.engine.fast.prefill import ChunkedPrefill
 from backend.engine.fast.sampling import SamplingConfig, choose_tokens, row_noise, select_tokens
@@ -266,10 +267,7 @@ class FastDecoder:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode():
-            # thread_local: a thread doing host work meanwhile (validation, health) cannot spoil the capture
-            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-                self._frame(self.buffers, *shape, compiled=compiled)
+        record(graph, lambda: self._frame(self.buffers, *shape, compiled=compiled), pool=self._pool)
         return graph
 
     def warmup(self, batches: tuple[int, ...] | None = None, length: int = LENGTH_BUCKET) -> None:

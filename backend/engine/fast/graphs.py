@@ -1,16 +1,37 @@
-"""Capturing a CUDA graph of a function that reads and writes fixed buffers (the speech decoder's windows, the
-prompt prefill's chunks): warmed up on a side stream first, as CUDA graphs want, then recorded."""
+"""Capturing CUDA graphs: one capture at a time in the process, and a helper for functions that read and write
+fixed buffers (the speech decoder's windows, the prompt prefill's chunks).
+
+Why one at a time: captures record on torch's one default capture stream, and while one runs the caching
+allocator sends that stream's allocations to the capture's memory pool. Two threads capturing at once (the
+decode loop capturing a batch shape while a request's prefill or speech decoding captures its own) break each
+other: cuBLAS fails inside the capture, the capture is invalidated, and its pool stays marked as recording, so
+every later capture fails ("already recording to mempool_id") and graphs recorded meanwhile can replay
+garbage (device-side index asserts under load on one H200). Every capture in the product holds
+`CAPTURE_LOCK`; nothing is acquired while holding it, so it cannot deadlock with the engine's other locks.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import torch
 
+CAPTURE_LOCK = threading.Lock()
+
+
+def record(graph: torch.cuda.CUDAGraph, step: Callable[[], object], *, pool: object = None) -> object:
+    """Record `step` into `graph` (nothing executes), holding `CAPTURE_LOCK`; what the call returned (its
+    tensors live in the graph's memory and are rewritten by every replay). `thread_local`: a thread doing host
+    work meanwhile (validation, health) cannot spoil the capture."""
+    with CAPTURE_LOCK, torch.inference_mode():
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+            return step()
+
 
 def capture_graph(step: Callable[[], object], device: torch.device) -> tuple[torch.cuda.CUDAGraph, object]:
-    """Run `step` twice on a side stream, then record it; the graph and what the recorded call returned (its
-    output tensors live in the graph's memory and are rewritten by every replay)."""
+    """Run `step` twice on a side stream (CUDA graphs want a warm-up), then record it; the graph and what the
+    recorded call returned."""
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
@@ -18,6 +39,4 @@ def capture_graph(step: Callable[[], object], device: torch.device) -> tuple[tor
             step()
     torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        output = step()
-    return graph, output
+    return graph, record(graph, step)

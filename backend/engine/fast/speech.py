@@ -11,8 +11,14 @@ one launch.
 Right padding changes nothing before it: every part of the decoder is causal (causal convolutions, transposed
 convolutions trimmed on the right, causal attention). Stock relies on the same thing when it decodes a padded
 batch (`Qwen3TTSTokenizerV2Model.decode`), and pads with code 0 as we do. Windows follow stock's
-`chunked_decode`: 300 frames behind up to 25 frames of context. The graphs share their buffers, so one decode
-runs at a time; a length past the largest window, a CPU run, or a capture that failed decodes eagerly.
+`chunked_decode`: 300 frames behind up to 25 frames of context. The graphs share their buffers, so one long
+decode runs at a time; a length past the largest window, a CPU run, or a capture that failed decodes eagerly.
+
+Short codes (a stream's chunk behind its context: at most `WINDOW_FRAMES[0]` frames) are decoded together:
+one graph replay decodes the windows of every stream that is waiting (rows of one batch; rows are independent,
+as in stock's padded batches). One replay a chunk had capped serving at about 150 stream chunks a second
+(6.4 ms each on one H200), fewer than 16 concurrent streams need. There is no timer: whoever finds the decoder
+idle decodes everything queued meanwhile (`speech_batch.py`), so a lone stream waits for nothing.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ import structlog
 import torch
 
 from backend.engine.fast.graphs import capture_graph
+from backend.engine.fast.speech_batch import ShortWindows
 
 log = structlog.get_logger(__name__)
 WINDOW_FRAMES = (40, 80, 160, 325)  # padded lengths: a stream chunk behind its context fits the first
+SHORT_ROWS = (1, 2, 4, 8, 16)  # batch sizes of the short windows' graphs: streams decoded in one replay
 CHUNK_FRAMES = 300  # stock `chunked_decode`: new frames per window
 CONTEXT_FRAMES = 25  # and the frames of context before them
 
@@ -54,16 +62,23 @@ class SpeechDecoder:
         self._lock = threading.Lock()
         self._graphs: dict[int, _Graph] = {}
         self._failed: set[int] = set()
+        self._short = ShortWindows(self.decoder, self.device, frames=WINDOW_FRAMES[0], rows=SHORT_ROWS,
+                                   groups=self.groups, upsample=self.upsample, use_graphs=self.use_graphs)
 
     def capture(self) -> None:
-        """Capture every window length now (at load: a first request should not pay for it)."""
-        with self._lock, torch.inference_mode():
-            for frames in WINDOW_FRAMES:
-                self._graph(frames)
+        """Capture every window length and every short batch now (at load: a first request should not pay)."""
+        with torch.inference_mode():
+            with self._lock:
+                for frames in WINDOW_FRAMES:
+                    self._graph(frames)
+            self._short.capture()
 
     def decode(self, codes: torch.Tensor) -> np.ndarray:
         """The audio of `codes` (n x 16, on any device), n * upsample samples: what stock `decode` gives for it."""
-        codes = codes.to(self.device).clamp(min=0).T[None]  # (1, groups, n); stock clamps its -1 padding too
+        codes = codes.clamp(min=0)  # stock clamps its -1 padding too
+        if 0 < codes.shape[0] <= WINDOW_FRAMES[0]:
+            return self._short.decode(codes)
+        codes = codes.to(self.device).T[None]  # (1, groups, n)
         total = codes.shape[-1]
         pieces = []
         with self._lock, torch.inference_mode():

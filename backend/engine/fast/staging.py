@@ -78,13 +78,18 @@ class Stager:
         self.device = device
         self.prefill = prefill
         self._turns = threading.BoundedSemaphore(MAX_STAGING)
+        # One stream for every prefill: returning from `stage` does not wait for the GPU, so the next prefill's
+        # writes to the shared chunk buffers must queue behind the previous prefill's reads. On a stream of its
+        # own each, the next prompt's positions reached a running replay of a shorter cache length: K/V written
+        # past that cache (device-side index asserts under load, one H200).
+        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def stage(self, inputs: TalkerInputs) -> StagedPrompt:
         """`inputs` prefilled, for a slot of the continuous batch."""
         with self._turns, torch.inference_mode():
-            if self.device.type != "cuda":
+            side = self._stream
+            if side is None:
                 return self._run(inputs)
-            side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))  # the inputs were made there
             with torch.cuda.stream(side):
                 staged = self._run(inputs)

@@ -208,8 +208,9 @@ def main() -> None:
     coldstart = (HERE / "RESULTS.coldstart.md").read_text().replace("{table}", coldstart_table(coldstarts))
     watermark = (HERE / "RESULTS.watermark.md").read_text()
     load = (HERE / "RESULTS.load.md").read_text().replace("{table}", load_table(loads))
+    speak = (HERE / "RESULTS.speak.md").read_text()
     (HERE / "RESULTS.md").write_text(header + "\n" + table(runs) + "\n\n" + (comparison + "\n\n" if comparison else "")
-                                     + footer + "\n" + coldstart + "\n" + watermark + "\n" + load)
+                                     + footer + "\n" + coldstart + "\n" + watermark + "\n" + load + "\n" + speak)
     plot(runs, HERE / "results.png")
     print("wrote RESULTS.md and results.png", file=sys.stderr)
 

@@ -83,6 +83,7 @@ class DecodeJob:
     staged: StagedPrompt | None = None  # its prompt prefilled (by `submit`), until it joins
     queued: float = field(default_factory=time.perf_counter)
     joined: float = 0.0  # when its prompt was prefilled into a slot (perf_counter)
+    first_chunk: float = 0.0  # when its first chunk of codes was handed on (streams)
     ended: float = 0.0  # when its codes were complete
     peak_rows: int = 1  # the most rows it decoded alongside, itself included
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -286,6 +287,7 @@ class ContinuousBatch:
     def _take(job: DecodeJob, codes: torch.Tensor, upto: int) -> torch.Tensor:
         """A host copy of the job's next chunk of codes (up to frame `upto`; the copy waits for the loop's
         stream to make them), its chunk schedule moved on."""
+        job.first_chunk = job.first_chunk or time.perf_counter()
         job.emitted = upto
         job.chunks = job.chunks[1:] or job.chunks
         return codes.to("cpu", copy=True)  # a copy on the CPU too: the buffer moves on

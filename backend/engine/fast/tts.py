@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import structlog
 import torch
 
 from backend.engine.fast.continuous import ChunkSink, ContinuousBatch, DecodeJob, FrameSink, row_seed
@@ -27,6 +29,7 @@ from backend.engine.fast.staging import TalkerInputs
 from backend.engine.fast.sampling import SamplingConfig
 from backend.engine.fast.speech import SpeechDecoder
 
+log = structlog.get_logger(__name__)
 SAMPLES_PER_FRAME = 1920
 STREAM_CHUNKS = (2, 4, 8, 12)  # frames; each chunk arrives before the audio of the previous one has played
 
@@ -136,16 +139,31 @@ class FastTTS:
         codes before the first chunk, as qwen-tts decodes ICL clips behind them) and keeps only the new samples.
         The speech decoder is causal, so chunks match one-shot decoding wherever the window covers its reach.
         """
+        started = time.perf_counter()
         arrived: queue.SimpleQueue[torch.Tensor | None] = queue.SimpleQueue()
         job = self.submit(text, language, voice_clone_prompt, chunks=chunks, on_chunk=arrived.put, **generate_kwargs)
         job.future.add_done_callback(lambda _: arrived.put(None))  # after the last chunk
         ref = voice_clone_prompt.ref_code
         context = ref[-left_context:].cpu() if ref is not None and left_context else None  # codes come as host copies
+        first_audio = 0.0
         try:
             while (new := arrived.get()) is not None:
                 window = new if context is None else torch.cat((context, new))
-                yield self.speech.decode(window)[-new.shape[0] * SAMPLES_PER_FRAME:]
+                audio = self.speech.decode(window)[-new.shape[0] * SAMPLES_PER_FRAME:]
+                first_audio = first_audio or time.perf_counter()
+                yield audio
                 context = window[-left_context:] if left_context else None
             job.future.result()  # the request's own error, if it failed
         finally:
             job.cancel()  # a consumer that stops early frees the slot at the next frame
+            _log_stream(job, started, first_audio)
+
+
+def _log_stream(job: DecodeJob, started: float, first_audio: float) -> None:
+    """Where a stream's time to first audio went, from the call: prompt assembled (`queued`), prefilled into a
+    slot (`joined`), first codes handed on by the loop, first audio decoded (0 where it never came)."""
+    def ms(at: float) -> float | None:
+        return round((at - started) * 1000, 1) if at else None
+
+    log.info("fast.stream", prompt_ms=ms(job.queued), joined_ms=ms(job.joined), first_codes_ms=ms(job.first_chunk),
+             first_audio_ms=ms(first_audio), frames=job.done, peak_rows=job.peak_rows)

@@ -7,7 +7,8 @@ guard's included.
 Handlers are plain `def`s: FastAPI runs them in its threadpool, so a generation that holds the engine's lock
 for tens of seconds never blocks the event loop (health checks and bad requests still get answered).
 
-What the edge enforces before a request costs anything:
+What the edge enforces before a request costs anything (`guard`, which `voicebot serve-api` puts in front of
+the same OpenAI-compatible app with its own authentication: per-member API keys):
 - Closed by default. The bearer token is checked by a middleware, before routing and before a byte of the body
   is read; without a token every request is refused, unless the app is opened on purpose (`open_access`, for a
   deliberately public endpoint or one whose proxy checks callers, such as Modal's proxy auth).
@@ -62,10 +63,11 @@ from backend.errors import VoicebotError
 from backend.intake.limits import AudioLimits
 from backend.openai_api import DEFAULT_MODELS, PREFIX, create_openai_app, too_large, unauthorized
 from backend.openai_api import body_limits as openai_body_limits
+from backend.openai_api.speech import ThreadedSource
 from backend.progress_stream import progress_then_result
 from backend.schema import SAMPLE_RATE, CloneRequest, CloneResult, ForgetVoices, HealthReport, Progress, WatermarkCheck
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
-from backend.voice_catalog import VoiceCatalog
+from backend.voice_catalog import BlockingVoiceCatalog, ThreadedVoiceCatalog
 from backend.watermark import CHECK_LIMITS
 from backend.wire import (
     END_EVENT,
@@ -119,6 +121,17 @@ class CloneService(Protocol):
     def forget_voices(self, clip_sha256s: list[str]) -> int: ...
 
 
+class CallerRefused(AuthenticationError):
+    """An authentication backend's refusal: 401 (no credential, or a wrong one) unless it says otherwise (403: a
+    known caller who may not use this; 503: the credential could not be checked now). `message` is shown to
+    the caller: never the credential."""
+
+    def __init__(self, message: str, *, status: int = 401, code: str = "unauthorized") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 class _BearerToken(AuthenticationBackend):
     """Requires `Authorization: Bearer <token>` on every request; with no token configured, refuses them all."""
 
@@ -143,11 +156,12 @@ def _openai_path(path: str) -> bool:
 
 
 def _unauthorized(conn: HTTPConnection, exc: AuthenticationError) -> JSONResponse:
-    log.info("web.rejected", path=conn.url.path, code="unauthorized")
+    status, code = (exc.status, exc.code) if isinstance(exc, CallerRefused) else (401, "unauthorized")
+    log.info("web.rejected", path=conn.url.path, code=code)
     if _openai_path(conn.url.path):
-        return unauthorized(str(exc))
-    return JSONResponse(ErrorBody(error="unauthorized", message=str(exc)).model_dump(), status_code=401,
-                        headers={"WWW-Authenticate": "Bearer"})
+        return unauthorized(str(exc), status=status, code=code)
+    return JSONResponse(ErrorBody(error=code, message=str(exc)).model_dump(), status_code=status,
+                        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
 
 def _too_large(limit: int, path: str = "") -> JSONResponse:
@@ -173,6 +187,17 @@ class _DeclaredSizeGuard:
             await _too_large(limit, scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def guard(app: FastAPI, *, body_limits: dict[str, int], authentication: AuthenticationBackend | None) -> None:
+    """What every web app here keeps at its edge: `authentication` checked first, before routing and before a
+    byte of the body is read (None: opened on purpose), then the declared-size guard (`body_limits` by path),
+    and every failure answered in the error shape (OpenAI's under `PREFIX`)."""
+    # The last middleware added runs first: the caller is checked before anything else looks at the request.
+    app.add_middleware(_DeclaredSizeGuard, limits=body_limits)
+    if authentication is not None:
+        app.add_middleware(AuthenticationMiddleware, backend=authentication, on_error=_unauthorized)
+    _install_error_handlers(app)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -256,7 +281,7 @@ async def _audio_stream(service: CloneService, request: CloneRequest, timeout_s:
 def create_web_app(
     service: CloneService, *, token: str | None = None, open_access: bool = False, docs: bool = False,
     audio_limits: AudioLimits | None = None, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-    voices: VoiceCatalog | None = None, speech_models: Sequence[str] = DEFAULT_MODELS,
+    voices: BlockingVoiceCatalog | None = None, speech_models: Sequence[str] = DEFAULT_MODELS,
     stream_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> FastAPI:
     """The FastAPI app for `service`. With `token`, every route requires it as a bearer token; without one
@@ -276,15 +301,12 @@ def create_web_app(
                    **openai_body_limits(clip_limits, max_text_chars)}
     app = FastAPI(title="voicebot TTS", docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   openapi_url="/openapi.json" if docs else None)
-    # The last middleware added runs first: the token is checked before anything else looks at the request.
-    app.add_middleware(_DeclaredSizeGuard, limits=body_limits)
-    if not open_access:
-        if token is None:
-            log.warning("web.closed", reason="no token configured: every request is refused")
-        app.add_middleware(AuthenticationMiddleware, backend=_BearerToken(token), on_error=_unauthorized)
-    _install_error_handlers(app)
-    app.mount(PREFIX, create_openai_app(service, voices=voices, models=speech_models, audio_limits=clip_limits,
-                                        max_text_chars=max_text_chars))
+    if not open_access and token is None:
+        log.warning("web.closed", reason="no token configured: every request is refused")
+    guard(app, body_limits=body_limits, authentication=None if open_access else _BearerToken(token))
+    catalog = ThreadedVoiceCatalog(voices) if voices is not None else None
+    app.mount(PREFIX, create_openai_app(ThreadedSource(service), voices=catalog, models=speech_models,
+                                        audio_limits=clip_limits, max_text_chars=max_text_chars))
 
     @app.post("/clone", max_body_size=body_limits["/clone"])
     def clone(body: CloneBody, request: Request) -> Any:

@@ -1,6 +1,7 @@
-"""The OpenAI-compatible audio API, mounted under `/v1` of the backend's web app (`backend.web`), so it runs
-behind the same bearer token (checked before any body is read) and the same declared-size guard, on the same
-clone service (the engine, or on Modal the container's batcher in front of it).
+"""The OpenAI-compatible audio API, mounted under `/v1` of a web app that guards it (`backend.web.guard`: the
+caller authenticated before any body is read, the declared-size guard): the backend's own web app, on the
+same clone service (the engine, or on Modal the container's batcher in front of it), or `voicebot serve-api`,
+on the bots' job queue and voice library (`bot.api_server`).
 
     POST /v1/audio/speech   text -> audio in the voice of a saved voice or of the clip sent (`speech`)
     GET  /v1/audio/voices   the saved voices the caller may use (`voices`)
@@ -10,35 +11,35 @@ clone service (the engine, or on Modal the container's batcher in front of it).
 
 A FastAPI app of its own rather than routes of the parent: its error handlers answer in OpenAI's shape
 (`errors`) while the parent's keep the native one. Handlers are `async` and hand every blocking call (the
-engine, the catalog, the intake) to a worker thread, so a generation never blocks the event loop.
+intake) to a worker thread, and the source and the catalog are async, so a generation never blocks the event
+loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import anyio
 import structlog
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from starlette.authentication import SimpleUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.intake.limits import AudioLimits
 from backend.openai_api.encoding import MEDIA_TYPES
 from backend.openai_api.errors import install_error_handlers
 from backend.openai_api.schema import DEFAULT_MODELS, SpeechBody, model_list_json, voice_json, voice_list_json
-from backend.openai_api.speech import CloneService, speech_job, streamed_answer, whole_answer
-from backend.openai_api.voices import ForgetsVoices, delete_saved_voice, save_voice
+from backend.openai_api.speech import SpeechSource, speech_job, streamed_answer, whole_answer
+from backend.openai_api.voices import delete_saved_voice, save_voice
 from backend.validation import DEFAULT_MAX_TEXT_CHARS
-from backend.voice_catalog import VoiceCatalog
+from backend.voice_catalog import Caller, VoiceCatalog
 from backend.wire import clone_body_limit
 
 log = structlog.get_logger(__name__)
 PREFIX = "/v1"
-OPEN_ACCESS_CALLER = "open-access"  # who saved a voice on an endpoint opened on purpose (no token)
+OPEN_ACCESS = SimpleUser("open-access")  # who saved a voice on an endpoint opened on purpose (no token)
 _FORM_MARGIN = 16 * 1024  # multipart boundaries and part headers, the name, the consent
 
 
@@ -50,46 +51,46 @@ def body_limits(audio_limits: AudioLimits, max_text_chars: int) -> dict[str, int
             f"{PREFIX}/audio/voices": audio_limits.max_bytes + 4 * max_text_chars + _FORM_MARGIN}
 
 
-def caller_of(request: Request) -> str:
-    """Who is asking, as the parent's token check recorded it (a fingerprint of the token, never the token)."""
+def caller_of(request: Request) -> Caller:
+    """Who is asking, as the parent's authentication recorded it (on the backend's app a fingerprint of the
+    token, never the token; in `serve-api` the member an API key belongs to)."""
     user = request.scope.get("user")
-    return user.display_name if user is not None and user.is_authenticated else OPEN_ACCESS_CALLER
+    return user if user is not None and user.is_authenticated else OPEN_ACCESS
 
 
-class Service(CloneService, ForgetsVoices, Protocol):
-    """What the API uses of the backend's clone service (`backend.web.CloneService` has it all)."""
-
-
-def create_openai_app(service: Service, *, voices: VoiceCatalog | None = None,
+def create_openai_app(source: SpeechSource, *, voices: VoiceCatalog | None = None,
                       models: Sequence[str] = DEFAULT_MODELS, audio_limits: AudioLimits | None = None,
-                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> ASGIApp:
-    """The app to mount at `PREFIX`. Without `voices`, requests send their clip (`ref_audio`), the voice list is
-    empty and uploads are refused."""
+                      max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, statuses: Mapping[str, int] | None = None
+                      ) -> ASGIApp:
+    """The app to mount at `PREFIX`, its audio from `source`. Without `voices`, requests send their clip
+    (`ref_audio`), the voice list is empty and uploads are refused. `statuses` maps the codes of the source's
+    and the catalog's own errors to HTTP statuses (a limit is 429, a block 403)."""
     limits = audio_limits or AudioLimits()
     served = tuple(models)
     sizes = body_limits(limits, max_text_chars)
     app = FastAPI(title="voicebot OpenAI-compatible audio", docs_url=None, redoc_url=None, openapi_url=None)
-    install_error_handlers(app)
+    install_error_handlers(app, statuses or {})
 
     @app.post("/audio/speech", max_body_size=sizes[f"{PREFIX}/audio/speech"])
     async def speech(body: SpeechBody, request: Request) -> Response:
         started = time.perf_counter()
-        job = await asyncio.to_thread(speech_job, body, caller=caller_of(request), models=served, voices=voices,
-                                      audio_limits=limits, max_text_chars=max_text_chars)
+        caller = caller_of(request)
+        job = await speech_job(body, caller=caller, models=served, voices=voices, audio_limits=limits,
+                               max_text_chars=max_text_chars)
         media_type = MEDIA_TYPES[job.audio_format]
         if job.stream:
-            chunks = await streamed_answer(service, job)
+            chunks = await streamed_answer(source, job, caller)
             log.info("openai_api.speech", format=str(job.audio_format), stream=True,
                      first_chunk_s=round(time.perf_counter() - started, 3))
             return _ClosingStreamingResponse(_logged(chunks), media_type=media_type)
-        audio = await whole_answer(service, job)
+        audio = await whole_answer(source, job, caller)
         log.info("openai_api.speech", format=str(job.audio_format), stream=False, bytes=len(audio),
                  seconds=round(time.perf_counter() - started, 3))
         return Response(audio, media_type=media_type)
 
     @app.get("/audio/voices")
     async def list_voices(request: Request) -> dict:
-        saved = await asyncio.to_thread(voices.list, caller_of(request)) if voices is not None else []
+        saved = await voices.list(caller_of(request)) if voices is not None else []
         return voice_list_json(saved)
 
     @app.post("/audio/voices", max_body_size=sizes[f"{PREFIX}/audio/voices"])
@@ -105,7 +106,7 @@ def create_openai_app(service: Service, *, voices: VoiceCatalog | None = None,
 
     @app.delete("/audio/voices/{voice_id}")
     async def delete_voice(voice_id: str, request: Request) -> dict:
-        deleted = await delete_saved_voice(service, voices, caller_of(request), voice_id)
+        deleted = await delete_saved_voice(source, voices, caller_of(request), voice_id)
         return {"id": deleted.id, "object": "audio.voice.deleted", "deleted": True}
 
     @app.get("/models")

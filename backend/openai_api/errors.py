@@ -1,14 +1,20 @@
 """Errors in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, with the statuses the `openai`
 SDK turns into its exception classes (400 `BadRequestError`, 401 `AuthenticationError`, 403
-`PermissionDeniedError`, 404 `NotFoundError`, 409 `ConflictError`, 413, 5xx `InternalServerError`).
+`PermissionDeniedError`, 404 `NotFoundError`, 409 `ConflictError`, 413, 429 `RateLimitError`, 5xx
+`InternalServerError`). An app serving errors of other layers (`voicebot serve-api`: limits, blocks) maps
+their codes to statuses (`install_error_handlers(app, statuses)`).
 
 The code is the backend's own stable code (`text_too_long`, `voice_not_found`, ...), the message the same
 user-facing text the rest of the API sends (cut to `MAX_MESSAGE_CHARS`, never a host, variable or secret).
-The SDK retries 409 and 5xx answers by default; where a retry cannot help, the answer says so
-(`x-should-retry: false`), so one bad request is not sent three times to the GPU.
+The SDK retries 409, 429 and 5xx answers by default; where a retry cannot help, the answer says so
+(`x-should-retry: false`), so one bad request is not sent three times to the GPU; a cooldown says when to
+come back (`retry-after`).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
 
 import structlog
 from fastapi import FastAPI, Request
@@ -49,11 +55,15 @@ def openai_error(status: int, code: str, message: str, *, param: str | None = No
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def status_of(exc: VoicebotError) -> int:
+def status_of(exc: VoicebotError, statuses: Mapping[str, int] | None = None) -> int:
     """400 for the caller's mistakes (the SDK's `BadRequestError`), 404/409/403 for the few that are not about
-    the request's shape, 503 when this server cannot serve its configuration, 504 past the engine's deadline."""
+    the request's shape, the app's own `statuses` by code, 503 when this server cannot serve its configuration,
+    504 past the engine's deadline."""
+    status = {**_STATUS_BY_CODE, **(statuses or {})}.get(exc.code)
+    if status is not None:
+        return status
     if isinstance(exc, InvalidInput):
-        return _STATUS_BY_CODE.get(exc.code, 400)
+        return 400
     if isinstance(exc, EngineConfigError):
         return 503
     if isinstance(exc, BackendTimeout):
@@ -61,14 +71,20 @@ def status_of(exc: VoicebotError) -> int:
     return 500
 
 
-def error_response(exc: VoicebotError) -> JSONResponse:
-    status = status_of(exc)
-    retry = {} if status == 504 or status == 500 else {"x-should-retry": "false"}
-    return openai_error(status, exc.code, exc.message, param=getattr(exc, "param", None), headers=retry)
+def error_response(exc: VoicebotError, statuses: Mapping[str, int] | None = None) -> JSONResponse:
+    status = status_of(exc, statuses)
+    headers = {} if status in (500, 504) else {"x-should-retry": "false"}
+    seconds_left = getattr(exc, "seconds_left", None)  # a cooldown: worth retrying, after it
+    if status == 429 and isinstance(seconds_left, (int, float)) and seconds_left > 0:
+        headers = {"retry-after": str(max(1, math.ceil(seconds_left)))}
+    return openai_error(status, exc.code, exc.message, param=getattr(exc, "param", None), headers=headers)
 
 
-def unauthorized(message: str) -> JSONResponse:
-    return openai_error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(message: str, *, status: int = 401, code: str = "unauthorized") -> JSONResponse:
+    """A caller refused at the door: 401 (no or a wrong credential) asks for a bearer token; 403 (a known
+    caller who may not use the API) and 503 (their credential could not be checked) do not."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return openai_error(status, code, message, headers=headers)
 
 
 def too_large(limit: int) -> JSONResponse:
@@ -76,13 +92,13 @@ def too_large(limit: int) -> JSONResponse:
                         headers={"x-should-retry": "false"})
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, statuses: Mapping[str, int] | None = None) -> None:
     """Every failure of the OpenAI-compatible app answers in OpenAI's shape; tracebacks go to the log only."""
 
     @app.exception_handler(VoicebotError)
     async def voicebot_error(request: Request, exc: VoicebotError) -> JSONResponse:
         log.info("openai_api.rejected", path=request.url.path, code=exc.code)
-        return error_response(exc)
+        return error_response(exc, statuses)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

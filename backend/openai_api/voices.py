@@ -13,33 +13,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from backend.errors import InvalidInput
 from backend.intake import read_reference
 from backend.intake.limits import AudioLimits
 from backend.openai_api.errors import InvalidParam
+from backend.openai_api.speech import SpeechSource
 from backend.validation import check_text, shown
-from backend.voice_catalog import (
-    CONSENT_ID,
-    CONSENT_STATEMENT,
-    CONSENT_VERSION,
-    Consent,
-    SavedVoice,
-    VoiceCatalog,
-    check_voice_name,
-)
-
-class ForgetsVoices(Protocol):
-    def forget_voices(self, clip_sha256s: list[str]) -> int: ...
-
+from backend.voice_catalog import CONSENT_ID, CONSENT_STATEMENT, CONSENT_VERSION, Caller, Consent, SavedVoice, VoiceCatalog
 
 T = TypeVar("T")
 R = TypeVar("R")
 CONSENT_MESSAGE = f'Saving a voice needs consent: send consent="{CONSENT_ID}" to confirm: “{CONSENT_STATEMENT}”'
 
 
-async def save_voice(voices: VoiceCatalog | None, caller: str, *, name: str, consent: str, clip: bytes,
+async def save_voice(voices: VoiceCatalog | None, caller: Caller, *, name: str, consent: str, clip: bytes,
                      filename: str | None, ref_text: str | None, voice_type: str | None,
                      audio_limits: AudioLimits, max_text_chars: int) -> SavedVoice:
     """Check the form (cheapest first), then the clip, then store it with its consent record."""
@@ -51,24 +40,24 @@ async def save_voice(voices: VoiceCatalog | None, caller: str, *, name: str, con
                            "audio_sample.", param="type", code="unsupported_voice_type")
     if consent.strip() != CONSENT_ID:
         raise InvalidParam(CONSENT_MESSAGE, param="consent", code="consent_required")
-    _checked("name", check_voice_name, name)
+    _checked("name", voices.check_name, name)
     transcript = _checked("ref_text", lambda text: check_text(text, max_text_chars, field="transcript"),
                           ref_text) if ref_text is not None and ref_text.strip() else None
     checked = await asyncio.to_thread(
         _checked, "audio_sample", lambda data: read_reference(data, audio_limits, filename), clip)
     record = Consent(statement_id=CONSENT_ID, version=CONSENT_VERSION, statement=CONSENT_STATEMENT,
-                     confirmed_by=caller, confirmed_at=datetime.now(UTC))
-    return await asyncio.to_thread(voices.add, caller, name, checked.wav, transcript, record)
+                     confirmed_by=caller.display_name, confirmed_at=datetime.now(UTC))
+    return await voices.add(caller, name, checked.wav, transcript, record)
 
 
-async def delete_saved_voice(service: ForgetsVoices, voices: VoiceCatalog | None, caller: str,
+async def delete_saved_voice(source: SpeechSource, voices: VoiceCatalog | None, caller: Caller,
                              name: str) -> SavedVoice:
     """Delete a saved voice and drop the voice prompt this process cached from its clip (other containers drop
     theirs when they scale down); `voice_not_found` when there is none."""
-    deleted = await asyncio.to_thread(voices.delete, caller, name) if voices is not None else None
+    deleted = await voices.delete(caller, name) if voices is not None else None
     if deleted is None:
         raise InvalidParam(f"There is no saved voice called {shown(name)}.", param="voice_id", code="voice_not_found")
-    await asyncio.to_thread(service.forget_voices, [deleted.clip_sha256])
+    await source.forget_voices([deleted.clip_sha256])
     return deleted
 
 

@@ -1,8 +1,10 @@
 """What a saved voice is to the backend's HTTP API, and the interface any store of them implements.
 
 The bots keep their voice library in `commands/` (SQL, per member and workspace); the backend cannot import
-that layer, so the web app takes a `VoiceCatalog` instead. The one here is a directory
-(`backend.voice_catalog.directory`); another (the bots' library behind an adapter) can be passed in its place.
+that layer, so the OpenAI-compatible app takes a `VoiceCatalog` instead: async, and told who asks (`Caller`),
+so a catalog can show each caller their own voices. The backend's own store is a directory
+(`backend.voice_catalog.directory`), blocking file work that `ThreadedVoiceCatalog` runs in worker threads;
+the bots' library is another (`commands.api_voices`, served by `voicebot serve-api`).
 
 Every saved voice carries the consent given for it: the statement the uploader confirmed, verbatim with its
 version, who confirmed it (the caller's identity as the web app knows it: a fingerprint of the bearer token,
@@ -15,6 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+import anyio
 
 from backend.errors import InvalidInput
 from backend.validation import shown
@@ -77,9 +81,45 @@ class SavedVoice:
     consent: Consent
 
 
+class Caller(Protocol):
+    """Who asks, as the web app's authentication made them (a Starlette user): `display_name` is what a consent
+    record and the logs name them by, never a secret."""
+
+    @property
+    def display_name(self) -> str: ...
+
+
 class VoiceCatalog(Protocol):
-    """Saved voices. Blocking methods (the web app calls them from worker threads); `caller` is the identity
-    of whoever asks, so a catalog can show each caller only the voices they may use."""
+    """Saved voices as the API serves them; `caller` is whoever asks, so a catalog can show each caller only the
+    voices they may use."""
+
+    def check_name(self, name: str) -> str:
+        """`name` as it would be saved, or `InvalidInput` saying what a name may hold (checked before the clip
+        is decoded)."""
+
+    async def list(self, caller: Caller) -> list[SavedVoice]:
+        """The voices `caller` may use, in the order they are offered."""
+
+    async def find(self, caller: Caller, name: str) -> SavedVoice | None:
+        """The voice `caller` means by `name` (its id, or its name in any case), or None when there is none they
+        may use."""
+
+    async def clip(self, voice: SavedVoice) -> bytes:
+        """The voice's reference clip (a 16-bit mono WAV, checked when it was saved), byte for byte as stored."""
+
+    async def add(self, caller: Caller, name: str, clip_wav: bytes, ref_text: str | None,
+                  consent: Consent) -> SavedVoice:
+        """Store a checked clip under `name`; `InvalidInput` subclasses when it cannot be (name taken, the
+        catalog or the caller at their limit)."""
+
+    async def delete(self, caller: Caller, name: str) -> SavedVoice | None:
+        """Remove the voice `caller` means by `name`; the voice removed, or None when there is none they may
+        remove."""
+
+
+class BlockingVoiceCatalog(Protocol):
+    """A store of saved voices with blocking methods (files), every caller seeing the same voices; `caller` is
+    the identity (`Caller.display_name`) of whoever asks, for the logs."""
 
     def list(self, caller: str) -> list[SavedVoice]:
         """The voices `caller` may use, oldest first."""
@@ -97,3 +137,30 @@ class VoiceCatalog(Protocol):
     def delete(self, caller: str, name: str) -> SavedVoice | None:
         """Remove the voice `caller` means by `name`, clip and record; the voice removed, or None when there is
         none they may remove."""
+
+
+class ThreadedVoiceCatalog:
+    """A `BlockingVoiceCatalog` as a `VoiceCatalog`: each call in a worker thread, so file work never blocks the
+    event loop; names follow this module's rule (`check_voice_name`)."""
+
+    def __init__(self, catalog: BlockingVoiceCatalog) -> None:
+        self.catalog = catalog
+
+    def check_name(self, name: str) -> str:
+        return check_voice_name(name)
+
+    async def list(self, caller: Caller) -> list[SavedVoice]:
+        return await anyio.to_thread.run_sync(self.catalog.list, caller.display_name)
+
+    async def find(self, caller: Caller, name: str) -> SavedVoice | None:
+        return await anyio.to_thread.run_sync(self.catalog.find, caller.display_name, name)
+
+    async def clip(self, voice: SavedVoice) -> bytes:
+        return await anyio.to_thread.run_sync(self.catalog.clip, voice)
+
+    async def add(self, caller: Caller, name: str, clip_wav: bytes, ref_text: str | None,
+                  consent: Consent) -> SavedVoice:
+        return await anyio.to_thread.run_sync(self.catalog.add, caller.display_name, name, clip_wav, ref_text, consent)
+
+    async def delete(self, caller: Caller, name: str) -> SavedVoice | None:
+        return await anyio.to_thread.run_sync(self.catalog.delete, caller.display_name, name)

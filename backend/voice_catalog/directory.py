@@ -1,4 +1,4 @@
-"""A `VoiceCatalog` in a directory: one sub-directory per voice, named by its id, holding the clip and a JSON
+"""A `BlockingVoiceCatalog` in a directory: one sub-directory per voice, named by its id, holding the clip and a JSON
 record (name, transcript, clip digest, consent).
 
 Writes are atomic: a voice is written in full into a staging directory (files fsynced) and then renamed into

@@ -1,5 +1,6 @@
-"""`voicebot`: the process entry point. Sub-commands run a bot, clone from the terminal, check a clip for the
-watermark, run the offline demo, migrate the database, build random-weight checkpoints and benchmark backends.
+"""`voicebot`: the process entry point. Sub-commands run a bot, serve the OpenAI-compatible API on the bots' voice
+library, clone from the terminal, check a clip for the watermark, run the offline demo, migrate the database,
+build random-weight checkpoints and benchmark backends.
 
 Heavy imports (discord.py, slack-bolt, torch, matplotlib) happen inside the command that needs them, so
 `voicebot --help` is instant and a bot process never imports torch.
@@ -207,6 +208,23 @@ def slack() -> None:
     from bot.slack import run_slack
 
     run_slack()
+
+
+@app.command("serve-api")
+def serve_api(
+    host: Annotated[str, typer.Option(envvar="VOICEBOT_API_HOST", help="Address to bind (put a TLS proxy in front "
+                                      "to publish it)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="VOICEBOT_API_PORT", help="Port to bind")] = 8100,
+) -> None:
+    """Serve the OpenAI-compatible audio API on the bots' voice library, for members' API keys (/voice api-key):
+    same database, limits, audit trail and backend as the bots (README "OpenAI-compatible API")."""
+    from bot.api_server import serve_api as run
+
+    try:
+        run(host, port)
+    except VoicebotError as exc:  # no public URL, no database, a backend misconfigured: the operator reads it
+        errors.print(f"[red]{exc.operator_text}[/]")
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -6,6 +6,7 @@ Example: VOICEBOT_MAX_CONCURRENT_JOBS=1 VOICEBOT_ADMIN_USER_IDS=discord:1234,sla
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 import platformdirs
@@ -53,6 +54,11 @@ class CommandSettings(BaseSettings):
                                                 "only its SHA-256")
     audit_retention_days: int = Field(30, ge=1, description="Days an audit entry is kept")
     max_voices_per_user: int = Field(25, ge=1, description="Voices one member may save in one workspace")
+    # the OpenAI-compatible API (`voicebot serve-api`): closed until its public URL is set, so no member holds a
+    # key to an API nobody runs
+    api_public_url: str | None = Field(
+        None, description="https://tts.example.org: where members reach `voicebot serve-api` (what their SDK's "
+        "base URL starts with); unset: /voice api-key issues no keys")
     # who may use admin commands besides those the platform calls admins ("discord:1234", "slack:U0ABC" or a bare id)
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -68,6 +74,22 @@ class CommandSettings(BaseSettings):
                 return [str(item) for item in json.loads(text)]
             return [part for part in text.replace(",", " ").split() if part]
         return value
+
+    @field_validator("api_public_url", mode="before")
+    @classmethod
+    def _public_url(cls, value: object) -> object:
+        """An http(s) URL without credentials, query or fragment (it is shown to members), trailing "/" and a
+        "/v1" the operator may have added dropped; empty means unset."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip().rstrip("/")
+        if not text:
+            return None
+        url = urlsplit(text)
+        if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password or url.query \
+                or url.fragment:
+            raise ValueError("VOICEBOT_API_PUBLIC_URL must be an http(s) URL without credentials, query or fragment")
+        return text.removesuffix("/v1")
 
     @field_validator("database_url", mode="before")
     @classmethod

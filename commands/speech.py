@@ -126,13 +126,21 @@ class SpeechService:
     async def speak(self, member: Member, text: str, voice_name: str | None, language: str | None, *,
                     channel_id: str, is_admin: bool = False) -> Speech:
         """A user's `/speak`: checked and admitted (raises when refused), then streaming."""
-        text, language = self._check(text, language)
-        await self.service.queue.check_admission(member.key, is_admin=is_admin)
+        self._check(text, language)
+        await self.service.queue.check_admission(member.key, is_admin=is_admin)  # cheap: before the voice
         speaker = await self.speaker(member, voice_name)
+        return await self.speak_as(member, speaker, text, language, channel_id=channel_id, is_admin=is_admin)
+
+    async def speak_as(self, member: Member, speaker: Speaker, text: str, language: str | None, *,
+                       channel_id: str, kind: JobKind = "speak", is_admin: bool = False,
+                       seed: int | None = None) -> Speech:
+        """`speak` with the voice already chosen (the API's: a saved voice, or a clip sent with the request):
+        checked and admitted like a clone job (raises when refused), then streaming; audited as `kind`."""
+        text, language = self._check(text, language)
         speech_id = _new_id()
         admission = self.service.queue.admission
         await admission.start(member.key, speech_id, is_admin=is_admin)
-        speech = self._speech(speech_id, member, speaker, text, language, channel_id, kind="speak")
+        speech = self._speech(speech_id, member, speaker, text, language, channel_id, kind=kind, seed=seed)
 
         async def release() -> None:
             admission.release(member.key, speech_id, refund=False)
@@ -151,10 +159,10 @@ class SpeechService:
         return check_text(text, self.settings.max_text_chars), normalize_language(language)
 
     def _speech(self, speech_id: str, member: Member, speaker: Speaker, text: str, language: str, channel_id: str,
-                *, kind: JobKind, max_frames: int | None = None) -> Speech:
+                *, kind: JobKind, max_frames: int | None = None, seed: int | None = None) -> Speech:
         _, backend = self.service.backend_for(None)
         request = CloneRequest(reference=speaker.wav, text=text, ref_text=speaker.transcript, language=language,
-                               max_new_tokens=max_frames)
+                               max_new_tokens=max_frames, seed=seed)
         speech = Speech(speech_id, member, text, stream_text(backend, request), self.settings.job_timeout_s)
         log.info("speech.started", speech_id=speech_id, user_id=member.key, kind=kind, chars=len(text),
                  voice_id=speaker.voice.id if speaker.voice else None)

@@ -101,6 +101,7 @@ class ForgetMeReport:
     jobs_cancelled: int
     undelivered: int
     cached_voices: int | None
+    api_keys: int = 0
 
     def summary(self) -> str:
         names = ", ".join(self.voices) if self.voices else "none"
@@ -111,6 +112,7 @@ class ForgetMeReport:
             f"Job records deleted: {self.journal_entries}",
             f"Jobs cancelled: {self.jobs_cancelled}",
             f"Undelivered results deleted: {self.undelivered}",
+            f"API keys deleted: {self.api_keys}",
             "Backend voice cache: " + (f"{self.cached_voices} cached voices dropped" if self.cached_voices is not None
                                        else "could not be reached; it drops unused voices on its own"),
         ]
@@ -166,7 +168,8 @@ class VoiceLibrary:
         """Store the voice with the member's consent; only the member who started the save, within 15 minutes."""
         pending = self.pending.take(pending_id, member)
         try:
-            voice = await self._store(pending)
+            voice = await self._store(member, pending.name, pending.key, pending.scope, pending.wav,
+                                      pending.transcript, pending.statement)
         except StorageUnavailable:  # nothing was saved: the same form can be confirmed again
             self.pending.put_back(pending)
             raise
@@ -174,15 +177,26 @@ class VoiceLibrary:
                  clip_sha256=voice.clip_sha256, consent_version=CONSENT_VERSION)
         return voice
 
-    async def _store(self, pending: PendingSave) -> Voice:
-        member = pending.member
+    async def save_with_consent(self, member: Member, name: str, scope: str, clip_wav: bytes,
+                                transcript: str | None, statement: str) -> Voice:
+        """Save at once a voice whose consent came with the request (the API's upload confirms `statement`):
+        every check of `prepare_save`, then stored like a confirmed save. `clip_wav` is the intake's WAV
+        (`read_reference`'s output), stored as it is."""
+        display, key, checked_scope, transcript = await self.check_save(member, name, scope, transcript,
+                                                                       clip_size=len(clip_wav))
+        voice = await self._store(member, display, key, checked_scope, clip_wav, transcript, statement)
+        log.info("voice.saved", voice_id=voice.id, user_id=member.key, name=voice.name, scope=voice.scope,
+                 clip_sha256=voice.clip_sha256)
+        return voice
+
+    async def _store(self, member: Member, name: str, key: str, scope: Scope, wav: bytes, transcript: str | None,
+                     statement: str) -> Voice:
         await self._check_not_blocked(member)
         await self._check_room(member)
-        consent = Consent(pending.statement, member.key, datetime.now(UTC))
-        sha256 = await self.storage.clips.put(pending.wav)
+        consent = Consent(statement, member.key, datetime.now(UTC))
+        sha256 = await self.storage.clips.put(wav)
         try:
-            return await self.storage.voices.add(NewVoice(pending.name, pending.key, member, pending.scope, sha256,
-                                                          pending.transcript, consent))
+            return await self.storage.voices.add(NewVoice(name, key, member, scope, sha256, transcript, consent))
         except BaseException:
             await self._drop_clip_if_unused(sha256)
             raise
@@ -194,7 +208,7 @@ class VoiceLibrary:
     # -- speaking ------------------------------------------------------------------------------------------
     async def say(self, member: Member, name: str, text: str, language: str | None = None, *, place: str,
                   on_progress: ProgressCallback | None = None, is_admin: bool = False,
-                  channel_id: str | None = None) -> Job:
+                  channel_id: str | None = None, seed: int | None = None) -> Job:
         """Queue a clone job with the saved voice `name` (own first, then the server's); raises like
         `CloneService.submit`, plus VoiceNotFound, Blocked, ClipMissing, StorageUnavailable. The job is audited
         when it ends (`channel_id`, or `place`, says where it was asked)."""
@@ -205,7 +219,7 @@ class VoiceLibrary:
         with journaled_as(replace(origin, voice_id=voice.id)) if origin is not None else nullcontext():
             job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript,
                                             language, is_admin=is_admin, on_progress=on_progress,
-                                            remember_clip=False)
+                                            seed=seed, remember_clip=False)
         self.audit.watch(job, member, channel_id or place, kind="say", voice=voice)
         try:
             await self.storage.voices.mark_used(voice.id, datetime.now(UTC))
@@ -377,11 +391,11 @@ class VoiceLibrary:
         report = ForgetMeReport(
             voices=[voice.name for voice in owned], clips=stored.clips, audit_entries=stored.audit_entries,
             journal_entries=stored.journal_entries, jobs_cancelled=len(jobs), undelivered=undelivered,
-            cached_voices=cached,
+            cached_voices=cached, api_keys=stored.api_keys,
         )
         log.info("voice.user_forgotten", user_id=member.key, voices=len(owned), clips=stored.clips,
                  audit_entries=stored.audit_entries, jobs_cancelled=len(jobs), undelivered=undelivered,
-                 cached_voices=cached)
+                 cached_voices=cached, api_keys=stored.api_keys)
         return report
 
     # -- lifecycle -----------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What the bot keeps between processes: saved voices and their clips, blocks, the audit trail, the job journal
-and the limits every bot process shares.
+"""What the bot keeps between processes: saved voices and their clips, blocks, the audit trail, the job journal,
+the limits every bot process shares and the API's keys.
 
 Each feature has one small interface here (a `Protocol` and the records it takes and returns, in a module named
 for what it stores); the use cases in `commands/` call these, never SQL. `commands.storage.sql` implements them
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from commands.storage.api_keys import ApiKeyStore
 from commands.storage.audit import AuditLog
 from commands.storage.clips import ClipStore
 from commands.storage.journal import JobJournal
@@ -33,6 +34,7 @@ class ForgetReport:
     audit_entries: int = 0
     journal_entries: int = 0
     blocks_made: int = 0  # blocks by this user, kept with the blocker's name removed
+    api_keys: int = 0  # their keys of the OpenAI-compatible API, in every workspace
     # every reference clip their voices and jobs used, deleted or still used by another voice: what the
     # backend's voice-prompt cache must forget (`forget_voices`)
     clip_sha256s: tuple[str, ...] = ()
@@ -48,6 +50,8 @@ class Storage:
     audit: AuditLog
     journal: JobJournal
     limits: SharedLimits
+    api_keys: ApiKeyStore
     forget_user: Callable[[str, str], Awaitable[ForgetReport]]
-    """`forget_user(platform, user_id)`: every voice, clip, audit and journal entry of the user, everywhere."""
+    """`forget_user(platform, user_id)`: every voice, clip, audit and journal entry and API key of the user,
+    everywhere."""
     close: Callable[[], Awaitable[None]]

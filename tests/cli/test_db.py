@@ -21,7 +21,7 @@ def test_upgrade_then_downgrade_to_empty(tmp_path):
     env = {"VOICEBOT_DATA_DIR": str(tmp_path), "VOICEBOT_DATABASE_URL": ""}
     result = runner.invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
-    assert "database at revision 0002" in result.output
+    assert "database at revision 0003" in result.output
     assert "voices" in tables(tmp_path / "voicebot.db")
     result = runner.invoke(app, ["db", "downgrade", "base"], env=env)
     assert result.exit_code == 0, result.output

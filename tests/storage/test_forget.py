@@ -5,7 +5,7 @@ from __future__ import annotations
 from commands.storage import ForgetReport
 from commands.storage.sql.forget import FORGOTTEN
 from tests.storage.records import (
-    ALICE, ALICE_ELSEWHERE, BOB, SLACK_ALICE, audit_entry, journal_entry, left_over, new_voice,
+    ALICE, ALICE_ELSEWHERE, BOB, SLACK_ALICE, T0, audit_entry, journal_entry, left_over, new_voice,
 )
 
 
@@ -26,11 +26,15 @@ async def test_forget_user_deletes_everything_of_theirs_and_nothing_else(storage
     await storage.journal.accept(journal_entry("JB", BOB, clip=bobs_clip))
     await storage.blocks.block("discord", "guild1", "111", by=BOB.key)  # on Alice: stays
     await storage.blocks.block("discord", "guild1", "333", by=ALICE.key)  # by Alice: stays, without her name
+    for number, member in enumerate([ALICE, ALICE_ELSEWHERE, BOB, SLACK_ALICE]):
+        await storage.api_keys.replace(member, f"{number}" * 64, "vb_x", T0)
 
     report = await storage.forget_user("discord", "111")
 
     assert report == ForgetReport(voices=2, clips=2, audit_entries=2, journal_entries=1, blocks_made=1,
-                                  clip_sha256s=tuple(sorted([own_clip, shared_clip])))
+                                  api_keys=2, clip_sha256s=tuple(sorted([own_clip, shared_clip])))
+    assert [await storage.api_keys.find(f"{number}" * 64) is None for number in range(4)] == [True, True, False,
+                                                                                              False]
     assert await storage.voices.owned_by("discord", "111") == []
     assert [v.name for v in await storage.voices.owned_by("discord", "222")] == ["Bobs", "Bobs own"]
     assert len(await storage.voices.owned_by("slack", "111")) == 1

@@ -13,9 +13,9 @@ from commands.storage.sql import migrate, open_storage
 from commands.storage.sql.database import Database, database_url
 from commands.storage.sql.journal import FIELDS
 from commands.storage.sql.tables import journal, metadata
-from tests.storage.records import ALICE, journal_entry, new_voice
+from tests.storage.records import ALICE, T0, journal_entry, new_voice
 
-TABLES = {"voices", "blocks", "audit_entries", "journal", "job_starts"}
+TABLES = {"voices", "blocks", "audit_entries", "journal", "job_starts", "api_keys"}
 
 
 async def schema(settings) -> tuple[set[str], list[object]]:
@@ -31,7 +31,7 @@ async def schema(settings) -> tuple[set[str], list[object]]:
 
 
 async def test_up_down_and_up_again(database_settings):
-    assert await migrate(database_settings, "upgrade") == "0002"
+    assert await migrate(database_settings, "upgrade") == "0003"
     tables, differences = await schema(database_settings)
     assert tables == TABLES
     assert differences == []  # the migrations build exactly what tables.py declares
@@ -75,9 +75,31 @@ async def test_jobs_journaled_before_leases_are_taken_over_after_the_upgrade(dat
     finally:
         await storage.close()
     assert await migrate(database_settings, "downgrade", "0001") == "0001"
-    assert await migrate(database_settings, "upgrade") == "0002"
+    assert await migrate(database_settings, "upgrade") == "0003"
     storage = await open_storage(database_settings)
     try:
         assert await storage.journal.unfinished("discord") == [old]
+    finally:
+        await storage.close()
+
+
+async def test_0003_adds_the_api_keys_and_its_downgrade_drops_only_them(database_settings):
+    """Keys issued under 0003 are found by their digest; a downgrade to 0002 drops the keys' table (they are
+    issued again: nothing else refers to them) and leaves the voices."""
+    storage = await open_storage(database_settings)
+    try:
+        await storage.voices.add(new_voice("Kept", ALICE))
+        issued = await storage.api_keys.replace(ALICE, "a" * 64, "vb_abcd", T0)
+        assert await storage.api_keys.find("a" * 64) == issued
+    finally:
+        await storage.close()
+    assert await migrate(database_settings, "downgrade", "0002") == "0002"
+    tables, _ = await schema(database_settings)
+    assert tables == TABLES - {"api_keys"}
+    assert await migrate(database_settings, "upgrade") == "0003"
+    storage = await open_storage(database_settings)
+    try:
+        assert await storage.api_keys.find("a" * 64) is None
+        assert (await storage.voices.resolve(ALICE, "kept")).name == "Kept"
     finally:
         await storage.close()

@@ -23,6 +23,7 @@ from commands.settings import CommandSettings
 from commands.storage import Storage
 from commands.storage.clip_files import FileClipStore
 from commands.storage.errors import StorageUnavailable
+from commands.storage.sql.api_keys import SqlApiKeyStore
 from commands.storage.sql.audit import SqlAuditLog
 from commands.storage.sql.database import Database, database_url
 from commands.storage.sql.forget import forget_user
@@ -72,6 +73,7 @@ async def open_storage(settings: CommandSettings, *, clock: Callable[[], float] 
 
     return Storage(
         voices=SqlVoiceStore(database), blocks=SqlBlockList(database), clips=clips, audit=SqlAuditLog(database),
-        journal=journal, limits=limits, forget_user=partial(forget_user, database, clips),
+        journal=journal, limits=limits, api_keys=SqlApiKeyStore(database),
+        forget_user=partial(forget_user, database, clips),
         close=close,
     )

@@ -149,3 +149,20 @@ job_starts = Table(
     Column("holder", PlainText, nullable=False, index=True),  # the process (its storage instance) running it
     Column("renewed_at", Double, nullable=False),
 )
+
+# The OpenAI-compatible API's keys (`commands.storage.api_keys`): the key's SHA-256, never the key; one per member
+# and workspace.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", PlainText, primary_key=True),
+    Column("key_sha256", SHA256, nullable=False),
+    Column("prefix", PlainText, nullable=False),
+    Column("platform", PlainText, nullable=False),
+    Column("workspace_id", PlainText, nullable=False),
+    Column("user_id", PlainText, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+)
+Index("uq_api_keys_key_sha256", api_keys.c.key_sha256, unique=True)
+Index("uq_api_keys_member", api_keys.c.platform, api_keys.c.workspace_id, api_keys.c.user_id, unique=True)
+Index("ix_api_keys_user", api_keys.c.platform, api_keys.c.user_id)

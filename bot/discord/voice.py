@@ -1,4 +1,5 @@
-"""`/voice save|list|info|delete|rename|forget-me|block|unblock|activity` and `/say`: the voice library on Discord.
+"""`/voice save|list|info|delete|rename|forget-me|api-key|block|unblock|activity` and `/say`: the voice library on
+Discord.
 
 Every answer but `/say`'s audio is private (ephemeral). Commands that touch the database acknowledge first
 ("thinking"), because a database under load may take longer than Discord's 3 s window, then replace the
@@ -33,6 +34,7 @@ from bot.discord.voice_text import (
     voice_embed,
     voices_embed,
 )
+from commands.api_keys import ApiKeys, usage_text
 from commands.clone import CloneService
 from commands.jobs import Job
 from commands.voice_library import VoiceLibrary
@@ -151,6 +153,27 @@ def voice_group(library: VoiceLibrary) -> app_commands.Group:
                        timeout_s=CONFIRM_TIMEOUT_S, danger=True)
         await within(interaction.client.timing.call_s,  # type: ignore[attr-defined]
                      interaction.response.send_message(FORGET_QUESTION, view=view, ephemeral=True))
+
+    keys = ApiKeys(library.storage, settings)
+
+    @group.command(name="api-key", description="A key for the OpenAI-compatible API: your voices from your own "
+                                               "code (shown once, only to you)")
+    @app_commands.describe(action="Create a new key (replaces your key here), or revoke it")
+    @app_commands.choices(action=[app_commands.Choice(name="create a new key", value="create"),
+                                  app_commands.Choice(name="revoke my key", value="revoke")])
+    async def api_key(interaction: discord.Interaction, action: str = "create") -> None:
+        member = member_of(interaction)
+
+        async def work() -> dict[str, Any]:
+            if action == "revoke":
+                revoked = await keys.revoke(member)
+                return {"content": "Your API key for this server is revoked: it no longer works." if revoked
+                        else "You have no API key in this server."}
+            issued = await keys.issue(member)
+            names = [_escape(voice.name) for voice in await library.voices(member)]
+            return {"content": usage_text(issued, names)}
+
+        await answer_privately(interaction, work)
 
     @group.command(name="block", description="Stop a member from saving or using voices here (admins only)")
     @app_commands.describe(user="The member", reason="Why (kept with the block)")

@@ -28,6 +28,7 @@ VOICE_HELP = """*Voices* — save a voice once, then let it speak by name.
 • `/voice info <name>` — who saved it, when, and the consent they gave
 • `/voice rename [name]` · `/voice delete <name>` — your voices (admins: any workspace voice)
 • `/voice forget-me` — delete every voice, clip and record the bot keeps about you
+• `/voice api-key` — a key for the OpenAI-compatible API (shown once, only to you) · `/voice api-key revoke`
 • Admins: `/voice block @user` · `/voice unblock @user` · `/voice activity [@user]`
 • Admins: `/voice list @user` — every voice they saved here · `/voice delete <name> @user` — take one down
 The *Clone this voice* shortcut on a message with a voice clip can save it as a voice, too."""

@@ -1,4 +1,4 @@
-"""`/voice <sub-command>`: save, list, info, rename, delete, forget-me, and for admins block, unblock and
+"""`/voice <sub-command>`: save, list, info, rename, delete, forget-me, api-key, and for admins block, unblock and
 activity, a member's voices (`list @member`) and their takedown (`delete <name> @member`). Every answer is
 ephemeral (only the caller sees it); forms open for what needs a file or a choice.
 
@@ -31,6 +31,7 @@ from bot.slack.voice_messages import (
     voice_message,
     voices_message,
 )
+from commands.api_keys import ApiKeys, usage_text
 from commands.storage.voices import Member
 
 USER = re.compile(rf"{USER_MENTION.pattern}|\b([UW][A-Z0-9]+)\b")  # a mention, or a bare member id
@@ -119,6 +120,22 @@ async def forget_me(call: VoiceCall) -> None:
     await call.answer(**forget_me_prompt())
 
 
+async def api_key(call: VoiceCall) -> None:
+    """`/voice api-key` (a new key, shown once in this ephemeral answer) or `/voice api-key revoke`."""
+    library = call.services.library
+    keys = ApiKeys(library.storage, library.settings)
+    if call.args.lower() == "revoke":
+        revoked = await keys.revoke(call.member)
+        await call.answer(":lock: Your API key for this workspace is revoked: it no longer works." if revoked
+                          else "You have no API key in this workspace.")
+        return
+    if call.args:
+        raise InvalidInput("`/voice api-key` makes a new key; `/voice api-key revoke` deletes yours.", code="usage")
+    issued = await keys.issue(call.member)
+    names = [escape(voice.name) for voice in await library.voices(call.member)]
+    await call.answer(usage_text(issued, names))
+
+
 async def block(call: VoiceCall) -> None:
     user_id = call.user("`/voice block @member`")
     await require_admin(call.services, call.client, call.member)
@@ -152,7 +169,7 @@ async def show_help(call: VoiceCall) -> None:
 
 SUBCOMMANDS: dict[str, Callable[[VoiceCall], Awaitable[None]]] = {
     "save": save, "list": list_voices, "info": info, "delete": delete, "rename": rename, "forget-me": forget_me,
-    "block": block, "unblock": unblock, "activity": activity, "help": show_help,
+    "api-key": api_key, "block": block, "unblock": unblock, "activity": activity, "help": show_help,
 }
 
 

@@ -14,9 +14,11 @@ from the API.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from backend.audio import to_pcm16
+from backend.errors import VoicebotError
 from backend.openai_api.errors import InvalidParam
 from backend.openai_api.speech import SpeechJob
 from backend.schema import CloneResult
@@ -68,7 +70,13 @@ class ApiSpeech:
                                                   request.text, request.ref_text, request.language,
                                                   seed=request.seed, remember_clip=False)
             self.library.record_clone(submitted, member, API_CHANNEL)
-        return await self.service.wait(submitted)
+        try:
+            await self.service.wait(submitted)
+        except asyncio.CancelledError:  # the caller went away: nobody will take the audio
+            submitted.mark_failed(VoicebotError("the API request was cancelled.", code="cancelled"))
+            raise
+        async with submitted.delivering() as result:  # the response carries it from here
+            return result
 
     async def pcm_stream(self, job: SpeechJob, caller: Caller) -> AsyncIterator[bytes]:
         member = member_of(caller)

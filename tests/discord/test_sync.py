@@ -63,8 +63,9 @@ async def test_the_voice_library_commands(discord_bot):
     commands = {c["name"]: c for c in sync.json}
     assert set(commands) == {"clone", "Clone this voice", "tts-health", "tts-check", "voice", "say"}
     subcommands = {o["name"]: o for o in commands["voice"]["options"]}
-    assert list(subcommands) == ["save", "list", "info", "delete", "rename", "forget-me", "block", "unblock",
-                                 "activity"]
+    assert list(subcommands) == ["save", "list", "info", "delete", "rename", "forget-me", "api-key", "block",
+                                 "unblock", "activity"]
+    assert [c["value"] for c in subcommands["api-key"]["options"][0]["choices"]] == ["create", "revoke"]
     save = {o["name"]: o for o in subcommands["save"]["options"]}
     assert save["clip"]["type"] == 11 and save["clip"]["required"] is True
     assert [c["value"] for c in save["scope"]["choices"]] == ["me", "server"]

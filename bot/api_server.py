@@ -42,8 +42,8 @@ log = structlog.get_logger(__name__)
 
 # The bots' errors the API answers with a status of their own (the rest: `backend.openai_api.errors`).
 STATUSES = {"cooldown": 429, "too_many_jobs": 429, "queue_full": 429, "busy": 429, "blocked": 403,
-            "permission_denied": 403, "too_many_voices": 403, "name_taken": 409, "bad_voice_name": 400,
-            "storage_unavailable": 503, "restarting": 503, "clip_missing": 410}
+            "permission_denied": 403, "too_many_voices": 403, "name_taken": 409, "storage_unavailable": 503,
+            "restarting": 503, "clip_missing": 410}
 NO_API_DETAIL = "set VOICEBOT_API_PUBLIC_URL to where members reach this API (behind your HTTPS proxy)"
 
 

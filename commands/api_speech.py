@@ -1,9 +1,10 @@
 """Speech for the OpenAI-compatible API (`voicebot serve-api`): each request is one of the bots' jobs, on the
 process's backend client, so the API is a gateway to the same engine and batching, never a second engine.
 
-- A whole clip is a clone job (`VoiceLibrary.say` with a saved voice, `CloneService.submit` with a clip sent in
-  the request): the same admission (cooldown and jobs per user, shared with the bots through the database),
-  queue, deadline, long-text splitting and result check as `/say` and `/clone`.
+- A whole clip is a clone job (`CloneService.submit`, with the saved voice's stored clip or the clip sent in the
+  request, its transcript unless `x_vector_only_mode`): the same admission (cooldown and jobs per user, shared
+  with the bots through the database), queue, deadline, long-text splitting and result check as `/say` and
+  `/clone`; a saved voice's use is counted as `/say` counts it.
 - A stream (`stream_format: "audio"`) is `/speak`'s (`SpeechService.speak_as`): admitted the same way, the
   backend client's `clone_stream`, closed (slot freed, audit written) however the response ends.
 
@@ -62,13 +63,13 @@ class ApiSpeech:
         member = member_of(caller)
         _refuse_frame_limit(job)
         request, voice = job.request, _voice(job)
+        submitted = await self.service.submit(member.key, place_of(member), request.reference,
+                                              SENT_CLIP if voice is None else f"{voice.name}.wav", request.text,
+                                              request.ref_text, request.language, seed=request.seed,
+                                              remember_clip=False)
         if voice is not None:
-            submitted = await self.library.say(member, voice.key, request.text, request.language,
-                                               place=place_of(member), channel_id=API_CHANNEL, seed=request.seed)
+            await self.library.record_say(submitted, member, API_CHANNEL, voice)
         else:
-            submitted = await self.service.submit(member.key, place_of(member), request.reference, SENT_CLIP,
-                                                  request.text, request.ref_text, request.language,
-                                                  seed=request.seed, remember_clip=False)
             self.library.record_clone(submitted, member, API_CHANNEL)
         try:
             await self.service.wait(submitted)

@@ -208,7 +208,7 @@ class VoiceLibrary:
     # -- speaking ------------------------------------------------------------------------------------------
     async def say(self, member: Member, name: str, text: str, language: str | None = None, *, place: str,
                   on_progress: ProgressCallback | None = None, is_admin: bool = False,
-                  channel_id: str | None = None, seed: int | None = None) -> Job:
+                  channel_id: str | None = None) -> Job:
         """Queue a clone job with the saved voice `name` (own first, then the server's); raises like
         `CloneService.submit`, plus VoiceNotFound, Blocked, ClipMissing, StorageUnavailable. The job is audited
         when it ends (`channel_id`, or `place`, says where it was asked)."""
@@ -219,13 +219,18 @@ class VoiceLibrary:
         with journaled_as(replace(origin, voice_id=voice.id)) if origin is not None else nullcontext():
             job = await self.service.submit(member.key, place, wav, f"{voice.name}.wav", text, voice.transcript,
                                             language, is_admin=is_admin, on_progress=on_progress,
-                                            seed=seed, remember_clip=False)
-        self.audit.watch(job, member, channel_id or place, kind="say", voice=voice)
+                                            remember_clip=False)
+        await self.record_say(job, member, channel_id or place, voice)
+        return job
+
+    async def record_say(self, job: Job, member: Member, channel_id: str, voice: Voice) -> None:
+        """Audit a job spoken with a saved voice when it ends, and count the voice's use (`say`, and the API's
+        jobs, whose clip came from the same library)."""
+        self.audit.watch(job, member, channel_id, kind="say", voice=voice)
         try:
             await self.storage.voices.mark_used(voice.id, datetime.now(UTC))
         except StorageUnavailable as exc:  # a usage count is not worth failing an accepted job
             log.warning("voice.mark_used_failed", voice_id=voice.id, detail=exc.operator_text)
-        return job
 
     async def check_may_use_voices(self, member: Member) -> None:
         """Blocked when an admin of the member's workspace stopped them from saving or using voices."""

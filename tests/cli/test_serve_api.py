@@ -164,6 +164,18 @@ async def test_speech_with_a_saved_voice_sends_the_stored_clip_whole_and_streame
     assert streamed.reference == stored and streamed.text == "Streamed from the API."
 
 
+async def test_the_requests_own_fields_are_honoured_or_refused(api):
+    pending = await api.library.prepare_save(ALICE, "Narrator", "me", CLIP, "clip.wav", "A test tone.")
+    await api.library.confirm_save(pending.id, ALICE)
+    client = await api.client()
+    await speak(client, "narrator", seed=7)
+    await speak(client, "narrator", x_vector_only_mode=True)
+    assert [(call.ref_text, call.seed) for call in api.backend.calls] == [("A test tone.", 7), (None, None)]
+    with pytest.raises(openai.BadRequestError) as caught:
+        await speak(client, "narrator", max_new_tokens=8)
+    assert (caught.value.code, caught.value.param) == ("unsupported_max_new_tokens", "max_new_tokens")
+
+
 async def test_a_clip_sent_with_the_request_is_a_one_off_clone(api):
     import base64
 

@@ -13,12 +13,11 @@ never the token) and when.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-
-import anyio
 
 from backend.errors import InvalidInput
 from backend.validation import shown
@@ -150,17 +149,17 @@ class ThreadedVoiceCatalog:
         return check_voice_name(name)
 
     async def list(self, caller: Caller) -> list[SavedVoice]:
-        return await anyio.to_thread.run_sync(self.catalog.list, caller.display_name)
+        return await asyncio.to_thread(self.catalog.list, caller.display_name)
 
     async def find(self, caller: Caller, name: str) -> SavedVoice | None:
-        return await anyio.to_thread.run_sync(self.catalog.find, caller.display_name, name)
+        return await asyncio.to_thread(self.catalog.find, caller.display_name, name)
 
     async def clip(self, voice: SavedVoice) -> bytes:
-        return await anyio.to_thread.run_sync(self.catalog.clip, voice)
+        return await asyncio.to_thread(self.catalog.clip, voice)
 
     async def add(self, caller: Caller, name: str, clip_wav: bytes, ref_text: str | None,
                   consent: Consent) -> SavedVoice:
-        return await anyio.to_thread.run_sync(self.catalog.add, caller.display_name, name, clip_wav, ref_text, consent)
+        return await asyncio.to_thread(self.catalog.add, caller.display_name, name, clip_wav, ref_text, consent)
 
     async def delete(self, caller: Caller, name: str) -> SavedVoice | None:
-        return await anyio.to_thread.run_sync(self.catalog.delete, caller.display_name, name)
+        return await asyncio.to_thread(self.catalog.delete, caller.display_name, name)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.voice_catalog import CONSENT_ID, CONSENT_STATEMENT, CONSENT_VERSION, Caller, Consent, SavedVoice
+from backend.voice_catalog import CONSENT_ID, CONSENT_VERSION, Caller, Consent, SavedVoice
 from commands.api_keys import KeyHolder
 from commands.errors import PermissionDenied
 from commands.pending_saves import CONSENT_VERSION as BOT_CONSENT_VERSION

@@ -101,6 +101,18 @@ async def test_missing_malformed_unknown_and_revoked_keys_are_refused_in_openais
                 or revoked.key in record.getMessage()]
 
 
+async def test_the_key_is_checked_before_the_declared_size_and_both_before_the_body(api):
+    issued = await api.key()
+    oversized = {"content-length": str(50 * 1024 * 1024), "content-type": "application/json"}
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=api.app), base_url="http://tts") as raw:
+        anonymous = await raw.post("/v1/audio/speech", headers=oversized, content=b"{}")
+        too_large = await raw.post("/v1/audio/speech", content=b"{}",
+                                   headers=oversized | {"Authorization": f"Bearer {issued.key}"})
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+    assert (too_large.status_code, too_large.json()["error"]["code"]) == (413, "body_too_large")
+    assert api.backend.calls == []
+
+
 async def test_a_blocked_member_is_refused_and_gets_no_key(api):
     client = await api.client(BOB)
     await api.library.block(ALICE, BOB.user_id, is_admin=True)

@@ -16,11 +16,12 @@ from commands.settings import CommandSettings
 from tests.backend.openai_client import sdk, voice_list
 from tests.clips import sine_clip
 from tests.fakes import FakeBackend
-from tests.slack.test_secrets import log_text  # noqa: F401 - the fixture
+from tests.slack import test_secrets
 
 PUBLIC_URL = "https://tts.example.org"
 OPEN = CommandSettings(cooldown_s=0, _env_file=None, api_public_url=PUBLIC_URL)
 KEY = re.compile(r"vb_[A-Za-z0-9_-]{43}")
+log_text = test_secrets.log_text  # the fixture: every log line as the product's handler writes it
 
 
 def api_of(h):

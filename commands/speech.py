@@ -66,10 +66,15 @@ class Speech:
     text: str
     source: AudioChunks
     deadline_s: float
+    voice_owner: str = ""  # whose voice it speaks in (member key): the saved voice's owner, or `member`'s own clip
     generated_s: float = 0.0  # seconds of audio generated so far
     first_chunk_s: float | None = None  # seconds from the start of the iteration to the first chunk
     outcome: str = "done"
     _finish: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def concerns(self, user_key: str) -> bool:
+        """Whether the user asked for this speech or it speaks in their voice: what forget-me stops."""
+        return user_key in (self.member.key, self.voice_owner)
 
     async def __aiter__(self) -> AsyncIterator[np.ndarray]:
         started = time.perf_counter()
@@ -163,7 +168,8 @@ class SpeechService:
         _, backend = self.service.backend_for(None)
         request = CloneRequest(reference=speaker.wav, text=text, ref_text=speaker.transcript, language=language,
                                max_new_tokens=max_frames, seed=seed)
-        speech = Speech(speech_id, member, text, stream_text(backend, request), self.settings.job_timeout_s)
+        speech = Speech(speech_id, member, text, stream_text(backend, request), self.settings.job_timeout_s,
+                        voice_owner=speaker.voice.owner.key if speaker.voice is not None else member.key)
         log.info("speech.started", speech_id=speech_id, user_id=member.key, kind=kind, chars=len(text),
                  voice_id=speaker.voice.id if speaker.voice else None)
 

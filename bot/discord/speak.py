@@ -54,6 +54,9 @@ def outcome_text(utterance: Utterance, channel: VoiceChannel) -> str:
     seconds = utterance.source.frames * FRAME_MS / 1000
     if outcome == "stopped":
         return f"Stopped after {seconds:.1f} s in {channel.mention}."
+    if outcome == "forgotten":
+        return (f"Stopped after {seconds:.1f} s in {channel.mention}: someone this speech concerns asked the bot "
+                "to forget them.")
     return f"Spoke {seconds:.1f} s in {channel.mention}."
 
 

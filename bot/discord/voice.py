@@ -143,8 +143,12 @@ def voice_group(library: VoiceLibrary) -> app_commands.Group:
     @group.command(name="forget-me", description="Delete every voice, clip and record the bot keeps about you")
     async def forget_me(interaction: discord.Interaction) -> None:
         async def forget(answer: discord.Interaction) -> str:
-            report = await library.forget_me(member_of(answer))
-            return "Done: the bot has forgotten you.\n" + _escape(report.summary())
+            member = member_of(answer)
+            playback = answer.client.playback  # type: ignore[attr-defined]  # None without voice playback
+            stopped = await playback.forget(member.key) if playback is not None else 0
+            report = await library.forget_me(member)
+            spoken = f"\nSpeeches stopped in voice channels: {stopped}" if stopped else ""
+            return "Done: the bot has forgotten you.\n" + _escape(report.summary()) + spoken
 
         async def keep(answer: discord.Interaction) -> str:
             return "Nothing was deleted."

@@ -279,3 +279,48 @@ async def test_a_reading_ends_when_nobody_is_left_to_hear_it(discord_bot) -> Non
     harness.bot._connection.parse_voice_state_update(voice_state(harness.invoker.user_id, OTHER_VOICE_ID))
     await until(lambda: not voice.connected)
     assert GUILD_ID not in harness.bot.playback.readings
+
+
+async def test_forget_me_stops_the_speeches_in_that_voice_and_the_queue_plays_on(discord_bot) -> None:
+    """Bob speaks with Alice's server voice (playing: its generation is held) and Carol waits with her own clip;
+    Alice asks to be forgotten: Bob's speech stops at once and says why, Carol's plays."""
+    from tests.discord.test_voice import save_voice
+
+    backend = FakeBackend(hold=True)
+    harness = await voice_bot(discord_bot, backend, library=True)
+    alice, bob, carol = harness.invoker, Invoker(name="bob"), Invoker(name="carol")
+    harness.bot._connection.parse_guild_create(guild_payload({alice.user_id: VOICE_ID, bob.user_id: VOICE_ID,
+                                                              carol.user_id: VOICE_ID}))
+    harness.service.recent_clips.remember(f"discord:{carol.user_id}", CLIP, None)
+    await save_voice(harness, "Alice", alice, scope="server")
+    bobs = speak(harness, "In Alice's voice", bob, voice="Alice")
+    await harness.answer(bobs, "Speaking in")
+    carols = speak(harness, "In my own voice", carol)
+    assert "1 before yours" in await harness.answer(carols, "Queued")
+    bobs_call, carols_call = await backend.next_call(), await backend.next_call()
+
+    question = harness.voice("forget-me", alice)
+    click = await harness.click(question, "Forget me", alice)
+    report = await harness.answer(click, "forgotten you")
+    assert "Speeches stopped in voice channels: 1" in report
+    assert "someone this speech concerns asked the bot to forget them" in await harness.answer(bobs, "Stopped")
+    carols_call.release()
+    assert "Spoke" in await harness.answer(carols, "Spoke")
+    bobs_call.release()
+    [voice] = FakeVoiceClient.made
+    assert len(voice.played) == 1  # Bob's speech never reached the voice connection: Carol's did
+
+
+async def test_forget_me_ends_a_reading_whose_default_voice_is_theirs(discord_bot) -> None:
+    from tests.discord.test_voice import save_voice
+
+    harness = await voice_bot(discord_bot, library=True)
+    alice, bob = harness.invoker, Invoker(name="bob")
+    harness.bot._connection.parse_guild_create(guild_payload({alice.user_id: VOICE_ID, bob.user_id: VOICE_ID}))
+    await save_voice(harness, "Alice", alice, scope="server")
+    read(harness, "start", bob, voice="Alice")
+    await until(lambda: GUILD_ID in harness.bot.playback.readings)
+    assert harness.bot.playback.readings[GUILD_ID].default.voice.owner == _member(alice)
+    click = await harness.click(harness.voice("forget-me", alice), "Forget me", alice)
+    await harness.answer(click, "forgotten you")
+    assert GUILD_ID not in harness.bot.playback.readings

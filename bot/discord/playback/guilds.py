@@ -62,6 +62,16 @@ class Playback:
         await player.stop()
         return True
 
+    async def forget(self, user_key: str) -> int:
+        """Forget-me: stop every speech the user asked for or that speaks in their voice, in every guild, and
+        end the `/read` sessions whose default voice is theirs; how many speeches were stopped."""
+        for guild_id, session in list(self.readings.items()):
+            if session.default is not None and session.default.voice is not None \
+                    and session.default.voice.owner.key == user_key:
+                del self.readings[guild_id]
+                log.info("playback.reading_forgotten", guild_id=guild_id)
+        return sum([await player.forget(user_key) for player in list(self._players.values())])
+
     async def close(self) -> None:
         """Stop every guild's playback and leave (the bot is shutting down)."""
         self.readings.clear()

@@ -49,7 +49,8 @@ class VoiceUnavailable(VoicebotError):
 @dataclass(eq=False)
 class Utterance:
     """One speech in a guild's queue. `outcome` resolves when it has played (or failed, or was stopped) with
-    "done", "stopped", "cut" (past its `max_seconds`) or the failure's code; `error` holds a failure's message."""
+    "done", "stopped", "forgotten" (forget-me of its requester or of its voice's owner), "cut" (past its
+    `max_seconds`) or the failure's code; `error` holds a failure's message."""
 
     speech: Speech
     channel: VoiceChannel
@@ -58,7 +59,7 @@ class Utterance:
     error: VoicebotError | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)  # the first chunk (or the end) arrived
     feeder: asyncio.Task[None] | None = None
-    stopped: bool = False
+    stopped: str = ""  # why it was stopped while playing ("stopped", "forgotten"), "" while it was not
 
     async def feed(self) -> None:
         """The speech's chunks into the source as they are generated (on the event loop)."""
@@ -153,12 +154,30 @@ class GuildPlayer:
         for utterance in waiting:
             await utterance.finish("stopped")
         if self._current is not None:
-            self._current.stopped = True
-            self._current.source.cleanup()  # the player thread reads b"" next and calls `after`
-            if self._current.feeder is not None:
-                self._current.feeder.cancel()  # also when it still waits for its first chunk
+            self._stop_current(self._current, "stopped")
         if leave and self._task is not None:
             await asyncio.wait([self._task])
+
+    async def forget(self, user_key: str) -> int:
+        """Stop and drop every speech the user asked for or that speaks in their voice (forget-me); how many.
+        The rest of the queue plays on."""
+        dropped = [utterance for utterance in self._queue if utterance.speech.concerns(user_key)]
+        self._queue = deque(utterance for utterance in self._queue if utterance not in dropped)
+        for utterance in dropped:
+            await utterance.finish("forgotten")
+        current = self._current
+        if current is not None and current.speech.concerns(user_key) and not current.stopped:
+            self._stop_current(current, "forgotten")
+            dropped.append(current)
+        return len(dropped)
+
+    @staticmethod
+    def _stop_current(current: Utterance, why: str) -> None:
+        """End the speech playing now: the player thread reads b"" next and calls `after`."""
+        current.stopped = why
+        current.source.cleanup()
+        if current.feeder is not None:
+            current.feeder.cancel()  # also when it still waits for its first chunk
 
     # -- the queue's task ----------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -219,7 +238,7 @@ class GuildPlayer:
             error = await ended
             if error is not None:
                 log.warning("playback.player_failed", speech_id=utterance.speech.id, error=repr(error))
-        outcome = "cut" if utterance.source.cut else "stopped" if utterance.stopped else "done"
+        outcome = "cut" if utterance.source.cut else utterance.stopped or "done"
         log.info("playback.played", speech_id=utterance.speech.id, outcome=outcome,
                  frames=utterance.source.frames, underruns=utterance.source.underruns)
         await utterance.finish(outcome)

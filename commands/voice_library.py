@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -38,6 +38,7 @@ from backend.validation import check_text
 from commands.audit_trail import AuditTrail
 from commands.clone import CloneService
 from commands.errors import PermissionDenied
+from commands.forgetting import FORGET_TIMEOUT_S, ForgetMeReport, forget_cached
 from commands.job_journal import current_origin, journaled_as
 from commands.jobs import Job, ProgressCallback
 from commands.pending_saves import (
@@ -61,7 +62,6 @@ log = structlog.get_logger(__name__)
 
 SCOPES: tuple[Scope, ...] = ("me", "server")
 MAX_LISTED = 100
-FORGET_TIMEOUT_S = 60.0  # a cold Modal backend starts a container to drop its cache entries
 
 
 class VoiceNotFound(InvalidInput):
@@ -87,36 +87,6 @@ class ClipMissing(VoicebotError):
 
 BLOCKED = "A server admin has stopped you from saving or using voices here."
 ADMINS_ONLY = "Only server admins can do that."
-
-
-@dataclass(frozen=True)
-class ForgetMeReport:
-    """What forget-me deleted, for the user to read. `cached_voices` is None when a backend could not be asked
-    (its cache forgets idle voices on its own)."""
-
-    voices: list[str]  # names
-    clips: int
-    audit_entries: int
-    journal_entries: int
-    jobs_cancelled: int
-    undelivered: int
-    cached_voices: int | None
-    api_keys: int = 0
-
-    def summary(self) -> str:
-        names = ", ".join(self.voices) if self.voices else "none"
-        lines = [
-            f"Voices deleted: {len(self.voices)} ({names})",
-            f"Audio files deleted (reference clips, kept results): {self.clips}",
-            f"Activity records deleted: {self.audit_entries}",
-            f"Job records deleted: {self.journal_entries}",
-            f"Jobs cancelled: {self.jobs_cancelled}",
-            f"Undelivered results deleted: {self.undelivered}",
-            f"API keys deleted: {self.api_keys}",
-            "Backend voice cache: " + (f"{self.cached_voices} cached voices dropped" if self.cached_voices is not None
-                                       else "could not be reached; it drops unused voices on its own"),
-        ]
-        return "\n".join(lines)
 
 
 class VoiceLibrary:
@@ -324,7 +294,7 @@ class VoiceLibrary:
             voice = await self._owned_in_workspace(member, owner_id, name, is_admin=is_admin)
         await self.storage.voices.delete(voice.id)
         if await self._drop_clip_if_unused(voice.clip_sha256):
-            await self._forget_cached([voice.clip_sha256])
+            await forget_cached(self.service.variants, [voice.clip_sha256])
         log.info("voice.deleted", voice_id=voice.id, name=voice.name, scope=voice.scope, by=member.key,
                  owner=voice.owner.key, workspace_id=voice.owner.workspace_id, taken_down=voice.owner != member,
                  clip_sha256=voice.clip_sha256)
@@ -391,7 +361,7 @@ class VoiceLibrary:
         owned = await self.storage.voices.owned_by(member.platform, member.user_id)
         stored = await self.storage.forget_user(member.platform, member.user_id)
         gone = sorted({voice.clip_sha256 for voice in owned} | set(stored.clip_sha256s))
-        cached = await self._forget_cached(gone) if gone else 0
+        cached = await forget_cached(self.service.variants, gone) if gone else 0
         undelivered = await asyncio.to_thread(self.undelivered.forget_user, member.key)
         report = ForgetMeReport(
             voices=[voice.name for voice in owned], clips=stored.clips, audit_entries=stored.audit_entries,
@@ -455,22 +425,7 @@ class VoiceLibrary:
             return await self.storage.clips.delete(sha256)
         return False
 
-    async def _forget_cached(self, clip_sha256s: list[str]) -> int | None:
-        """Drop the clips' voice prompts from every backend variant's cache; None if one could not be asked."""
-        total: int | None = 0
-        for name, client in self.service.variants.items():
-            try:
-                async with asyncio.timeout(FORGET_TIMEOUT_S):
-                    dropped = await client.forget_voices(clip_sha256s)
-            except (VoicebotError, TimeoutError) as exc:
-                log.warning("voice.cache_not_forgotten", variant=name,
-                            detail=exc.operator_text if isinstance(exc, VoicebotError) else "no answer in time")
-                total = None
-            else:
-                total = None if total is None else total + dropped
-        return total
-
 
 # Re-exported: adapters import the consent wording and the form's type from here.
-__all__ = ["CONSENT_STATEMENT", "PENDING_TTL_S", "Blocked", "ClipMissing", "ForgetMeReport", "PendingSave",
+__all__ = ["CONSENT_STATEMENT", "PENDING_TTL_S", "Blocked", "ClipMissing", "PendingSave",
            "SaveExpired", "TooManyVoices", "VoiceLibrary", "VoiceNotFound"]

@@ -17,7 +17,7 @@ from commands.listing import fit_lines
 from commands.storage.audit import AuditEntry
 from commands.storage.voices import Member, Voice
 from commands.timing import excerpt, format_seconds
-from commands.voice_library import ForgetMeReport
+from commands.forgetting import ForgetMeReport
 
 LIST_CHARS = SECTION_CHARS - 100  # a section's limit, less room for its title
 

@@ -89,3 +89,27 @@ def test_a_cancelled_request_leaves_at_the_next_frame_and_frees_its_slot(fast, p
         jobs[0].future.result(timeout=300)
     assert jobs[0].done < 10 and (fast.batch.stats().active, fast.batch.stats().waiting) == (0, 0)
     assert fast.decoder.rows_in_use == 0
+
+
+def test_a_row_whose_logits_turn_non_finite_ends_with_valid_codes_only(fast, prompts):  # noqa: F811
+    """NaN logits defeat the sampler's bans, so a row could draw a special token and hand the speech decoder an
+    index past its codebook (on CUDA a device-side assert for the whole process). The row ends instead, after a
+    few frames, and every code it handed on is a codec code; a neighbour is untouched."""
+    head = fast.decoder.talker.codec_head
+    original = head.weight.detach().clone()
+    codec_codes = fast.decoder.vocab - 1024  # the ids past these are specials (EOS, pad, ...)
+    healthy = fast.submit(TEXTS[1], "english", prompts[0], seed=5, max_new_tokens=12)
+
+    def poison(done: int) -> None:
+        if done == 3:
+            with torch.no_grad():
+                head.weight[codec_codes:] = float("nan")  # the specials' logits NaN, the codec codes' finite
+
+    try:
+        broken = fast.submit(TEXTS[0], "english", prompts[0], seed=6, max_new_tokens=40, on_frame=poison)
+        codes = broken.future.result(timeout=300)
+    finally:
+        with torch.no_grad():
+            head.weight.copy_(original)
+    assert codes.shape[0] < 39 and int(codes.max()) < codec_codes
+    assert healthy.future.result(timeout=300).shape[0] > 0

@@ -44,3 +44,23 @@ def test_sampling_stays_inside_top_k():
                          for _ in range(200)], dim=1)
     assert all(set(row.tolist()) <= set(keep.tolist()) for row, keep in zip(draws, allowed))
     assert all(len(set(row.tolist())) > 1 for row in draws)
+
+
+def test_a_row_with_non_finite_logits_ends_instead_of_drawing_a_banned_token():
+    """NaN defeats an additive -inf ban, so such a row can draw a special token; `banned_choice` flags it (the
+    decode frame then finishes the row and feeds the filler)."""
+    from backend.engine.fast.sampling import banned_choice
+
+    vocab = 3072
+    slots = SamplerSlots(3, torch.device("cpu"))
+    slots.fill(SamplingConfig(), vocab)
+    ban = torch.zeros(3, vocab)
+    ban[:, 2048:] = float("-inf")
+    logits = torch.randn(3, vocab)
+    logits[1] = float("nan")
+    chosen = choose_tokens(logits, slots, 3, ban=ban, noise=torch.ones(3, vocab))
+    flagged = banned_choice(ban, chosen)
+    assert not flagged[0] and not flagged[2]
+    assert bool(flagged[1]) == (int(chosen[1]) >= 2048)
+    forced = torch.tensor([5, 2150, 7])
+    assert banned_choice(ban, forced).tolist() == [False, True, False]

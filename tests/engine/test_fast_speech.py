@@ -91,3 +91,13 @@ def test_a_failed_short_batch_fails_its_callers_and_the_next_caller_decodes(toke
         speech.decode(_windows(4)[0])
     monkeypatch.setattr(speech._short, "_decode_rows", decode_rows)
     assert speech.decode(_windows(4)[0]).shape == (4 * speech.upsample,)
+
+
+def test_codes_past_the_codebook_are_refused_before_the_gpu_sees_them(tokenizer):
+    """A special token as a code (e.g. EOS, 2,150) would index past the codebook: on CUDA a device-side assert
+    that ends every request of the process. It is a ValueError of the one request instead."""
+    speech = SpeechDecoder(tokenizer, use_graphs=False)
+    codes = torch.zeros(12, 16, dtype=torch.long)
+    codes[5, 0] = speech.codebook + 102
+    with pytest.raises(ValueError, match="past the speech codebook"):
+        speech.decode(codes)

@@ -1,34 +1,20 @@
 """The fast decode loop: static KV caches, one frame = one (graph-captured) step, batch buckets, lazy EOS checks.
 
-A frame of Qwen3-TTS is one talker step plus 15 code-predictor steps. Stock qwen-tts runs them through
-`GenerationMixin.generate` twice nested: ~1,000 small kernel launches and several host syncs per 80 ms of audio.
-Here the prompt is prefilled by qwen-tts's own talker forward (so prefill is stock by construction), its K/V are
-copied into static caches, and every later frame runs `_frame` on fixed-shape device buffers: on CUDA that
-function is captured once per shape (batch bucket, cache-length bucket) as a CUDA graph and replayed, over
-`torch.compile`d layer halves and sampler (fewer, fused kernels: 18 -> 7.3 ms/frame at batch 1 on an H100); on the
-CPU it runs eagerly and uncompiled, which is what the CI parity test exercises. The host looks at EOS flags only
-every `eos_check_every` frames.
+A frame of Qwen3-TTS is one talker step plus 15 code-predictor steps; stock qwen-tts runs them through nested
+`generate` calls, ~1,000 small launches and several host syncs per 80 ms of audio. Here every frame runs `_frame`
+on fixed-shape device buffers: on CUDA captured once per shape (batch bucket, cache-length bucket) as a CUDA graph
+over `torch.compile`d layer halves and sampler, and replayed; on the CPU eagerly, which is what the parity tests
+run. The host looks at EOS flags only every `eos_check_every` frames.
 
-Capturing a shape costs a compilation (seconds cold, less from a compile cache) and a capture (under a second).
-Both run on scratch buffers of the same shapes and strides, never on the buffers a generation is using, so a
-background thread can capture while requests run (`capture_in_background`): until a generation's own shape is
-captured it replays a captured graph of a larger shape, or runs its frames eagerly. Without a background thread a
-generation captures its shape when it first needs it.
+Capturing costs a compilation and a recording. Both run on scratch buffers of the same shapes, so a background
+thread can capture while requests run (`capture_in_background`); until a shape is captured its generation replays
+a larger captured shape or runs eagerly. `capture_eager` records the plain functions (no Inductor, a fraction of a
+second) so a start can serve at once and swap compiled graphs in later; both draw the same random numbers
+(sampling.py), and a swap waits for the frame or static generation running (`_generating`).
 
-A shape can also be captured uncompiled (`capture_eager`): a graph of the plain functions, in a fraction of a
-second and without Inductor, which replays at ~4x real time (eager frames without a graph run slower than real
-time). A start can open on such graphs and let the background thread compile each shape and swap its compiled
-graph in (two-stage start). Both kinds draw the same random numbers (the draw is outside the compiled code, see
-sampling.py); their bf16 arithmetic differs in rounding (fused kernels), so a seeded sample may take another path
-after some frames, as on any other kernel change. A swap waits for the frame or static generation running (its
-recording holds `_generating`): a static generation (`frames`) keeps the graph it started with, while rows of the
-continuous batch (`continuous.py`) may move between graphs at any frame boundary, as the batch changes buckets
-too. A shape whose compilation fails keeps its eager graph.
-
-Every row has its own frame count, cache position, seed and sampler settings, so rows may be at different
-points of different generations: `frames` prefills all rows at once (one static batch, run to its end), `join`
-copies one prompt, prefilled beforehand on the request's thread (`stage`, staging.py), into a slot while the
-others keep their state (the continuous batch).
+Every row has its own frame count, cache position, seed and sampler settings: `frames` prefills all rows at once
+(one static batch, run to its end), `join` copies one prompt prefilled beforehand (`stage`, staging.py) into a
+slot while the others keep their state (the continuous batch, continuous.py).
 """
 
 from __future__ import annotations
@@ -47,7 +33,7 @@ from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.graphs import record
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
 from backend.engine.fast.prefill import ChunkedPrefill
-from backend.engine.fast.sampling import SamplingConfig, choose_tokens, row_noise, select_tokens
+from backend.engine.fast.sampling import SamplingConfig, banned_choice, choose_tokens, row_noise, select_tokens
 from backend.engine.fast.staging import StagedPrompt, Stager, TalkerInputs
 
 log = structlog.get_logger(__name__)
@@ -188,7 +174,7 @@ class FastDecoder:
         ban = b.suppress + b.eos_ban * early
         chosen = choose_tokens(logits, b.talker_slots, rows, ban=ban, seen=b.seen[:rows], select=select,
                                noise=row_noise(b.seed[:rows], (step + 1) * self.groups, logits.shape[-1]))
-        b.finished[:rows] |= chosen == b.eos
+        b.finished[:rows] |= (chosen == b.eos) | banned_choice(ban, chosen)
         chosen = torch.where(b.finished[:rows], b.filler, chosen)  # stock feeds finished rows EOS
         b.seen[:rows].scatter_(1, chosen[:, None], True)
         b.token[:rows].copy_(chosen)
@@ -270,11 +256,6 @@ class FastDecoder:
         record(graph, lambda: self._frame(self.buffers, *shape, compiled=compiled), pool=self._pool)
         return graph
 
-    def warmup(self, batches: tuple[int, ...] | None = None, length: int = LENGTH_BUCKET) -> None:
-        """Capture the graphs for these batch buckets (default: all) at one cache length, ahead of requests."""
-        for rows in batches or self.batch_buckets:
-            self.capture(self.shape(rows, length))
-
     def serve_batch(self) -> None:
         """A continuous batch's loop starts: lower the interpreter's thread switch interval for good. The loop's
         thread is every row's critical path, and it gives the GIL up at each graph replay and stream wait; with
@@ -295,11 +276,8 @@ class FastDecoder:
         """On a daemon thread, capture `eager` uncompiled (seconds), then compile and capture `shapes`, each
         compiled graph replacing that shape's eager one. Meanwhile generations wait at most for one graph's
         recording (about 0.1 s), never for a compilation (see `_plan`). `after` runs on that thread once all
-        are tried.
-
-        While it runs, the interpreter's thread switch interval is lowered: compiling holds the GIL for long
-        stretches, and a generation's host thread, which gives the GIL up at every CUDA call, would otherwise
-        wait up to the default 5 ms to get it back each time (thousands of times per eager prompt)."""
+        are tried. The thread switch interval is lowered meanwhile: compiling holds the GIL for long stretches,
+        and a generation's host thread would wait up to 5 ms to get it back after every CUDA call."""
         if not self.use_graphs:
             return None
         self._background = True
@@ -395,6 +373,9 @@ class FastDecoder:
         ban = b.suppress + (b.eos_ban if settings.min_new_tokens > 0 else 0.0)
         first = choose_tokens(staged.logits, b.talker_slots.view(rows), count, ban=ban, seen=b.seen[rows],
                               noise=row_noise(b.seed[rows], torch.zeros_like(b.seed[rows]), self.vocab))
+        broken = banned_choice(ban.expand(count, -1), first)
+        b.finished[rows] |= broken
+        first = torch.where(broken, b.filler, first)
         b.seen[rows].scatter_(1, first[:, None], True)
         b.token[rows].copy_(first)
         b.past_hidden[rows].copy_(staged.past_hidden)

@@ -123,3 +123,12 @@ def select_tokens(logits: torch.Tensor, noise: torch.Tensor, slots: SamplerSlots
     race = probs / noise
     sampled = order.gather(-1, race.argmax(dim=-1, keepdim=True)).squeeze(-1)
     return torch.where(slots.do_sample[:rows].squeeze(-1), sampled, greedy)
+
+
+def banned_choice(ban: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Rows whose token is one the sampler bans (`ban` (rows, vocab): 0 or -inf). Only non-finite logits draw one
+    (NaN defeats the -inf ban; random bf16 weights reach it on long generations): such a row is finished there,
+    as if it had sampled EOS, and feeds the filler. Otherwise a special token (an id past the 2,048 codec codes)
+    became a code, and the speech decoder's codebook lookup hit a device-side assert that kills the process's
+    CUDA context, every request with it (seen under load on one H200)."""
+    return ban.gather(-1, chosen[:, None]).squeeze(-1) < 0

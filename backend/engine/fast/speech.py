@@ -57,6 +57,7 @@ class SpeechDecoder:
         self.upsample = int(model.get_decode_upsample_rate())
         self.sample_rate = int(model.get_output_sample_rate())
         self.groups = int(model.decoder.config.num_quantizers)
+        self.codebook = int(model.decoder.config.codebook_size)
         self.device = next(model.decoder.parameters()).device
         self.use_graphs = use_graphs and self.device.type == "cuda"
         self._lock = threading.Lock()
@@ -76,6 +77,8 @@ class SpeechDecoder:
     def decode(self, codes: torch.Tensor) -> np.ndarray:
         """The audio of `codes` (n x 16, on any device), n * upsample samples: what stock `decode` gives for it."""
         codes = codes.clamp(min=0)  # stock clamps its -1 padding too
+        if codes.numel() and int(codes.max()) >= self.codebook:  # on the GPU: a device-side assert, process-wide
+            raise ValueError(f"codes up to {int(codes.max())} are past the speech codebook's {self.codebook} entries")
         if 0 < codes.shape[0] <= WINDOW_FRAMES[0]:
             return self._short.decode(codes)
         codes = codes.to(self.device).T[None]  # (1, groups, n)

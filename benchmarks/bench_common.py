@@ -42,11 +42,35 @@ def versions(*packages: str) -> dict[str, str]:
     return found
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """The options every GPU script takes: which checkpoint, how many frames, how many repeats."""
+def checkpoint_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a script that loads the project's random-weight checkpoint: which preset, where."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--preset", default="1.7b")
     parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/voicebot-ckpt"))
+    return parser
+
+
+def engine_parser(description: str) -> argparse.ArgumentParser:
+    """`checkpoint_parser` plus the device, for the scripts that run the product's `Engine`."""
+    parser = checkpoint_parser(description)
+    parser.add_argument("--device", default="cuda:0", help="cpu: a smoke test (with --preset tiny)")
+    return parser
+
+
+def random_checkpoint(folder: Path, preset: str, device: str) -> Path:
+    """The checkpoint `folder/preset`, built with random weights first if it is not there (a lease starts bare)."""
+    from backend.engine.checkpoint import build_random_checkpoint, is_checkpoint
+
+    path = folder / preset
+    if not is_checkpoint(path):
+        log(f"building the {preset} checkpoint")
+        build_random_checkpoint(preset, path, device=device)
+    return path
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every GPU script takes: which checkpoint, how many frames, how many repeats."""
+    parser = checkpoint_parser(description)
     parser.add_argument("--frames", type=int, default=250)
     parser.add_argument("--repeats", type=int, default=3)
     return parser

@@ -48,10 +48,12 @@ import torch
 from backend.audio import to_wav
 from backend.batcher import CloneBatcher
 from backend.engine import Engine, EngineConfig
-from backend.engine.checkpoint import build_random_checkpoint, is_checkpoint
-from backend.engine.fast.continuous import LoopStats
 from backend.engine.fast.tts import SAMPLES_PER_FRAME, STREAM_CHUNKS
 from backend.schema import SAMPLE_RATE, CloneRequest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
+from bench_common import engine_parser, log, random_checkpoint  # noqa: E402
+from load_costs import capture_shapes, loop_profile, micro  # noqa: E402
 
 REF_TEXT = "This is the reference voice."
 BASE = ("The quick brown fox jumps over the lazy dog while the band plays on, and everyone in the square stops to "
@@ -59,10 +61,6 @@ BASE = ("The quick brown fox jumps over the lazy dog while the band plays on, an
 LENGTHS = (12, 44, 187, 506)
 SERVERS = ("continuous", "static", "one-at-a-time")
 FRAMES_PER_CHAR = 0.85  # ~15 characters per second of speech, 12.5 frames per second
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def text_of(length: int) -> str:
@@ -278,80 +276,6 @@ def solo_latency(serve: Serve, clip: bytes, scale: float) -> dict[str, float]:
     return solo
 
 
-def loop_profile(before: LoopStats, after: LoopStats, wall_s: float) -> dict[str, float]:
-    """Where the decode loop's time went during one run: shares of the wall time, and rows per step."""
-    steps = after.steps - before.steps
-    return dict(steps=steps, rows_per_step=round((after.frames - before.frames) / steps, 2) if steps else 0.0,
-                joins=after.joins - before.joins,
-                join_share=round((after.join_s - before.join_s) / wall_s, 3),
-                step_share=round((after.step_s - before.step_s) / wall_s, 3),
-                look_share=round((after.look_s - before.look_s) / wall_s, 3),
-                ms_per_step=round((after.step_s - before.step_s + after.look_s - before.look_s) / steps * 1000, 2)
-                if steps else 0.0)
-
-
-def capture_shapes(engine: Engine, lengths: list[int], compiled: bool) -> float:
-    """Every batch bucket at these cache lengths, before serving; seconds taken."""
-    decoder = engine._fast.decoder
-    started = time.perf_counter()
-    for rows in decoder.batch_buckets:
-        for length in lengths:
-            shape = decoder.shape(rows, length)
-            (decoder.capture if compiled else decoder.capture_eager)(shape)
-    return time.perf_counter() - started
-
-
-def _timed(work: Callable[[], object], repeats: int = 5) -> float:
-    """Median milliseconds of `work` (CUDA synchronized around each call)."""
-    cuda = torch.cuda.is_available()
-    times = []
-    for _ in range(repeats + 1):
-        if cuda:
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        work()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return round(float(np.median(times[1:])) * 1000, 2)
-
-
-def micro(engine: Engine, clip: bytes, length: int) -> dict[str, Any]:
-    """The costs a scheduler works with, each alone: a frame of each batch bucket at cache `length` (replaying
-    its graph), staging a 187-character prompt, decoding and watermarking a first and a steady stream chunk,
-    decoding a whole 187-character clip (the product's speech decoder; a chunk also by stock's). Run before serving (it replays graphs on the idle loop's buffers)."""
-    from backend.watermark import StreamMarker
-
-    fast, decoder = engine._fast, engine._fast.decoder
-    costs: dict[str, Any] = {"frame_ms": {}}
-    with decoder._generating, torch.inference_mode():
-        for rows in decoder.batch_buckets:
-            _, advance = decoder._plan(*decoder.shape(rows, length))
-            costs["frame_ms"][str(rows)] = _timed(lambda advance=advance: [advance() for _ in range(10)]) / 10
-        buffers = decoder.buffers  # as the loop leaves idle slots: harmless
-        buffers.finished[:] = True
-        buffers.step[:] = 0
-        buffers.position[:] = 0
-    item = engine._prepare(*engine._check(request_for(Arrival(0.0, 187, False, 160), clip)))
-    inputs, _ = fast.talker_inputs([item.text], ["english"], [item.prompt], max_new_tokens=160)
-    costs["talker_inputs_ms"] = _timed(lambda: fast.talker_inputs([item.text], ["english"], [item.prompt],
-                                                                  max_new_tokens=160))
-    costs["stage_ms"] = _timed(lambda: decoder.stage(inputs))
-    costs["stock_prefill_ms"] = _timed(lambda: decoder.stager._forward(inputs))
-    stock_decode = engine.tts.model.speech_tokenizer.decode
-    for frames in (2, 12):
-        window = torch.zeros(25 + frames, 16, dtype=torch.long)  # as a stream's chunk reaches the decoder
-        costs[f"chunk_decode_{frames}_ms"] = _timed(lambda window=window: fast.speech.decode(window))
-        costs[f"stock_chunk_decode_{frames}_ms"] = _timed(
-            lambda window=window: stock_decode([{"audio_codes": window.to(decoder.device)}]))
-        audio = np.zeros(frames * SAMPLES_PER_FRAME, dtype=np.float32)
-        marker = StreamMarker(engine._get_watermarker())
-        costs[f"chunk_mark_{frames}_ms"] = _timed(lambda audio=audio, marker=marker: marker.push(audio))
-    codes = torch.zeros(160, 16, dtype=torch.long, device=decoder.device)
-    costs["clip_decode_160_ms"] = _timed(lambda: fast.codes_to_wavs([codes], [item.prompt]), repeats=3)
-    return costs
-
-
 def markdown(result: dict[str, Any]) -> str:
     """RESULTS.md rows: one per server and rate."""
     lines = [f"Card: {result['card']}; command: `{result['command']}`", "",
@@ -396,11 +320,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    path = args.checkpoint / args.preset
+    path = random_checkpoint(args.checkpoint, args.preset, args.device)
     cuda = args.device.startswith("cuda")
-    if not is_checkpoint(path):
-        log(f"building the {args.preset} checkpoint")
-        build_random_checkpoint(args.preset, path, device=args.device)
     config = EngineConfig(model=str(path), variant="load-bench", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
                           fast_capture="lazy", fast_max_batch=args.max_batch,
@@ -423,7 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         command=" ".join(sys.argv), preset=args.preset, rates=rates, requests=args.requests,
         frame_scale=args.frame_scale, max_batch=args.max_batch, rows=[],
         workload=[asdict(a) for a in workload(rates[0], min(args.requests, 8), args.seed, args.frame_scale)],
-        graphs=args.graphs, lengths=lengths, micro=micro(engine, clip, lengths[1 if len(lengths) > 1 else 0]))
+        graphs=args.graphs, lengths=lengths, micro=micro(engine, request_for(Arrival(0.0, 187, False, 160), clip), lengths[1 if len(lengths) > 1 else 0]))
     log(f"costs: {result['micro']}")
     args.out.write_text(json.dumps(result, indent=2))
     batch = engine._fast.batch
@@ -462,10 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--preset", default="1.7b")
-    options.add_argument("--checkpoint", type=Path, default=Path("/tmp/voicebot-ckpt"))
-    options.add_argument("--device", default="cuda:0", help="cpu: a smoke test (with --preset tiny)")
+    options = engine_parser(__doc__.splitlines()[0])
     options.add_argument("--rates", default="1,4,8,16", help="Poisson arrival rates, requests per second")
     options.add_argument("--requests", type=int, default=64, help="requests per rate and server")
     options.add_argument("--servers", default=",".join(SERVERS))

@@ -44,7 +44,6 @@ import torch
 from backend.audio import to_wav
 from backend.clients.local import LocalBackend
 from backend.engine import Engine, EngineConfig
-from backend.engine.checkpoint import build_random_checkpoint, is_checkpoint
 from backend.schema import SAMPLE_RATE, CloneRequest
 from backend.settings import BackendSettings
 from bot.discord.playback.pcm_source import FRAME_MS, SILENCE, StreamedPcm
@@ -54,6 +53,9 @@ from commands.long_text import clone_text, pieces_of, stream_text
 from commands.settings import CommandSettings
 from commands.speech import SpeechService
 from commands.storage.voices import Member
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
+from bench_common import engine_parser, log, random_checkpoint  # noqa: E402
 
 SPEAKER = Member("discord", "bench", "1")
 SHORT_TEXT = "Hello everyone, this is the bot speaking in your voice channel."
@@ -65,10 +67,6 @@ SENTENCES = (
     "Later, when the lights come on, the musicians pack up and the crowd drifts home.",
     "Nobody remembers exactly when the song ended, only that it was good.",
 )
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def long_text(chars: int) -> str:
@@ -150,11 +148,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def engine_for(args: argparse.Namespace) -> Engine:
-    path = args.checkpoint / args.preset
+    path = random_checkpoint(args.checkpoint, args.preset, args.device)
     cuda = args.device.startswith("cuda")
-    if not is_checkpoint(path):
-        log(f"building the {args.preset} checkpoint")
-        build_random_checkpoint(args.preset, path, device=args.device)
     config = EngineConfig(model=str(path), variant="speak-bench", attention="sdpa",
                           dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
                           fast_capture=args.capture if cuda else "lazy",
@@ -217,10 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--preset", default="1.7b")
-    options.add_argument("--checkpoint", type=Path, default=Path("/tmp/voicebot-ckpt"))
-    options.add_argument("--device", default="cuda:0", help="cpu: a smoke test (with --preset tiny)")
+    options = engine_parser(__doc__.splitlines()[0])
     options.add_argument("--repeats", type=int, default=8,
                          help="warm /speak calls measured (each plays its ~5 s in real time)")
     options.add_argument("--long-chars", type=int, default=5000, help="length of the long text")

@@ -234,7 +234,7 @@ class _Service:
         SERVING.start()  # first: the default structlog setup prints tracebacks with their locals (tokens, clips)
         self.engine = Engine(engine_config(self.variant))
         try:
-            self.engine.load()
+            self.engine.load(start_background=False)  # threads do not survive the snapshot: `start` runs it
         except EngineConfigError as exc:
             if exc.code != "model_missing":
                 raise

@@ -188,7 +188,7 @@ def child(args: argparse.Namespace) -> None:
                           fast_capture="background",
                           compile_cache_dir=str(args.volume))
     engine = Engine(config)
-    engine.load()
+    engine.load(start_background=False)  # as the Modal class: loaded in the snapshot step, then started
     marks["ready"] = time.time() - launched
     thread = engine.start_background_capture()
     engine.tts.model.config.talker_config.codec_eos_token_id = 10**6  # fixed length: EOS never sampled

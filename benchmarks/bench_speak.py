@@ -56,6 +56,7 @@ from commands.storage.voices import Member
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
 from bench_common import engine_parser, log, random_checkpoint  # noqa: E402
+from load_costs import capture_shapes  # noqa: E402
 
 SPEAKER = Member("discord", "bench", "1")
 SHORT_TEXT = "Hello everyone, this is the bot speaking in your voice channel."
@@ -158,6 +159,8 @@ def engine_for(args: argparse.Namespace) -> Engine:
     engine = Engine(config)
     log(f"loading the engine (fast decoder, capture {config.fast_capture})")
     engine.load()
+    if cuda and args.capture == "lazy":  # batch 1 compiled at load; every other bucket as an uncompiled graph
+        log(f"captured every bucket uncompiled in {capture_shapes(engine, [256, 512, 768, 1024], compiled=False):.1f} s")
     engine.tts.model.config.talker_config.codec_eos_token_id = 10**6  # fixed lengths: EOS never sampled
     return engine
 
@@ -219,7 +222,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--frames-per-char", type=float, default=0.85)
     options.add_argument("--frame-scale", type=float, default=1.0, help="multiplies every clip's length")
     options.add_argument("--capture", default="all", choices=("lazy", "background", "all"),
-                         help="when the fast engine captures its CUDA graphs (cuda only)")
+                         help="when the fast engine captures its CUDA graphs (cuda only); lazy: batch 1 compiled, "
+                         "every other batch bucket captured uncompiled before measuring (no compile mid-run)")
     options.add_argument("--compile-cache", type=Path, default=None, help="torch.compile artifacts to reuse")
     options.add_argument("--out", type=Path, default=Path("speak.json"))
     return options

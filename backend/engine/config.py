@@ -27,12 +27,14 @@ class EngineConfig(BaseModel):
     # "auto": fast on CUDA, stock elsewhere. Health and results report the mode that really runs.
     engine_mode: EngineMode = "auto"
     fast_max_batch: int = Field(default=16, ge=1, description="Largest batch one fast generation takes")
-    # When the fast engine captures its CUDA graphs: "lazy" batch 1 at `fast_ready_lengths` at load, any other
-    # shape inside the first generation that needs it; "background" (two-stage) batch 1 at those lengths as graphs
-    # of the uncompiled frame at load (no Inductor: under a second each), then on a thread started by
-    # `Engine.start_background_capture()` while requests are served: uncompiled graphs of the other shapes, then
-    # every shape compiled, its compiled graph replacing the uncompiled one; "all" every shape compiled at load.
-    fast_capture: Literal["lazy", "background", "all"] = "lazy"
+    # When the fast engine captures its CUDA graphs: "background" (two-stage, what serving uses) batch 1 at
+    # `fast_ready_lengths` as graphs of the uncompiled frame at load (no Inductor: under a second each), then on a
+    # thread (`Engine.load`, or `start_background_capture()` after a snapshot) while requests are served:
+    # uncompiled graphs of the other shapes, then every shape compiled, its compiled graph replacing the
+    # uncompiled one, so no request ever waits for a compile; "lazy" batch 1 at those lengths compiled at load,
+    # any other shape compiled inside the first generation that needs it (one H200: 15-30 s during which every
+    # request in the batch waits); "all" every shape compiled at load.
+    fast_capture: Literal["lazy", "background", "all"] = "background"
     # Prompt + frames (cache slots) of the requests batch 1 is captured for before serving: 256 holds a ~30
     # character text behind a short clip, 768 ~100 characters behind a 10 s clip.
     fast_ready_lengths: tuple[int, ...] = (256, 512, 768)

@@ -91,8 +91,11 @@ class Engine:
         return "fast" if self._fast is not None else "stock"
 
     # -- loading -----------------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Load the model once (idempotent). Raises `EngineConfigError` for impossible configurations."""
+    def load(self, *, start_background: bool = True) -> None:
+        """Load the model once (idempotent). Raises `EngineConfigError` for impossible configurations. With
+        `fast_capture="background"` the remaining graphs are then captured on a thread while requests are served,
+        unless `start_background` is False (a Modal memory snapshot follows: call `start_background_capture`
+        after the restore)."""
         if self._loaded:  # no lock once loaded, so health() never waits behind a running generation
             return
         with self._lock:
@@ -125,6 +128,8 @@ class Engine:
             self._load_s = time.perf_counter() - started
             self._loaded = True
             log.info("engine.loaded", seconds=round(self._load_s, 2), attention=active_attention(self.tts.model))
+            if start_background:
+                self.start_background_capture()
 
     def _load_fast(self, device: str) -> Any:
         """The fast decoder for "fast", or for "auto" on CUDA; "auto" falls back to stock if it cannot start

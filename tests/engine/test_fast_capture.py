@@ -204,8 +204,8 @@ def test_a_failed_compile_leaves_the_eager_graphs_serving_and_health_says_so(tin
 
     monkeypatch.setattr(fast_package, "FastTTS", with_stand_ins)
     engine = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=2,
-                                 max_new_tokens_cap=200, fast_prompt_slots=312, fast_capture="background"))
-    engine.load()
+                                 max_new_tokens_cap=200, fast_prompt_slots=312))  # "background": the default
+    engine.load(start_background=False)  # as the Modal class does before its snapshot
     assert engine.health().fast_graphs.model_dump() == dict(compiled=0, eager=2, capturing=False, failed={})
     engine.start_background_capture().join(timeout=60)
 
@@ -232,3 +232,25 @@ def test_compiled_functions_are_made_at_first_call(monkeypatch: pytest.MonkeyPat
     assert lazy([3]) == ("compiled", ([3],))
     assert made == [sum]
     assert isinstance(runner.project, LazyCompiled) and isinstance(runner.finish, LazyCompiled)
+
+
+def test_loading_starts_the_background_capture_unless_a_snapshot_follows(tiny_checkpoint, monkeypatch):
+    """A local backend's engine: `load()` alone leaves the rest of the shapes to a thread, so no request of the
+    running process ever waits for a compile; nothing is left for `start_background_capture` afterwards."""
+    from backend.engine import fast as fast_package
+
+    def with_stand_ins(*args, **kwargs):
+        built = FastTTS(*args, **kwargs)
+        Stand_ins(built.decoder)
+        return built
+
+    monkeypatch.setattr(fast_package, "FastTTS", with_stand_ins)
+    engine = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=2,
+                                 max_new_tokens_cap=200, fast_prompt_slots=312))
+    engine.load()
+    for thread in threading.enumerate():
+        if thread.name == "fast-graph-capture":
+            thread.join(timeout=60)
+    graphs = engine.health().fast_graphs
+    assert (graphs.compiled, graphs.eager, graphs.capturing) == (4, 0, False)  # 2 batches x 2 lengths, compiled
+    assert engine.start_background_capture() is None

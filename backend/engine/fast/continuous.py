@@ -20,7 +20,9 @@ company, and greedy decoding gives stock qwen-tts's codes for every row whoever 
 
 EOS is known on the host only when it looks (a device sync): every `eos_check_every` frames, whenever a stream
 owes a chunk and whenever a row reaches its budget. A row that sampled EOS in between keeps its slot until then
-(its later frames are EOS fillers, cut off like stock generate cuts them).
+(its later frames are EOS fillers, cut off like stock generate cuts them). The loop stays at most two frames
+ahead of the GPU and waits for it without the GIL before it looks (`pacing.py`): otherwise the threads that
+decode and watermark the streams' audio crawl while it waits.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import structlog
 import torch
 
 from backend.engine.fast.decoder import DecodeSettings, FastDecoder, trim_at_eos
+from backend.engine.fast.pacing import FramePacer
 from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 log = structlog.get_logger(__name__)
@@ -129,6 +132,7 @@ class ContinuousBatch:
         self._closed = False
         self._since_check = 0
         self._stats = LoopStats()
+        self.pacer = FramePacer()  # frames in flight on the GPU (given events on CUDA, when the loop starts)
 
     def submit(self, job: DecodeJob) -> Future[torch.Tensor]:
         """Prefill `job`'s prompt on the calling thread, then queue it; it joins the running decode at the next
@@ -173,6 +177,7 @@ class ContinuousBatch:
         if cuda:
             self._stream = torch.cuda.Stream(self.decoder.device, priority=-1)  # -1: high priority
             torch.cuda.set_stream(self._stream)
+            self.pacer.make_fence = torch.cuda.Event
         while True:
             with self._wakeup:
                 if not self._active and not self._waiting:
@@ -199,6 +204,7 @@ class ContinuousBatch:
         meanwhile (a static generation may use the buffers on another stream), and when work comes the loop's
         stream first waits for what the default stream had queued."""
         if cuda:
+            self.pacer.drain()
             self._stream.synchronize()
         while not self._active and not self._waiting and not self._closed:
             self._wakeup.wait()
@@ -234,6 +240,7 @@ class ContinuousBatch:
         with decoder._generating, torch.inference_mode():
             _, advance = decoder._plan(*decoder.shape(len(active), tokens))
             advance()
+        self.pacer.queued()
         self._since_check += 1
         stepped = time.perf_counter()
         self._count(steps=1, frames=len(active), step_s=stepped - started)
@@ -248,6 +255,7 @@ class ContinuousBatch:
                 job.cancelled.is_set() or job.error is not None for job in active)):
             return
         self._since_check = 0
+        self.pacer.drain()
         finished = decoder.buffers.finished[:len(active)].tolist()
         leaving: dict[DecodeJob, torch.Tensor | None] = {}  # -> its codes, or None: it failed or was cancelled
         chunks: list[tuple[DecodeJob, torch.Tensor]] = []  # host copies, handed on after the slots are free

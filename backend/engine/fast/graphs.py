@@ -8,6 +8,14 @@ other: cuBLAS fails inside the capture, the capture is invalidated, and its pool
 every later capture fails ("already recording to mempool_id") and graphs recorded meanwhile can replay
 garbage (device-side index asserts under load on one H200). Every capture in the product holds
 `CAPTURE_LOCK`; nothing is acquired while holding it, so it cannot deadlock with the engine's other locks.
+
+Each graph also gets a cuBLAS workspace of its own. cuBLAS keeps one workspace per handle and stream, and every
+capture here records on that one capture stream, so all graphs baked in the same workspace address: the decode
+loop's frames (its stream), the prompt prefill (the stager's) and the speech decoder (the callers') then ran
+their split-K GEMMs through one scratch buffer at the same time, and under load rows came out as garbage: NaN
+audio, or codes past the codebook (one H200 at batch 32; pytorch/pytorch#193402 describes the sharing). As
+torch's own CUDA graph trees do (`clear_cublass_cache`), the workspaces are dropped before and after each
+recording, so a capture allocates its workspace inside its own memory pool and eager work never inherits it.
 """
 
 from __future__ import annotations
@@ -25,8 +33,12 @@ def record(graph: torch.cuda.CUDAGraph, step: Callable[[], object], *, pool: obj
     tensors live in the graph's memory and are rewritten by every replay). `thread_local`: a thread doing host
     work meanwhile (validation, health) cannot spoil the capture."""
     with CAPTURE_LOCK, torch.inference_mode():
-        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
-            return step()
+        torch._C._cuda_clearCublasWorkspaces()
+        try:
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                return step()
+        finally:
+            torch._C._cuda_clearCublasWorkspaces()
 
 
 def capture_graph(step: Callable[[], object], device: torch.device) -> tuple[torch.cuda.CUDAGraph, object]:

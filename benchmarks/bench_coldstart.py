@@ -132,21 +132,20 @@ def parity(engine, request, first_codes, spans) -> dict | None:
 
 
 def engine_codes(engine, request):
-    """The engine's result for `request` and the codes it generated."""
+    """The engine's result for `request` and the codes it generated (its job in the continuous batch)."""
     fast = engine._fast
-    original, kept = fast.generate_codes, []
+    original, jobs = fast.submit, []
 
     def keep(*a, **k):
-        codes = original(*a, **k)
-        kept.extend(codes)
-        return codes
+        jobs.append(original(*a, **k))
+        return jobs[-1]
 
-    fast.generate_codes = keep
+    fast.submit = keep
     try:
         result = engine.clone(request)
     finally:
-        del fast.generate_codes
-    return result, kept[0]
+        del fast.submit
+    return result, jobs[0].future.result()
 
 
 def request_audio(request):

@@ -59,10 +59,14 @@ def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
     from backend.engine.compile_cache import CompileCache
     from backend.engine.fast import FastTTS
     from backend.engine.fast.decoder import FastDecoder
+    from backend.engine.fast.prefill import ChunkedPrefill
+    from backend.engine.fast.speech import SpeechDecoder
     from backend.engine.qwen_imports import import_qwen_tts
+    from backend.watermark import Watermarker
 
-    spans: dict[str, list] = {name: [] for name in ("weights", "decoder_init", "capture", "capture_eager", "record",
-                                                    "plan", "cache_load", "cache_save")}
+    spans: dict[str, list] = {name: [] for name in (
+        "weights", "watermark_load", "decoder_init", "capture", "capture_eager", "record", "speech_capture",
+        "prefill_capture", "plan", "talker_inputs", "stage", "speech_decode", "mark", "cache_load", "cache_save")}
 
     def timed(name, original, describe=lambda a, k, result: str(a[0]) if a else ""):
         def wrapper(self, *a, **k):
@@ -87,7 +91,10 @@ def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
     model = import_qwen_tts()
     originals = dict(model_from_pretrained=model.from_pretrained.__func__, init=FastTTS.__init__,
                      capture=FastDecoder.capture, capture_eager=FastDecoder.capture_eager, record=FastDecoder._record,
-                     plan=FastDecoder._plan, load=CompileCache.load, save=CompileCache.save)
+                     plan=FastDecoder._plan, load=CompileCache.load, save=CompileCache.save,
+                     watermark_load=Watermarker.load, speech_capture=SpeechDecoder.capture,
+                     prefill_capture=ChunkedPrefill.capture, talker_inputs=FastTTS.talker_inputs,
+                     stage=FastDecoder.stage, speech_decode=SpeechDecoder.decode, mark=Watermarker.mark)
     model.from_pretrained = classmethod(timed("weights", originals["model_from_pretrained"], lambda a, k, r: ""))
     FastTTS.__init__ = timed("decoder_init", originals["init"], lambda a, k, r: "")
     FastDecoder.capture = timed("capture", originals["capture"])
@@ -97,6 +104,15 @@ def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
     FastDecoder._plan = plan
     CompileCache.load = timed("cache_load", originals["load"], lambda a, k, r: str(r))
     CompileCache.save = timed("cache_save", originals["save"], lambda a, k, r: str(r))
+    # the rest of the start and of a request's path, which a cold process may pay for on first use
+    frames = lambda a, k, r: str(getattr(a[0], "shape", ""))  # noqa: E731
+    Watermarker.load = timed("watermark_load", originals["watermark_load"], lambda a, k, r: "")
+    SpeechDecoder.capture = timed("speech_capture", originals["speech_capture"], lambda a, k, r: "")
+    ChunkedPrefill.capture = timed("prefill_capture", originals["prefill_capture"])
+    FastTTS.talker_inputs = timed("talker_inputs", originals["talker_inputs"], lambda a, k, r: "")
+    FastDecoder.stage = timed("stage", originals["stage"], lambda a, k, r: "")
+    SpeechDecoder.decode = timed("speech_decode", originals["speech_decode"], frames)
+    Watermarker.mark = timed("mark", originals["mark"], frames)
     return spans, originals
 
 

@@ -7,14 +7,15 @@ steps). Between two looks (EOS checks, stream chunks) nothing held the loop back
 the next look, and then read its host copies (`.tolist()`, `.to("cpu")`), which waited for the GPU inside the
 call. Meanwhile the threads that turn codes into audio (speech decoding, the watermark) crawled: on one H200 a
 lone stream's codes were ready 30 ms after the call and its first audio came after 420 ms, its watermark's few
-dozen kernel launches taking 20-50 ms each (`build/spy/diag_stream.py`, torch profiler).
+dozen kernel launches taking 20-50 ms each (torch profiler; `benchmarks/runs/h200-first-audio-*.log`).
 
 So the loop records an event after each frame it launches and, with more than `depth` frames in flight, waits
 for the oldest; before a look it waits for its last frame the same way (`Event.synchronize` releases the GIL),
-so the host copies that follow find their data ready. Measured on one H200, 1.7B random weights: a lone stream's
-first audio 42 ms whatever the depth (the wait before a look is what matters there); 16 streams started at
-once, first audio p50/p95 656/744 ms with no limit, 340/357 ms at depth 2, 380/420 ms at depth 1 (the GPU idles
-while the host prepares the next frame), 348/370 ms at depth 3; whole-clip throughput the same at every depth.
+so the host copies that follow find their data ready. Measured on one H200, 1.7B random weights
+(`benchmarks/bench_first_audio.py`): a lone stream's first audio 42 ms whatever the depth (the wait before a
+look is what matters there); 16 streams started at once, first audio p50/p95 656/744 ms with no limit, 340/357
+ms at depth 2, 380/420 ms at depth 1 (the GPU idles while the host prepares the next frame), 348/370 ms at
+depth 3; whole-clip throughput the same at every depth.
 """
 
 from __future__ import annotations

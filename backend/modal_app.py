@@ -77,6 +77,18 @@ FA2_WHEEL = (
 # torch, transformers and qwen-tts from source at each cold start (seconds; measured on the H200, see
 # benchmarks/RESULTS.coldstart.md). pip compiles what it installs, but not every installer does.
 COMPILE_BYTECODE = "python -m compileall -q -j 0 $(python -c 'import site; print(*site.getsitepackages())')"
+# The watermark's librosa helpers are numba functions, compiled at their first import and call: 33 s with an
+# empty numba cache against 5.5 s with it (this repo's CPU machine, `Watermarker.load` plus the first mark; the
+# cold start that paid it on the first request is in benchmarks/RESULTS.coldstart.md, round 4). One mark at build
+# time fills numba's cache inside the image; compiled for a generic x86-64 CPU (NUMBA_CPU_NAME), the cache stays
+# valid on whatever CPU a container lands on, where numba would otherwise key it to the build machine's model.
+NUMBA_ENV = {"NUMBA_CPU_NAME": "generic"}
+WARM_WATERMARK = (
+    "python -c 'import numpy as np; "
+    "from perth.perth_net.perth_net_implicit.perth_watermarker import PerthImplicitWatermarker as Marker; "
+    "Marker(device=\"cpu\").apply_watermark("
+    "(0.1 * np.random.default_rng(0).standard_normal(24000)).astype(np.float32), sample_rate=24000)'"
+)
 
 ImageStep = tuple[str, tuple[Any, ...]]  # (modal.Image method, its positional arguments), applied in order
 
@@ -85,11 +97,11 @@ def _service_steps(torch_version: str, *extra: ImageStep) -> list[ImageStep]:
     """The shared recipe; torch gets its own layer BEFORE qwen-tts so pip keeps the pin instead of upgrading."""
     return [
         ("apt_install", SYSTEM_PACKAGES),
-        ("env", (HF_ENV,)),
+        ("env", (HF_ENV | NUMBA_ENV,)),
         ("pip_install", (f"torch=={torch_version}", f"torchaudio=={torch_version}")),
         ("pip_install", SERVICE_PACKAGES),
         *extra,
-        ("run_commands", (COMPILE_BYTECODE,)),
+        ("run_commands", (WARM_WATERMARK, COMPILE_BYTECODE)),
     ]
 
 

@@ -50,6 +50,7 @@ PAD_SECONDS = 0.064
 MIN_SECONDS = 0.05
 STREAM_CONTEXT_S = 0.2
 STREAM_LOOKAHEAD_S = 0.1
+_WARM_UP_CLIP = (0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE // 4)).astype(np.float32)
 
 
 class Watermarker:
@@ -62,7 +63,8 @@ class Watermarker:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        """Load the bundled weights (idempotent); the engine calls it while it loads, so the first clip does not."""
+        """Load the bundled weights and mark a quarter second of noise (idempotent); the engine calls it while it
+        loads, so the first clip does not pay for either."""
         with self._lock:
             if self._perth is not None:
                 return
@@ -72,7 +74,15 @@ class Watermarker:
 
             started = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # it prints "loaded PerthNet"; stdout is the CLI's
-                self._perth = PerthImplicitWatermarker(device=self.device)
+                perth = PerthImplicitWatermarker(device=self.device)
+            # One mark now: the first one imports librosa's helpers and numba-compiles them (20 s with an empty
+            # numba cache on a CPU, holding the GIL), which would otherwise land on the first clip's request and
+            # stall every other one; done here, it is also part of a Modal memory snapshot.
+            import torch
+
+            with torch.inference_mode():
+                perth.apply_watermark(_padded(_WARM_UP_CLIP, SAMPLE_RATE), sample_rate=SAMPLE_RATE)
+            self._perth = perth
             log.info("watermark.loaded", device=self.device, seconds=round(time.perf_counter() - started, 2))
 
     def _model(self) -> Any:

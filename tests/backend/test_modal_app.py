@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -89,7 +90,8 @@ def test_image_recipes_are_the_plans():
     assert [method for method, _ in fa2] == ["apt_install", "env", "pip_install", "pip_install", "pip_install",
                                              "run_commands"]
     assert fa2[0][1] == ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")  # gcc: Triton, fast engine
-    assert set(fa2[1][1][0]) == {"HF_HOME", "TRANSFORMERS_CACHE", "HF_HUB_CACHE", "TOKENIZERS_PARALLELISM"}
+    assert set(fa2[1][1][0]) == {"HF_HOME", "TRANSFORMERS_CACHE", "HF_HUB_CACHE", "TOKENIZERS_PARALLELISM",
+                                 "NUMBA_CPU_NAME"}
     assert fa2[2][1] == ("torch==2.9.0", "torchaudio==2.9.0")  # its own step, before qwen-tts
     assert "qwen-tts==0.1.1" in fa2[3][1]
     assert fa2[4][1] == (
@@ -97,8 +99,19 @@ def test_image_recipes_are_the_plans():
         "flash_attn-2.8.3+cu12torch2.9cxx11abiTRUE-cp312-cp312-linux_x86_64.whl",
     )
     assert sdpa[2][1] == ("torch==2.10.0", "torchaudio==2.10.0")
-    assert fa2[5][1] == sdpa[4][1] == (modal_app.COMPILE_BYTECODE,)  # every module byte-compiled at build time
+    # numba's cache filled by one mark, then every module byte-compiled at build time
+    assert fa2[5][1] == sdpa[4][1] == (modal_app.WARM_WATERMARK, modal_app.COMPILE_BYTECODE)
     assert sdpa[:2] + sdpa[3:] == fa2[:2] + fa2[3:4] + fa2[5:]  # same recipe otherwise, no flash-attn
+
+
+def test_the_watermark_warm_up_step_marks_a_clip_and_fills_a_portable_numba_cache(tmp_path):
+    """The build step runs as written with the service packages, and leaves numba's compiled functions in the
+    cache for the generic CPU the image's environment names."""
+    command = modal_app.WARM_WATERMARK.replace("python", shlex.quote(sys.executable), 1)
+    env = {**os.environ, **modal_app.NUMBA_ENV, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(command, shell=True, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.rglob("*.nbi")) and list(tmp_path.rglob("*.nbc"))  # index and object code written
 
 
 def test_built_images_run_the_steps_in_order():

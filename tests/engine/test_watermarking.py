@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,3 +77,14 @@ def test_forget_voices_drops_the_prompts_made_from_those_clips(engine):
     assert engine.forget_voices([sha256(wav), "0" * 64]) == 1
     assert not clone(wav)
 
+
+
+def test_loading_pays_for_the_first_marks_imports_not_the_first_clip():
+    """The first mark imports librosa's helpers and numba-compiles them (seconds, holding the GIL): a fresh process
+    has them imported once the watermarker is loaded, before any clip is marked."""
+    script = ("import sys; from backend.watermark import Watermarker; assert 'librosa.util.utils' not in sys.modules; "
+              "Watermarker().load(); print('librosa.util.utils' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"

@@ -68,6 +68,19 @@ def random_checkpoint(folder: Path, preset: str, device: str) -> Path:
     return path
 
 
+def bench_engine(args: argparse.Namespace, variant: str, **config: object) -> object:
+    """The product's `Engine` (not loaded) on the random checkpoint of `args` (built first if missing): the fast
+    engine with SDPA, bf16 on CUDA (float32 on the CPU), the compile cache of `--compile-cache` if given, and
+    `config` on top (capture mode, batch, frame budget)."""
+    from backend.engine import Engine, EngineConfig
+
+    path = random_checkpoint(args.checkpoint, args.preset, args.device)
+    cache = getattr(args, "compile_cache", None)
+    return Engine(EngineConfig(model=str(path), variant=variant, attention="sdpa", engine_mode="fast",
+                               dtype="bfloat16" if args.device.startswith("cuda") else "float32",
+                               device=args.device, compile_cache_dir=str(cache) if cache else None, **config))
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every GPU script takes: which checkpoint, how many frames, how many repeats."""
     parser = checkpoint_parser(description)

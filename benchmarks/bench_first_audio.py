@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from backend.audio import to_wav
-from backend.engine import Engine, EngineConfig
+from backend.engine import Engine
 from backend.engine.fast import tts as fast_tts
 from backend.schema import SAMPLE_RATE, CloneRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
-from bench_common import REF_TEXT, engine_parser, log, random_checkpoint  # noqa: E402
+from bench_common import REF_TEXT, bench_engine, engine_parser, log  # noqa: E402
 from load_costs import capture_shapes  # noqa: E402
 
 TEXT = "Hello everyone, this is the bot speaking in your channel."
@@ -138,13 +138,8 @@ def whole_clips(engine: Engine, request: CloneRequest, count: int, frames: int) 
 
 
 def run(args: Any) -> dict[str, Any]:
-    path = random_checkpoint(args.checkpoint, args.preset, args.device)
     cuda = args.device.startswith("cuda")
-    config = EngineConfig(model=str(path), variant="first-audio-bench", attention="sdpa",
-                          dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
-                          fast_capture="lazy", fast_max_batch=args.max_batch,
-                          compile_cache_dir=str(args.compile_cache) if args.compile_cache else None)
-    engine = Engine(config)
+    engine = bench_engine(args, "first-audio-bench", fast_capture="lazy", fast_max_batch=args.max_batch)
     log("loading the engine")
     engine.load()
     if cuda:

@@ -47,12 +47,12 @@ import torch
 
 from backend.audio import to_wav
 from backend.batcher import CloneBatcher
-from backend.engine import Engine, EngineConfig
+from backend.engine import Engine
 from backend.engine.fast.tts import SAMPLES_PER_FRAME, STREAM_CHUNKS
 from backend.schema import SAMPLE_RATE, CloneRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
-from bench_common import engine_parser, log, random_checkpoint  # noqa: E402
+from bench_common import bench_engine, engine_parser, log  # noqa: E402
 from load_costs import capture_shapes, loop_profile, micro  # noqa: E402
 
 REF_TEXT = "This is the reference voice."
@@ -320,15 +320,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    path = random_checkpoint(args.checkpoint, args.preset, args.device)
     cuda = args.device.startswith("cuda")
-    config = EngineConfig(model=str(path), variant="load-bench", attention="sdpa",
-                          dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
-                          fast_capture="lazy", fast_max_batch=args.max_batch,
-                          compile_cache_dir=str(args.compile_cache) if args.compile_cache else None)
-    engine = Engine(config)
+    engine = bench_engine(args, "load-bench", fast_capture="lazy", fast_max_batch=args.max_batch)
     started = time.perf_counter()
-    log(f"loading the engine (fast decoder, capture {config.fast_capture})")
+    log(f"loading the engine (fast decoder, capture {engine.config.fast_capture})")
     engine.load()
     lengths = [int(n) for n in args.lengths.split(",")]
     if cuda:

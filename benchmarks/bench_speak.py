@@ -43,7 +43,7 @@ import torch
 
 from backend.audio import to_wav
 from backend.clients.local import LocalBackend
-from backend.engine import Engine, EngineConfig
+from backend.engine import Engine
 from backend.schema import SAMPLE_RATE, CloneRequest
 from backend.settings import BackendSettings
 from bot.discord.playback.pcm_source import FRAME_MS, SILENCE, StreamedPcm
@@ -55,7 +55,7 @@ from commands.speech import SpeechService
 from commands.storage.voices import Member
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, however this file is loaded
-from bench_common import engine_parser, log, random_checkpoint  # noqa: E402
+from bench_common import bench_engine, engine_parser, log  # noqa: E402
 from load_costs import capture_shapes  # noqa: E402
 
 SPEAKER = Member("discord", "bench", "1")
@@ -149,15 +149,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def engine_for(args: argparse.Namespace) -> Engine:
-    path = random_checkpoint(args.checkpoint, args.preset, args.device)
     cuda = args.device.startswith("cuda")
-    config = EngineConfig(model=str(path), variant="speak-bench", attention="sdpa",
-                          dtype="bfloat16" if cuda else "float32", device=args.device, engine_mode="fast",
-                          fast_capture=args.capture if cuda else "lazy",
-                          compile_cache_dir=str(args.compile_cache) if args.compile_cache else None,
-                          base_frames=8, frames_per_char=args.frames_per_char * args.frame_scale)
-    engine = Engine(config)
-    log(f"loading the engine (fast decoder, capture {config.fast_capture})")
+    engine = bench_engine(args, "speak-bench", fast_capture=args.capture if cuda else "lazy", base_frames=8,
+                          frames_per_char=args.frames_per_char * args.frame_scale)
+    log(f"loading the engine (fast decoder, capture {engine.config.fast_capture})")
     engine.load()
     if cuda and args.capture == "lazy":  # batch 1 compiled at load; every other bucket as an uncompiled graph
         log(f"captured every bucket uncompiled in {capture_shapes(engine, [256, 512, 768, 1024], compiled=False):.1f} s")

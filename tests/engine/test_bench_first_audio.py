@@ -3,22 +3,17 @@ GPU lease): every stream reports its first audio and phases, per depth, and the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.engine.bench_scripts import load_bench
+
 pytestmark = pytest.mark.slow
-BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_first_audio.py"
 
 
 def test_the_first_audio_benchmark_runs_on_the_cpu(tiny_checkpoint, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_first_audio", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_first_audio", bench)
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_first_audio", monkeypatch)
     out = tmp_path / "first-audio.json"
     bench.run(bench.parser().parse_args([
         "--preset", tiny_checkpoint.name, "--checkpoint", str(tiny_checkpoint.parent), "--device", "cpu",

@@ -3,22 +3,17 @@ lease): every server answers every request, streams report a first chunk, and th
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.engine.bench_scripts import load_bench
+
 pytestmark = pytest.mark.slow
-BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_load.py"
 
 
 def test_the_load_benchmark_runs_on_the_cpu(tiny_checkpoint, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_load", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_load", bench)  # dataclasses look their module up
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_load", monkeypatch)
     out = tmp_path / "load.json"
     bench.run(bench.parser().parse_args([
         "--preset", tiny_checkpoint.name, "--checkpoint", str(tiny_checkpoint.parent), "--device", "cpu",

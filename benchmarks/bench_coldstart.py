@@ -1,5 +1,5 @@
 """Cold start of a serving process on a GPU: imports, Engine.load (weights, compile cache, first eager graphs),
-ready, first result, and the background thread's work (eager graphs for the other shapes, then every shape
+ready, first audio and first result (the first request streamed, as `/speak` and the streaming API do), and the background thread's work (eager graphs for the other shapes, then every shape
 compiled and its compiled graph swapped in), each timed from the process's launch.
 
 The parent process launches one fresh child process per scenario (page cache dropped before each, where the
@@ -149,6 +149,26 @@ def parity(engine, request, first_codes, spans) -> dict | None:
                 greedy_compiled_plan=compiled_plan, greedy_eager_frames_vs_compiled=compare(eager, compiled))
 
 
+def streamed_codes(engine, request, launched: float, marks: dict):
+    """Stream `request` as `/speak` and the streaming API do (`Engine.clone_stream`), marking its first audio chunk
+    (`first_audio`) and its end (`first_result`); the codes its job generated."""
+    fast = engine._fast
+    original, jobs = fast.submit, []
+
+    def keep(*a, **k):
+        jobs.append(original(*a, **k))
+        return jobs[-1]
+
+    fast.submit = keep
+    try:
+        for _ in engine.clone_stream(request):
+            marks.setdefault("first_audio", time.time() - launched)
+    finally:
+        del fast.submit
+    marks["first_result"] = time.time() - launched
+    return jobs[0].future.result()
+
+
 def engine_codes(engine, request):
     """The engine's result for `request` and the codes it generated (its job in the continuous batch)."""
     fast = engine._fast
@@ -212,8 +232,7 @@ def child(args: argparse.Namespace) -> None:
     clip = to_wav((0.1 * np.random.default_rng(0).standard_normal(24_000 * 5)).astype(np.float32), 24_000)
     request = CloneRequest(reference=clip, ref_text=REF_TEXT, text=TEXT, language="English",
                            max_new_tokens=args.frames + 1, seed=1)
-    first, first_codes = engine_codes(engine, request)
-    marks["first_result"] = time.time() - launched
+    first_codes = streamed_codes(engine, request, launched, marks)
     started = time.time()
     burst = engine.clone_batch([CloneRequest(reference=clip, ref_text=REF_TEXT, text=f"{TEXT} {i}",
                                              language="English", max_new_tokens=args.frames + 1) for i in range(4)])
@@ -235,7 +254,7 @@ def child(args: argparse.Namespace) -> None:
     first_plan = spans["plan"][0]["what"].split(" -> ")[1].rsplit(" ", 1)[0] if spans["plan"] else ""
     if first_plan in compiled_done:
         marks["first_shape_compiled_swapped_in"] = compiled_done[first_plan]
-    result = dict(marks=marks, spans=spans, first_frames=first.frames,
+    result = dict(marks=marks, spans=spans, first_frames=int(first_codes.shape[0]),
                   burst_frames=[r.frames for r in burst], load_s=engine.health().load_s,
                   graphs=decoder.graph_status(), engine_mode=engine.engine_mode,
                   fallback_reason=engine._fallback_reason,
@@ -276,7 +295,8 @@ def launch(args: argparse.Namespace, name: str, volume: str, *, drop: bool, back
         return dict(error=done.stderr[-1500:], page_cache_dropped=dropped)
     result = json.loads(lines[-1].removeprefix("RESULT ")) | dict(page_cache_dropped=dropped)
     marks = result["marks"]
-    log(f"{name}: imports {marks['imported']:.1f} s, ready {marks['ready']:.1f} s, first result "
+    log(f"{name}: imports {marks['imported']:.1f} s, ready {marks['ready']:.1f} s, first audio "
+        f"{marks.get('first_audio', float('nan')):.1f} s, first result "
         f"{marks['first_result']:.1f} s, first shape compiled "
         f"{marks.get('first_shape_compiled_swapped_in', float('nan')):.1f} s, background done "
         f"{marks.get('background_done', float('nan')):.1f} s, graphs {result['graphs']}")

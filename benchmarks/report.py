@@ -45,13 +45,13 @@ def coldstart_table(runs: list[tuple[str, dict]]) -> str:
     """One row per process of each `bench_coldstart.py` run: seconds from launch to each phase. Runs before the
     two-stage start captured compiled graphs at load (no eager graphs, no plan spans)."""
     lines = ["| run (file in benchmarks/runs/) | process | page cache dropped | torch imported | all imported "
-             "| Engine.load (weights; first captures) | ready | first result (graph it replayed) "
+             "| Engine.load (weights; first captures) | ready | first audio | first result (graph it replayed) "
              "| burst of 4 while capturing | first request's shape compiled and swapped in | every shape compiled "
-             "| compile cache MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| compile cache MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, run in runs:
         for process, result in run["scenarios"].items():
             if "marks" not in result:
-                lines.append(f"| {name} | {process} | failed: {result.get('error', '')[-60:]!r} ||||||||||")
+                lines.append(f"| {name} | {process} | failed: {result.get('error', '')[-60:]!r} |||||||||||")
                 continue
             marks, spans = result["marks"], result["spans"]
             first = [span for key in ("capture", "capture_eager") for span in spans.get(key, [])
@@ -64,11 +64,16 @@ def coldstart_table(runs: list[tuple[str, dict]]) -> str:
             lines.append(
                 f"| {name} | {process} | {'yes' if result.get('page_cache_dropped') else 'no'} "
                 f"| {marks['torch_imported']:.1f} | {marks['imported']:.1f} | {result['load_s']:.1f} ({weights}"
-                f"{captures}) | {marks['ready']:.1f} | {marks['first_result']:.1f}{graph} "
+                f"{captures}) | {marks['ready']:.1f} | {_seconds(marks.get('first_audio'))} "
+                f"| {marks['first_result']:.1f}{graph} "
                 f"| {marks['burst4_while_capturing_s']:.1f} s | {f'{swapped:.1f}' if swapped else '-'} "
                 f"| {_all_compiled(result)} "
                 f"| {result.get('compile_cache_mb', result.get('sizes_mb', {}).get('volume', 0.0)):.0f} |")
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _all_compiled(result: dict) -> str:

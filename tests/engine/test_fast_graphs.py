@@ -1,8 +1,10 @@
-"""Every capture runs alone and gets a cuBLAS workspace of its own (no GPU here: torch's capture is faked)."""
+"""Every capture runs alone, and each family of graphs records on a stream of its own, so graphs that may replay
+at the same time never share a cuBLAS workspace (no GPU here: torch's capture and streams are faked)."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import pytest
 import torch
@@ -11,35 +13,38 @@ from backend.engine.fast import graphs
 
 
 @pytest.fixture
-def events(monkeypatch):
-    happened: list[str] = []
+def captures(monkeypatch):
+    """The stream each recording captured on, in order."""
+    streams, seen = itertools.count(), []
 
     @contextlib.contextmanager
-    def fake_graph(graph, pool=None, capture_error_mode="global"):
-        happened.append(f"capture {capture_error_mode}")
+    def fake_graph(graph, pool=None, stream=None, capture_error_mode="global"):
+        assert capture_error_mode == "thread_local"
+        seen.append(stream)
         yield
-        happened.append("captured")
 
     monkeypatch.setattr(torch.cuda, "graph", fake_graph)
-    monkeypatch.setattr(torch._C, "_cuda_clearCublasWorkspaces", lambda: happened.append("clear"), raising=False)
-    return happened
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: f"stream {next(streams)}")
+    return seen
 
 
-def test_a_recording_starts_and_ends_with_fresh_cublas_workspaces(events):
+def test_a_family_records_every_graph_on_its_own_stream_and_holds_the_lock(captures):
+    frames, speech = graphs.GraphFamily("cpu"), graphs.GraphFamily("cpu")
+
     def step():
-        events.append(f"step, lock held: {graphs.CAPTURE_LOCK.locked()}")
+        assert graphs.CAPTURE_LOCK.locked()
         return "out"
 
-    assert graphs.record(object(), step) == "out"
-    assert events == ["clear", "capture thread_local", "step, lock held: True", "captured", "clear"]
+    assert [family.record(object(), step) for family in (frames, frames, speech, frames)] == ["out"] * 4
+    assert captures[0] == captures[1] == captures[3] != captures[2]  # one stream per family, made once
+    assert None not in captures  # never torch's shared default capture stream
     assert not graphs.CAPTURE_LOCK.locked()
 
 
-def test_a_failed_recording_still_leaves_no_workspace_behind(events):
+def test_a_failed_recording_releases_the_lock(captures):
     def step():
         raise RuntimeError("cuBLAS failed inside the capture")
 
     with pytest.raises(RuntimeError, match="inside the capture"):
-        graphs.record(object(), step)
-    assert events[0] == "clear" and events[-1] == "clear"
+        graphs.GraphFamily("cpu").record(object(), step)
     assert not graphs.CAPTURE_LOCK.locked()

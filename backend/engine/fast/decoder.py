@@ -30,7 +30,7 @@ import torch
 
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
-from backend.engine.fast.graphs import record
+from backend.engine.fast.graphs import GraphFamily
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
 from backend.engine.fast.prefill import ChunkedPrefill
 from backend.engine.fast.sampling import SamplingConfig, banned_choice, choose_tokens, row_noise, select_tokens
@@ -69,6 +69,7 @@ class FastDecoder:
         self.predictor = model.talker.code_predictor
         config = model.config.talker_config
         self.device = self.talker.codec_head.weight.device
+        self._family = GraphFamily(self.device)  # every frame graph replays on the loop's stream, one at a time
         self.dtype = self.talker.codec_head.weight.dtype
         self.vocab = config.vocab_size
         self.groups = config.num_code_groups
@@ -253,7 +254,7 @@ class FastDecoder:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        record(graph, lambda: self._frame(self.buffers, *shape, compiled=compiled), pool=self._pool)
+        self._family.record(graph, lambda: self._frame(self.buffers, *shape, compiled=compiled), pool=self._pool)
         return graph
 
     def serve_batch(self) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 import torch
 
-from backend.engine.fast.graphs import capture_graph
+from backend.engine.fast.graphs import GraphFamily
 from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class ChunkedPrefill:
         self.talker = decoder.talker
         self.step = decoder.eager_step
         self.device, self.dtype = decoder.device, decoder.dtype
+        self._family = GraphFamily(self.device)  # its chunk graphs replay on the stager's stream, one at a time
         self.buckets = decoder.length_buckets
         self.use_graphs = decoder.use_graphs
         config = self.talker.model.config
@@ -113,7 +114,7 @@ class ChunkedPrefill:
         if length in self._graphs or length in self._failed:
             return self._graphs.get(length)
         try:
-            graph, _ = capture_graph(lambda: self._chunk(length), self.device)
+            graph, _ = self._family.capture(lambda: self._chunk(length))
         except Exception as error:  # noqa: BLE001 - that length prefills eagerly
             self._failed.add(length)
             log.warning("fast.prefill_capture_failed", length=length, error=repr(error)[:300])

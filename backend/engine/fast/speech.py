@@ -31,7 +31,7 @@ import numpy as np
 import structlog
 import torch
 
-from backend.engine.fast.graphs import capture_graph
+from backend.engine.fast.graphs import GraphFamily
 from backend.engine.fast.speech_batch import ShortWindows
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,7 @@ class SpeechDecoder:
         self.groups = int(model.decoder.config.num_quantizers)
         self.codebook = int(model.decoder.config.codebook_size)
         self.device = next(model.decoder.parameters()).device
+        self._family = GraphFamily(self.device)  # its window graphs replay under `_lock`, one at a time
         self.use_graphs = use_graphs and self.device.type == "cuda"
         self._lock = threading.Lock()
         self._graphs: dict[int, _Graph] = {}
@@ -115,7 +116,7 @@ class SpeechDecoder:
             return self._graphs.get(frames)
         try:
             codes = torch.zeros(1, self.groups, frames, dtype=torch.long, device=self.device)
-            graph, wav = capture_graph(lambda: self.decoder(codes), self.device)
+            graph, wav = self._family.capture(lambda: self.decoder(codes))
         except Exception as error:  # noqa: BLE001 - that length decodes eagerly
             self._failed.add(frames)
             log.warning("fast.speech_capture_failed", frames=frames, error=repr(error)[:300])

@@ -22,7 +22,7 @@ import numpy as np
 import structlog
 import torch
 
-from backend.engine.fast.graphs import capture_graph
+from backend.engine.fast.graphs import GraphFamily
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +52,7 @@ class ShortWindows:
                  groups: int, upsample: int, use_graphs: bool) -> None:
         self.decoder = decoder
         self.device = device
+        self._family = GraphFamily(device)  # its batch graphs replay one batch at a time
         self.frames, self.rows, self.groups, self.upsample = frames, rows, groups, upsample
         self.use_graphs = use_graphs
         self._queue: deque[_Window] = deque()
@@ -123,7 +124,7 @@ class ShortWindows:
             return self._graphs.get(rows)
         try:
             codes = torch.zeros(rows, self.groups, self.frames, dtype=torch.long, device=self.device)
-            graph, wav = capture_graph(lambda: self.decoder(codes), self.device)
+            graph, wav = self._family.capture(lambda: self.decoder(codes))
         except Exception as error:  # noqa: BLE001 - that batch size decodes eagerly
             self._failed.add(rows)
             log.warning("fast.speech_batch_capture_failed", rows=rows, error=repr(error)[:300])

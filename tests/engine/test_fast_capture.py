@@ -178,6 +178,33 @@ def test_the_eager_graphs_of_the_background_come_before_any_compile(fast, prompt
     assert stand_ins.compiled == [(1, 256), (2, 256)]
 
 
+def test_a_generation_goes_on_while_a_graph_is_being_recorded(fast, prompts):  # noqa: F811
+    """Recording executes nothing: a request runs to its end while the background thread is stuck recording a
+    graph, and the graph is swapped in once recorded."""
+    stand_ins = Stand_ins(fast.decoder)
+    recording, release = threading.Event(), threading.Event()
+    record = stand_ins.new_graph
+
+    def slow_record(shape, *, compiled):
+        recording.set()
+        assert release.wait(timeout=120)
+        return record(shape, compiled=compiled)
+
+    fast.decoder._new_graph = slow_record
+    thread = fast.decoder.capture_in_background([], eager=[(2, 256)])
+    assert recording.wait(timeout=60)
+    finished = []
+    runner = threading.Thread(target=lambda: finished.append(codes(fast, TEXTS[:1], prompts[0])))
+    runner.start()
+    runner.join(timeout=60)
+    recorded_meanwhile = not runner.is_alive() and (2, 256) not in fast.decoder._graphs
+    release.set()
+    thread.join(timeout=60)
+    runner.join(timeout=60)
+    assert recorded_meanwhile and len(finished) == 1  # the request did not wait for the recording
+    assert (2, 256) in fast.decoder._graphs
+
+
 def test_a_compiled_graph_that_holds_the_batch_comes_before_its_own_eager_graph(fast, prompts):  # noqa: F811
     stand_ins = Stand_ins(fast.decoder)
     fast.decoder.capture_eager((2, 256))

@@ -6,11 +6,11 @@ on fixed-shape device buffers: on CUDA captured once per shape (batch bucket, ca
 over `torch.compile`d layer halves and sampler, and replayed; on the CPU eagerly, which is what the parity tests
 run. The host looks at EOS flags only every `eos_check_every` frames.
 
-Capturing costs a compilation and a recording. Both run on scratch buffers of the same shapes, so a background
+Capturing costs a compilation (on scratch buffers) and a recording (which executes nothing), so a background
 thread can capture while requests run (`capture_in_background`); until a shape is captured its generation replays
 a larger captured shape or runs eagerly. `capture_eager` records the plain functions (no Inductor, a fraction of a
 second) so a start can serve at once and swap compiled graphs in later; both draw the same random numbers
-(sampling.py), and a swap waits for the frame or static generation running (`_generating`).
+(sampling.py). Only the swap waits for a frame being launched or a static generation (`_generating`).
 
 Every row has its own frame count, cache position, seed and sampler settings: `frames` prefills all rows at once
 (one static batch, run to its end), `join` copies one prompt prefilled beforehand (`stage`, staging.py) into a
@@ -93,8 +93,8 @@ class FastDecoder:
         self._ready: set[Shape] = set()  # compiled for this shape: calling the compiled code cannot compile
         self._failed: dict[Shape, str] = {}  # shapes whose compile or capture failed, and why
         self._capture_lock = threading.Lock()  # one capture at a time (start-up, background or a generation)
-        # Held by a generation from prefill to its last frame and by a graph's recording: a Lock, not an RLock,
-        # since a streaming generation may be resumed on another thread than the one that started it.
+        # Held by a static generation from prefill to its last frame, by the loop while it launches a frame, and by
+        # a graph's swap: a Lock, not an RLock (a static stream may resume on another thread than it started on).
         self._generating = threading.Lock()
         self._background = False  # a background thread captures: generations never capture or compile
         self._pool = None
@@ -203,14 +203,13 @@ class FastDecoder:
 
     def capture(self, shape: Shape) -> None:
         """Compile and capture `shape`'s frame, replacing its eager graph if it has one (idempotent; no-op without
-        graphs). Compiling and warming up run on scratch buffers while generations go on; only recording the
-        graph waits for the running generation."""
+        graphs). Compiling, warming up (on scratch buffers) and recording run while generations go on; only the
+        swap waits for a frame being launched."""
         if not self.use_graphs or shape in self._compiled_graphs or (shape in self._graphs and not self.compiled):
             return
         with self._capture_lock:
             self._compile(shape)
-            with self._generating:
-                self._record(shape)
+            self._record(shape)
 
     def capture_eager(self, shape: Shape) -> None:
         """Capture `shape`'s uncompiled frame: no Inductor, a fraction of a second (no-op if it has a graph)."""
@@ -218,8 +217,7 @@ class FastDecoder:
             return
         with self._capture_lock:
             self._warm_up(shape, compiled=False)
-            with self._generating:
-                self._record(shape, compiled=False)
+            self._record(shape, compiled=False)
 
     def _compile(self, shape: Shape) -> None:
         """Compile `shape`'s frame by running it (see `_warm_up`)."""
@@ -229,8 +227,7 @@ class FastDecoder:
         self._ready.add(shape)
 
     def _warm_up(self, shape: Shape, *, compiled: bool) -> None:
-        """Run `shape`'s frame twice on scratch buffers (with `compiled`, the first call compiles it), on a side
-        stream as CUDA graphs want their warm-up."""
+        """Run `shape`'s frame twice on scratch buffers, on a side stream (`compiled`: the first call compiles)."""
         with torch.inference_mode():
             scratch = self.buffers.scratch()
             side = torch.cuda.Stream(self.device)
@@ -241,11 +238,17 @@ class FastDecoder:
             side.synchronize()
 
     def _record(self, shape: Shape, *, compiled: bool = True) -> None:
-        """Make a new graph the one `shape` replays, a compiled one in place of an eager one; the caller holds
-        `_generating`, so no generation is replaying the graph it replaces."""
+        """Record a graph for `shape` while generations go on, then swap it in between two frames (holding
+        `_generating` through a recording, 0.2-0.5 s, stalled the loop at each of the background's captures)."""
         if shape in self._compiled_graphs or (shape in self._graphs and not compiled):
             return
-        self._graphs[shape] = self._new_graph(shape, compiled=compiled)
+        graph = self._new_graph(shape, compiled=compiled)
+        with self._generating:
+            self._swap_in(shape, graph, compiled=compiled)
+
+    def _swap_in(self, shape: Shape, graph: torch.cuda.CUDAGraph, *, compiled: bool) -> None:
+        """`graph` replays `shape` from now on; caller holds `_generating` (CUDA frees a replaced graph once run)."""
+        self._graphs[shape] = graph
         if compiled and self.compiled:
             self._compiled_graphs.add(shape)
 
@@ -275,10 +278,9 @@ class FastDecoder:
     def capture_in_background(self, shapes: Sequence[Shape], *, eager: Sequence[Shape] = (),
                               after: Callable[[], object] | None = None) -> threading.Thread | None:
         """On a daemon thread, capture `eager` uncompiled (seconds), then compile and capture `shapes`, each
-        compiled graph replacing that shape's eager one. Meanwhile generations wait at most for one graph's
-        recording (about 0.1 s), never for a compilation (see `_plan`). `after` runs on that thread once all
-        are tried. The thread switch interval is lowered meanwhile: compiling holds the GIL for long stretches,
-        and a generation's host thread would wait up to 5 ms to get it back after every CUDA call."""
+        compiled graph replacing that shape's eager one; generations never wait for a compilation or a recording
+        (`_plan`, `_record`). `after` runs on that thread once all are tried. The switch interval is lowered
+        meanwhile: compiling holds the GIL for long stretches."""
         if not self.use_graphs:
             return None
         self._background = True
@@ -310,10 +312,9 @@ class FastDecoder:
         return thread
 
     def _plan(self, rows: int, length: int) -> tuple[int, Callable[[], None]]:
-        """The batch bucket a generation runs in and how it advances one frame. Without a background capture
-        it captures its shape now (unless that failed before). Then the best captured graph that holds it: a
-        compiled one before an eager one, and of those the smallest (its own shape first); else eager frames
-        (compiled only if that shape already is). Called with `_generating` held."""
+        """The batch bucket a generation runs in and how it advances a frame (`_generating` held): without a
+        background capture it captures its shape first (unless that failed before); then the best captured graph
+        that holds it (compiled before eager, then the smallest); else eager frames (compiled if its shape is)."""
         shape = (rows, length)
         if not self.use_graphs:
             return rows, lambda: self._frame(self.buffers, rows, length, compiled=self.compiled)
@@ -322,7 +323,7 @@ class FastDecoder:
                 and self._capture_lock.acquire(blocking=False):
             try:
                 self._compile(shape)
-                self._record(shape)
+                self._swap_in(shape, self._new_graph(shape, compiled=True), compiled=True)
             finally:
                 self._capture_lock.release()
         holding = [s for s in self._graphs if s[0] >= rows and s[1] >= length]

@@ -26,6 +26,7 @@ codes (seeded and greedy).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -149,9 +150,9 @@ def parity(engine, request, first_codes, spans) -> dict | None:
                 greedy_compiled_plan=compiled_plan, greedy_eager_frames_vs_compiled=compare(eager, compiled))
 
 
-def streamed_codes(engine, request, launched: float, marks: dict):
-    """Stream `request` as `/speak` and the streaming API do (`Engine.clone_stream`), marking its first audio chunk
-    (`first_audio`) and its end (`first_result`); the codes its job generated."""
+@contextlib.contextmanager
+def kept_jobs(engine):
+    """The continuous-batch jobs `engine` submits meanwhile (their futures give the codes they generated)."""
     fast = engine._fast
     original, jobs = fast.submit, []
 
@@ -161,28 +162,25 @@ def streamed_codes(engine, request, launched: float, marks: dict):
 
     fast.submit = keep
     try:
-        for _ in engine.clone_stream(request):
-            marks.setdefault("first_audio", time.time() - launched)
+        yield jobs
     finally:
         del fast.submit
+
+
+def streamed_codes(engine, request, launched: float, marks: dict):
+    """Stream `request` as `/speak` and the streaming API do (`Engine.clone_stream`), marking its first audio chunk
+    (`first_audio`) and its end (`first_result`); the codes its job generated."""
+    with kept_jobs(engine) as jobs:
+        for _ in engine.clone_stream(request):
+            marks.setdefault("first_audio", time.time() - launched)
     marks["first_result"] = time.time() - launched
     return jobs[0].future.result()
 
 
 def engine_codes(engine, request):
     """The engine's result for `request` and the codes it generated (its job in the continuous batch)."""
-    fast = engine._fast
-    original, jobs = fast.submit, []
-
-    def keep(*a, **k):
-        jobs.append(original(*a, **k))
-        return jobs[-1]
-
-    fast.submit = keep
-    try:
+    with kept_jobs(engine) as jobs:
         result = engine.clone(request)
-    finally:
-        del fast.submit
     return result, jobs[0].future.result()
 
 

@@ -41,12 +41,17 @@ HERE = Path(__file__).resolve().parent
 TEXT = "Thanks for waiting! Here is the voice you asked for, reading this sentence aloud for everyone."
 REF_TEXT = "This is the reference voice, read slowly and clearly."
 SCENARIOS = ("cold", "persisted", "second")
-IMPORTS = {  # the serving path's imports: the first round's cut (scikit-learn) and this one's (+ 25 Hz tokenizer)
-    "round 1 (scikit-learn cut)": "import torch; from transformers.utils import import_utils; "
-                                  "import_utils._sklearn_available = False; from qwen_tts import Qwen3TTSModel; "
-                                  "import backend.engine.fast",
-    "round 2 (+ 25 Hz tokenizer deferred)": "import torch; from backend.engine.qwen_imports import import_qwen_tts; "
-                                            "import_qwen_tts(); import backend.engine.fast",
+# The serving images' environment for transformers (backend.modal_app.TORCH_ONLY_ENV; modal is not installed
+# where this runs): every serving process here gets it, as a container does.
+IMAGE_ENV = {"USE_TORCH": "1", "USE_FLAX": "0"}
+SERVING_IMPORTS = ("import torch; from backend.engine.qwen_imports import import_qwen_tts; import_qwen_tts(); "
+                   "import backend.engine.fast")
+IMPORTS = {  # the serving path's imports by round of cuts: (code, with IMAGE_ENV)
+    "round 1 (scikit-learn cut)": ("import torch; from transformers.utils import import_utils; "
+                                   "import_utils._sklearn_available = False; from qwen_tts import Qwen3TTSModel; "
+                                   "import backend.engine.fast", False),
+    "round 2 (+ 25 Hz tokenizer deferred)": (SERVING_IMPORTS, False),
+    "round 3 (+ torch only: no TensorFlow, JAX, Flax)": (SERVING_IMPORTS, True),
 }
 
 
@@ -95,7 +100,7 @@ def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
     originals = dict(model_from_pretrained=model.from_pretrained.__func__, init=FastTTS.__init__,
                      capture=FastDecoder.capture, capture_eager=FastDecoder.capture_eager, record=FastDecoder._record,
                      plan=FastDecoder._plan, load=CompileCache.load, save=CompileCache.save,
-                     watermark_load=Watermarker.load, speech_capture=SpeechDecoder.capture,
+                     watermark_load=Watermarker.load, speech_capture=SpeechDecoder._capture,
                      prefill_capture=ChunkedPrefill.capture, talker_inputs=FastTTS.talker_inputs,
                      stage=FastDecoder.stage, speech_decode=SpeechDecoder.decode, mark=Watermarker.mark)
     model.from_pretrained = classmethod(timed("weights", originals["model_from_pretrained"], lambda a, k, r: ""))
@@ -110,7 +115,8 @@ def timed_spans(launched: float) -> tuple[dict[str, list], dict[str, object]]:
     # the rest of the start and of a request's path, which a cold process may pay for on first use
     frames = lambda a, k, r: str(getattr(a[0], "shape", ""))  # noqa: E731
     Watermarker.load = timed("watermark_load", originals["watermark_load"], lambda a, k, r: "")
-    SpeechDecoder.capture = timed("speech_capture", originals["speech_capture"], lambda a, k, r: "")
+    SpeechDecoder._capture = timed("speech_capture", originals["speech_capture"],
+                                   lambda a, k, r: f"windows {a[0]}, rows {a[1]}")
     ChunkedPrefill.capture = timed("prefill_capture", originals["prefill_capture"])
     FastTTS.talker_inputs = timed("talker_inputs", originals["talker_inputs"], lambda a, k, r: "")
     FastDecoder.stage = timed("stage", originals["stage"], lambda a, k, r: "")
@@ -301,12 +307,14 @@ def launch(args: argparse.Namespace, name: str, volume: str, *, drop: bool, back
     return result
 
 
-def importtime(code: str) -> dict:
-    """Wall time of a fresh process doing `code` and its largest imports (cumulative microseconds)."""
+def importtime(code: str, image_env: bool) -> dict:
+    """Wall time of a fresh process doing `code` (with the images' environment or without it) and its largest
+    imports (cumulative microseconds)."""
     drop_page_cache()
+    env = {key: value for key, value in os.environ.items() if image_env or key not in IMAGE_ENV}
     started = time.time()
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
     wall = time.time() - started
     rows = [(int(m[1]), m[2].strip()) for m in re.finditer(r"import time:\s+\d+ \|\s+(\d+) \|(.*)", done.stderr)]
     top = sorted(rows, reverse=True)[:15]
@@ -353,6 +361,7 @@ def parent(args: argparse.Namespace) -> None:
     if os.environ.get("PYTHONPYCACHEPREFIX"):
         result["bytecode_compiled_s"] = compile_bytecode()
         log(f"bytecode compiled into {os.environ['PYTHONPYCACHEPREFIX']} in {result['bytecode_compiled_s']:.0f} s")
+    os.environ.update(IMAGE_ENV)  # inherited by every process from here on
     result["numba_cache_warmed_s"] = warm_numba_cache(work)
     log(f"numba's cache filled in {result['numba_cache_warmed_s']:.0f} s")
     names = args.scenarios.split(",")
@@ -362,8 +371,8 @@ def parent(args: argparse.Namespace) -> None:
         result["scenarios"][name] = launch(args, name, str(volume), drop=name != "second", background_limit=limit)
         result["scenarios"][name]["compile_cache_mb"] = folder_mb(volume)
         args.out.write_text(json.dumps(result, indent=1))
-    for label, code in list(IMPORTS.items())[len(IMPORTS) - args.imports:] if args.imports else ():
-        result["imports"][label] = importtime(code)
+    for label, (code, image_env) in list(IMPORTS.items())[len(IMPORTS) - args.imports:] if args.imports else ():
+        result["imports"][label] = importtime(code, image_env)
         log(f"imports {label}: {result['imports'][label]['wall_s']:.1f} s")
         args.out.write_text(json.dumps(result, indent=1))
 
@@ -377,7 +386,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda:0", help="cpu: a smoke test of the script (--preset tiny)")
     parser.add_argument("--work", default="/tmp/coldstart", help="caches and the stand-in for the models volume")
     parser.add_argument("--imports", type=int, default=len(IMPORTS),
-                        help="how many -X importtime processes: 0 none, 1 this round's, 2 both")
+                        help="how many -X importtime processes, the latest rounds': 0 none, 1 this round's")
     parser.add_argument("--background-limit", default="240",
                         help="seconds from launch a process waits for its background capture (one, or one per "
                              "scenario, comma-separated)")

@@ -14,6 +14,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,15 +113,20 @@ class Engine:
                 raise EngineConfigError(f"model directory {source!r} does not exist.", code="model_missing")
             started = time.perf_counter()
             log.info("engine.loading", model=source, device=device, attention=attention)
-            self.tts = Qwen3TTSModel.from_pretrained(
-                str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source,
-                device_map=device, dtype=resolve_dtype(self.config.dtype, device), attn_implementation=attention,
-            )
-            self.device = device
             self._watermarker = shared_watermarker(device)
-            self._watermarker.load()
-            self._time_decode()
-            self._fast = self._load_fast(device)
+            # The watermarker (its imports, weights and a first mark: 2.3-3.5 s of a container's start on one H200)
+            # loads beside the model's weights and graphs, most of which wait on the disk or the GPU; joined before
+            # `load` returns, so no thread outlives a memory snapshot and a failure surfaces here.
+            with ThreadPoolExecutor(1, thread_name_prefix="watermark-load") as side:
+                watermarker = side.submit(self._watermarker.load)
+                self.tts = Qwen3TTSModel.from_pretrained(
+                    str(Path(source).expanduser()) if Path(source).expanduser().is_dir() else source,
+                    device_map=device, dtype=resolve_dtype(self.config.dtype, device), attn_implementation=attention,
+                )
+                self.device = device
+                self._time_decode()
+                self._fast = self._load_fast(device)
+                watermarker.result()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if prefetch is not None:  # done by now (the weights were read); no thread outlives a memory snapshot
@@ -151,8 +157,8 @@ class Engine:
             background = self.config.fast_capture == "background"
             for shape in first + (rest if everything else []):
                 (fast.decoder.capture_eager if background else fast.decoder.capture)(shape)
-            # the speech decoder's and the prompt prefill's graphs: no Inductor, a fraction of a second
-            fast.speech.capture()
+            # the speech decoder's and the prompt prefill's graphs: no Inductor, a fraction of a second each
+            (fast.speech.capture_first if background else fast.speech.capture)()
             fast.decoder.stager.prefill.capture(self.config.fast_ready_lengths)
             self._pending_shapes = (first, rest) if background else None
             if self._compile_cache is not None:
@@ -181,7 +187,8 @@ class Engine:
         return cache
 
     def start_background_capture(self) -> threading.Thread | None:
-        """On a daemon thread: eager graphs for the shapes `load` left, then every shape compiled, each compiled
+        """On a daemon thread: the speech decoder's other graphs and eager graphs for the shapes `load` left, then
+        every shape compiled, each compiled
         graph replacing the eager one; then save the compile cache. Requests are served meanwhile, never waiting
         for a compile. Call it after a memory snapshot is restored (threads do not survive one); a no-op unless
         `fast_capture` is "background"."""
@@ -190,7 +197,8 @@ class Engine:
         (first, rest), self._pending_shapes = self._pending_shapes, None
         cache = self._compile_cache
         return self._fast.decoder.capture_in_background(
-            first + rest, eager=rest, after=(lambda: cache.save(complete=True)) if cache is not None else None)
+            first + rest, eager=rest, before=self._fast.speech.capture,
+            after=(lambda: cache.save(complete=True)) if cache is not None else None)
 
     def _time_decode(self) -> None:
         """Wrap the speech tokenizer's decode so the codec-to-waveform time is reported apart from generation."""

@@ -91,7 +91,7 @@ def test_image_recipes_are_the_plans():
                                              "run_commands"]
     assert fa2[0][1] == ("sox", "libsox-fmt-all", "libsndfile1", "ffmpeg", "gcc")  # gcc: Triton, fast engine
     assert set(fa2[1][1][0]) == {"HF_HOME", "TRANSFORMERS_CACHE", "HF_HUB_CACHE", "TOKENIZERS_PARALLELISM",
-                                 "NUMBA_CPU_NAME"}
+                                 "NUMBA_CPU_NAME", "USE_TORCH", "USE_FLAX"}
     assert fa2[2][1] == ("torch==2.9.0", "torchaudio==2.9.0")  # its own step, before qwen-tts
     assert "qwen-tts==0.1.1" in fa2[3][1]
     assert fa2[4][1] == (

@@ -281,3 +281,40 @@ def test_loading_starts_the_background_capture_unless_a_snapshot_follows(tiny_ch
     graphs = engine.health().fast_graphs
     assert (graphs.compiled, graphs.eager, graphs.capturing) == (4, 0, False)  # 2 batches x 2 lengths, compiled
     assert engine.start_background_capture() is None
+
+
+def test_the_background_runs_its_first_step_before_any_frame_graph_and_survives_its_failure(fast):
+    """The speech decoder's other graphs go first (every request decodes speech); if that step fails, the frame
+    graphs are still captured."""
+    stand_ins = Stand_ins(fast.decoder)
+    order: list = []
+    record = stand_ins.new_graph
+    fast.decoder._new_graph = lambda shape, *, compiled: order.append(shape) or record(shape, compiled=compiled)
+    fast.decoder.capture_in_background([(1, 256)], eager=[(2, 256)], before=lambda: order.append("first")).join(60)
+    assert order == ["first", (2, 256), (1, 256)]
+
+    fast.decoder.capture_in_background([(4, 256)], before=lambda: 1 / 0).join(60)
+    assert fast.decoder.graph_status()["compiled"] == 2
+
+
+def test_the_speech_decoder_s_other_graphs_wait_for_the_background(tiny_checkpoint, monkeypatch):
+    """Before serving, the speech decoder captures only what a lone request needs; the rest is the background
+    thread's first step, started after a snapshot as the Modal class does."""
+    from backend.engine import fast as fast_package
+
+    calls: list[str] = []
+
+    def with_stand_ins(*args, **kwargs):
+        built = FastTTS(*args, **kwargs)
+        Stand_ins(built.decoder)
+        built.speech.capture_first = lambda: calls.append("capture_first")
+        built.speech.capture = lambda: calls.append("capture")
+        return built
+
+    monkeypatch.setattr(fast_package, "FastTTS", with_stand_ins)
+    engine = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=2,
+                                 max_new_tokens_cap=200, fast_prompt_slots=312))
+    engine.load(start_background=False)
+    assert calls == ["capture_first"]
+    engine.start_background_capture().join(timeout=60)
+    assert calls == ["capture_first", "capture"]

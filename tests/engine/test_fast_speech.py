@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from backend.engine.fast.speech import CHUNK_FRAMES, WINDOW_FRAMES, SpeechDecoder
+from backend.engine.fast.speech import CHUNK_FRAMES, SHORT_ROWS, WINDOW_FRAMES, SpeechDecoder
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +102,52 @@ def test_codes_past_the_codebook_are_refused_before_the_gpu_sees_them(tokenizer)
     codes[5, 0] = speech.codebook + 102
     with pytest.raises(ValueError, match="past the speech codebook"):
         speech.decode(codes)
+
+
+class _StandInGraphs:
+    """CUDA graphs on the CPU: capturing runs the step once for its output buffer, a replay reruns it into that
+    buffer (what a real replay does); records what was captured and replayed, by family."""
+
+    def __init__(self, speech: SpeechDecoder) -> None:
+        self.captured: list[tuple[str, int]] = []
+        self.replayed: list[tuple[str, int]] = []
+        speech.use_graphs = speech._short.use_graphs = True
+        self.upsample = speech.upsample
+        speech._family.capture = lambda step: self._capture("window", step)
+        speech._short._family.capture = lambda step: self._capture("rows", step)
+
+    def _capture(self, family: str, step) -> tuple[SimpleNamespace, torch.Tensor]:
+        out = step()  # (rows, 1, frames * upsample)
+        key = (family, out.shape[0] if family == "rows" else out.shape[-1] // self.upsample)
+        self.captured.append(key)
+
+        def replay() -> None:
+            self.replayed.append(key)
+            out.copy_(step())
+
+        return SimpleNamespace(replay=replay), out
+
+
+def test_before_serving_only_a_lone_request_s_graphs_are_captured_and_a_decode_never_captures(tokenizer):
+    """`capture_first` captures a stream chunk's graph (one short row) and the largest window's; a window not
+    captured yet decodes eagerly (a request does not wait for a capture); `capture` adds the rest once, after
+    which every length replays a graph, with stock's audio either way."""
+    speech = SpeechDecoder(tokenizer, use_graphs=False)
+    graphs = _StandInGraphs(speech)
+    speech.capture_first()
+    assert graphs.captured == [("window", WINDOW_FRAMES[-1]), ("rows", 1)]
+
+    short, middle, whole = _windows(12, WINDOW_FRAMES[1] + 3, CHUNK_FRAMES - 50)
+    for codes in (short, middle, whole):
+        (want,), _ = tokenizer.decode([{"audio_codes": codes}])
+        np.testing.assert_allclose(speech.decode(codes), want, atol=1e-5)
+    assert graphs.captured == [("window", WINDOW_FRAMES[-1]), ("rows", 1)]  # the middle length ran eagerly
+    assert graphs.replayed == [("rows", 1), ("window", WINDOW_FRAMES[-1])]
+
+    speech.capture()
+    speech.capture()
+    assert sorted(graphs.captured) == sorted([("window", n) for n in WINDOW_FRAMES] + [("rows", n) for n in SHORT_ROWS])
+    graphs.replayed.clear()
+    (want,), _ = tokenizer.decode([{"audio_codes": middle}])
+    np.testing.assert_allclose(speech.decode(middle), want, atol=1e-5)
+    assert graphs.replayed == [("window", WINDOW_FRAMES[2])]

@@ -7,6 +7,7 @@ import hashlib
 import io
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,44 @@ def test_loading_pays_for_the_first_marks_imports_not_the_first_clip():
                           cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+def _engine_whose_watermarker_loads(tiny_checkpoint, monkeypatch, load) -> Engine:
+    from backend.engine import engine as engine_module
+
+    class Spied(Watermarker):
+        def load(self) -> None:
+            load()
+            super().load()
+
+    monkeypatch.setattr(engine_module, "shared_watermarker", lambda device: Spied(device))
+    return Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", device="cpu"))
+
+
+def test_the_watermarker_loads_beside_the_model(tiny_checkpoint, monkeypatch):
+    """Its load overlaps the weights' (seconds of a container's start): it can wait for the model to be read, which
+    a load before or after the model's could not; it is done when `load` returns, on a thread that is gone."""
+    model_read, threads = threading.Event(), []
+    original = Engine._time_decode  # runs right after the weights are read
+
+    def after_weights(self) -> None:
+        model_read.set()
+        original(self)
+
+    def waiting_for_the_model() -> None:
+        threads.append(threading.current_thread().name)
+        assert model_read.wait(timeout=60), "the watermarker loaded before the model, not beside it"
+
+    monkeypatch.setattr(Engine, "_time_decode", after_weights)
+    engine = _engine_whose_watermarker_loads(tiny_checkpoint, monkeypatch, waiting_for_the_model)
+    engine.load()
+    assert threads and threads[0] != threading.current_thread().name
+    assert engine._watermarker._perth is not None
+    assert not any(thread.name == threads[0] for thread in threading.enumerate())
+
+
+def test_a_watermarker_that_cannot_load_stops_the_engine_load(tiny_checkpoint, monkeypatch):
+    engine = _engine_whose_watermarker_loads(tiny_checkpoint, monkeypatch, lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        engine.load()
+    assert not engine._loaded

@@ -276,11 +276,13 @@ class FastDecoder:
                     failed={f"{rows}x{length}": why for (rows, length), why in sorted(self._failed.items())})
 
     def capture_in_background(self, shapes: Sequence[Shape], *, eager: Sequence[Shape] = (),
+                              before: Callable[[], object] | None = None,
                               after: Callable[[], object] | None = None) -> threading.Thread | None:
-        """On a daemon thread, capture `eager` uncompiled (seconds), then compile and capture `shapes`, each
-        compiled graph replacing that shape's eager one; generations never wait for a compilation or a recording
-        (`_plan`, `_record`). `after` runs on that thread once all are tried. The switch interval is lowered
-        meanwhile: compiling holds the GIL for long stretches."""
+        """On a daemon thread, run `before` (other graphs every request uses, such as the speech decoder's),
+        capture `eager` uncompiled (seconds), then compile and capture `shapes`, each compiled graph replacing that
+        shape's eager one; generations never wait for a compilation or a recording (`_plan`, `_record`). `after`
+        runs on that thread once all are tried. The switch interval is lowered meanwhile: compiling holds the GIL
+        for long stretches."""
         if not self.use_graphs:
             return None
         self._background = True
@@ -290,6 +292,11 @@ class FastDecoder:
         def work() -> None:
             started = time.perf_counter()
             try:
+                if before is not None:
+                    try:
+                        before()
+                    except Exception as error:  # noqa: BLE001 - what it did not capture runs eagerly
+                        log.warning("fast.capture_failed", step="before", error=repr(error))
                 for capture, shape in [(self.capture_eager, s) for s in eager] + [(self.capture, s) for s in shapes]:
                     try:
                         capture(shape)

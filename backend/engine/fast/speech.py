@@ -11,8 +11,13 @@ one launch.
 Right padding changes nothing before it: every part of the decoder is causal (causal convolutions, transposed
 convolutions trimmed on the right, causal attention). Stock relies on the same thing when it decodes a padded
 batch (`Qwen3TTSTokenizerV2Model.decode`), and pads with code 0 as we do. Windows follow stock's
-`chunked_decode`: 300 frames behind up to 25 frames of context. The graphs share their buffers, so one long
-decode runs at a time; a length past the largest window, a CPU run, or a capture that failed decodes eagerly.
+`chunked_decode`: 300 frames behind up to 25 frames of context. The window graphs share a cuBLAS workspace
+(`graphs.GraphFamily`), so one long decode runs at a time; a length past the largest window, a CPU run, a graph
+not captured yet or a capture that failed decodes eagerly (a request never waits for a capture).
+
+Capturing all nine graphs took 2.6-4.2 s of a new container's start (one H200, `bench_coldstart.py`), so before
+serving only what a lone request needs is captured (`capture_first`: a stream's chunk, a clip of up to 300
+frames); the background thread captures the rest (`capture`) while requests are served.
 
 Short codes (a stream's chunk behind its context: at most `WINDOW_FRAMES[0]` frames) are decoded together:
 one graph replay decodes the windows of every stream that is waiting (rows of one batch; rows are independent,
@@ -67,13 +72,25 @@ class SpeechDecoder:
         self._short = ShortWindows(self.decoder, self.device, frames=WINDOW_FRAMES[0], rows=SHORT_ROWS,
                                    groups=self.groups, upsample=self.upsample, use_graphs=self.use_graphs)
 
+    def capture_first(self) -> None:
+        """Capture what a lone request decodes: a stream's chunk (one short row) and a whole clip of up to 300
+        frames (the largest window); the rest decodes eagerly until `capture` has run."""
+        self._capture(WINDOW_FRAMES[-1:], SHORT_ROWS[:1])
+
     def capture(self) -> None:
-        """Capture every window length and every short batch now (at load: a first request should not pay)."""
+        """Capture every window length and every short batch not captured yet (idempotent). Safe while requests
+        decode: a capture runs the decoder on buffers of its own and records without replaying anything, and a
+        graph is used only once it is complete."""
+        self._capture(WINDOW_FRAMES, SHORT_ROWS)
+
+    def _capture(self, windows: tuple[int, ...], rows: tuple[int, ...]) -> None:
+        if not self.use_graphs:
+            return
         with torch.inference_mode():
-            with self._lock:
-                for frames in WINDOW_FRAMES:
-                    self._graph(frames)
-            self._short.capture()
+            for frames in windows:
+                if frames not in self._graphs and frames not in self._failed:
+                    self._capture_window(frames)
+        self._short.capture(rows)
 
     def decode(self, codes: torch.Tensor) -> np.ndarray:
         """The audio of `codes` (n x 16, on any device), n * upsample samples: what stock `decode` gives for it."""
@@ -100,7 +117,7 @@ class SpeechDecoder:
         frames = codes.shape[-1]
         padded = next((length for length in WINDOW_FRAMES if length >= frames), frames)
         samples = frames * self.upsample
-        graph = self._graph(padded) if self.use_graphs else None
+        graph = self._graphs.get(padded)
         if graph is not None:
             graph.codes.zero_()
             graph.codes[..., :frames].copy_(codes)
@@ -110,16 +127,13 @@ class SpeechDecoder:
         window[..., :frames] = codes
         return self.decoder(window)[0, 0, :samples]
 
-    def _graph(self, frames: int) -> _Graph | None:
-        """The graph for a window of `frames`, captured on first use; None where capturing failed (eager)."""
-        if frames in self._graphs or frames in self._failed or frames not in WINDOW_FRAMES:
-            return self._graphs.get(frames)
+    def _capture_window(self, frames: int) -> None:
+        """Capture the graph for a window of `frames`; a failure leaves that length eager."""
         try:
             codes = torch.zeros(1, self.groups, frames, dtype=torch.long, device=self.device)
             graph, wav = self._family.capture(lambda: self.decoder(codes))
         except Exception as error:  # noqa: BLE001 - that length decodes eagerly
             self._failed.add(frames)
             log.warning("fast.speech_capture_failed", frames=frames, error=repr(error)[:300])
-            return None
-        self._graphs[frames] = _Graph(graph, codes, wav)
-        return self._graphs[frames]
+            return
+        self._graphs[frames] = _Graph(graph, codes, wav)  # published whole: `_window` may look it up meanwhile

@@ -61,12 +61,14 @@ class ShortWindows:
         self._graphs: dict[int, _Graph] = {}
         self._failed: set[int] = set()
 
-    def capture(self) -> None:
-        """A graph per batch size (at load); no-op without graphs."""
+    def capture(self, rows: tuple[int, ...]) -> None:
+        """A graph per batch size in `rows` not captured yet; no-op without graphs. Safe while batches decode: the
+        capture runs on buffers of its own, and a batch size uses its graph only once it is complete."""
         if self.use_graphs:
             with torch.inference_mode():
-                for rows in self.rows:
-                    self._graph(rows)
+                for size in rows:
+                    if size not in self._graphs and size not in self._failed:
+                        self._capture(size)
 
     def decode(self, codes: torch.Tensor) -> np.ndarray:
         """The audio of `codes` (n x groups, 0 < n <= frames, any device): n * upsample samples."""
@@ -108,7 +110,7 @@ class ShortWindows:
         for row, codes in enumerate(windows):
             batch[row, :, :codes.shape[0]] = codes.T
         with torch.inference_mode():
-            graph = self._graph(rows) if self.use_graphs else None
+            graph = self._graphs.get(rows)  # not captured yet, or failed: eager
             if graph is not None:
                 graph.codes.copy_(batch)
                 graph.graph.replay()
@@ -118,16 +120,13 @@ class ShortWindows:
             host = wav[:, 0].float().cpu().numpy()
         return [host[row, :codes.shape[0] * self.upsample].copy() for row, codes in enumerate(windows)]
 
-    def _graph(self, rows: int) -> _Graph | None:
-        """The graph for a batch of `rows`, captured on first use; None where capturing failed (eager)."""
-        if rows in self._graphs or rows in self._failed:
-            return self._graphs.get(rows)
+    def _capture(self, rows: int) -> None:
+        """Capture the graph for a batch of `rows`; a failure leaves that batch size eager."""
         try:
             codes = torch.zeros(rows, self.groups, self.frames, dtype=torch.long, device=self.device)
             graph, wav = self._family.capture(lambda: self.decoder(codes))
         except Exception as error:  # noqa: BLE001 - that batch size decodes eagerly
             self._failed.add(rows)
             log.warning("fast.speech_batch_capture_failed", rows=rows, error=repr(error)[:300])
-            return None
-        self._graphs[rows] = _Graph(graph, codes, wav)
-        return self._graphs[rows]
+            return
+        self._graphs[rows] = _Graph(graph, codes, wav)  # published whole: `_decode_rows` may look it up meanwhile

@@ -157,9 +157,12 @@ class Engine:
             background = self.config.fast_capture == "background"
             for shape in first + (rest if everything else []):
                 (fast.decoder.capture_eager if background else fast.decoder.capture)(shape)
-            # the speech decoder's and the prompt prefill's graphs: no Inductor, a fraction of a second each
-            (fast.speech.capture_first if background else fast.speech.capture)()
-            fast.decoder.stager.prefill.capture(self.config.fast_ready_lengths)
+            # the prompt prefill's and the speech decoder's graphs (no Inductor): with "background", those a lone
+            # request uses now and the rest on the background thread
+            if background:
+                fast.capture_first_graphs(self.config.fast_ready_lengths)
+            else:
+                fast.capture_other_graphs()
             self._pending_shapes = (first, rest) if background else None
             if self._compile_cache is not None:
                 self._compile_cache.save(complete=everything)
@@ -187,17 +190,16 @@ class Engine:
         return cache
 
     def start_background_capture(self) -> threading.Thread | None:
-        """On a daemon thread: the speech decoder's other graphs and eager graphs for the shapes `load` left, then
-        every shape compiled, each compiled
-        graph replacing the eager one; then save the compile cache. Requests are served meanwhile, never waiting
-        for a compile. Call it after a memory snapshot is restored (threads do not survive one); a no-op unless
-        `fast_capture` is "background"."""
+        """On a daemon thread: the prefill's and speech decoder's other graphs and eager graphs for the shapes `load`
+        left, then every shape compiled, each compiled graph replacing the eager one; then save the compile cache.
+        Requests are served meanwhile, never waiting for a capture or a compile. Call it after a memory snapshot is
+        restored (threads do not survive one); a no-op unless `fast_capture` is "background"."""
         if self._fast is None or self._pending_shapes is None:
             return None
         (first, rest), self._pending_shapes = self._pending_shapes, None
         cache = self._compile_cache
         return self._fast.decoder.capture_in_background(
-            first + rest, eager=rest, before=self._fast.speech.capture,
+            first + rest, eager=rest, before=self._fast.capture_other_graphs,
             after=(lambda: cache.save(complete=True)) if cache is not None else None)
 
     def _time_decode(self) -> None:

@@ -297,9 +297,9 @@ def test_the_background_runs_its_first_step_before_any_frame_graph_and_survives_
     assert fast.decoder.graph_status()["compiled"] == 2
 
 
-def test_the_speech_decoder_s_other_graphs_wait_for_the_background(tiny_checkpoint, monkeypatch):
-    """Before serving, the speech decoder captures only what a lone request needs; the rest is the background
-    thread's first step, started after a snapshot as the Modal class does."""
+def test_the_prefill_s_and_speech_decoder_s_other_graphs_wait_for_the_background(tiny_checkpoint, monkeypatch):
+    """Before serving, the prompt prefill and the speech decoder capture only what a lone request needs; the rest
+    is the background thread's first step, started after a snapshot as the Modal class does."""
     from backend.engine import fast as fast_package
 
     calls: list[str] = []
@@ -307,14 +307,15 @@ def test_the_speech_decoder_s_other_graphs_wait_for_the_background(tiny_checkpoi
     def with_stand_ins(*args, **kwargs):
         built = FastTTS(*args, **kwargs)
         Stand_ins(built.decoder)
-        built.speech.capture_first = lambda: calls.append("capture_first")
-        built.speech.capture = lambda: calls.append("capture")
+        built.decoder.stager.prefill.capture = lambda lengths=None: calls.append(f"prefill {lengths}")
+        built.speech.capture_first = lambda: calls.append("speech first")
+        built.speech.capture = lambda: calls.append("speech rest")
         return built
 
     monkeypatch.setattr(fast_package, "FastTTS", with_stand_ins)
     engine = Engine(EngineConfig(model=str(tiny_checkpoint), variant="test", engine_mode="fast", fast_max_batch=2,
                                  max_new_tokens_cap=200, fast_prompt_slots=312))
     engine.load(start_background=False)
-    assert calls == ["capture_first"]
+    assert calls == ["prefill (256, 512, 768)", "speech first"]
     engine.start_background_capture().join(timeout=60)
-    assert calls == ["capture_first", "capture"]
+    assert calls == ["prefill (256, 512, 768)", "speech first", "prefill None", "speech rest"]

@@ -48,14 +48,16 @@ class GraphFamily:
             with torch.cuda.graph(graph, pool=pool, stream=self._stream, capture_error_mode="thread_local"):
                 return step()
 
-    def capture(self, step: Callable[[], object]) -> tuple[torch.cuda.CUDAGraph, object]:
-        """Run `step` twice on a side stream (CUDA graphs want a warm-up), then record it; the graph and what the
-        recorded call returned."""
+    def capture(self, step: Callable[[], object], *, warm_up: Callable[[], object] | None = None,
+                ) -> tuple[torch.cuda.CUDAGraph, object]:
+        """Run `warm_up` (by default `step`; the same kernels on buffers of its own, where `step`'s buffers are in
+        use) twice on a side stream, as CUDA graphs want, then record `step`; the graph and what the recorded call
+        returned."""
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(2):
-                step()
+                (warm_up or step)()
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         return graph, self.record(graph, step)

@@ -11,6 +11,10 @@ Inductor at start): each chunk's tokens write their K/V at their positions and a
 up to their own. Queries past the prompt (the last chunk's padding) write slots past it and are never read:
 only the prompt's slots are handed on (`StagedPrompt`), and the decode frames overwrite the rest. One prefill
 at a time (the static buffers are shared; `Stager` serializes).
+
+Capturing never touches those buffers: the warm-up runs on a scratch look-alike and the recording executes
+nothing, so the background thread captures the cache lengths `Engine.load` left while prompts are prefilled.
+A prompt whose length has no graph yet prefills eagerly: no prompt waits for a capture.
 """
 
 from __future__ import annotations
@@ -37,6 +41,22 @@ class _Graph:
     length: int  # cache slots its attention reads
 
 
+@dataclass
+class _Buffers:
+    """What a chunk reads and writes: the prefill's own set, or a scratch copy a warm-up writes instead."""
+
+    hidden_in: torch.Tensor  # (1, CHUNK, hidden) the chunk's input embeddings
+    hidden_out: torch.Tensor  # (1, CHUNK, hidden) after the final norm
+    positions: torch.Tensor  # (CHUNK,) the chunk's token positions
+    cache: list[torch.Tensor]  # per layer (2, 1, kv heads, slots, head dim)
+
+    def scratch(self, length: int) -> _Buffers:
+        """Zeroed look-alikes, with `length` cache slots (what a chunk at that length reads)."""
+        return _Buffers(torch.zeros_like(self.hidden_in), torch.zeros_like(self.hidden_out),
+                        torch.arange(CHUNK, device=self.positions.device),
+                        [torch.zeros_like(kv[:, :, :, :length]) for kv in self.cache])
+
+
 class ChunkedPrefill:
     """Prefills one prompt (one row, no padding) into its own cache; `run` returns it staged for a slot."""
 
@@ -49,11 +69,10 @@ class ChunkedPrefill:
         self.use_graphs = decoder.use_graphs
         config = self.talker.model.config
         shape = (2, 1, config.num_key_value_heads, decoder.max_len, config.head_dim)
-        self.cache = [torch.zeros(shape, dtype=self.dtype, device=self.device)
-                      for _ in range(config.num_hidden_layers)]
-        self.hidden_in = torch.zeros(1, CHUNK, config.hidden_size, dtype=self.dtype, device=self.device)
-        self.hidden_out = torch.zeros_like(self.hidden_in)
-        self.positions = torch.arange(CHUNK, device=self.device)
+        hidden_in = torch.zeros(1, CHUNK, config.hidden_size, dtype=self.dtype, device=self.device)
+        self.buffers = _Buffers(hidden_in, torch.zeros_like(hidden_in), torch.arange(CHUNK, device=self.device),
+                                [torch.zeros(shape, dtype=self.dtype, device=self.device)
+                                 for _ in range(config.num_hidden_layers)])
         self._graphs: dict[int, _Graph] = {}
         self._failed: set[int] = set()
 
@@ -63,34 +82,37 @@ class ChunkedPrefill:
         padded = -(-embeds.shape[1] // CHUNK) * CHUNK
         return embeds.shape[0] == 1 and padded <= self.buckets[-1] and bool(mask.all())
 
-    def capture(self, lengths: tuple[int, ...]) -> None:
-        """Capture the chunk step for the cache lengths that hold these prompt lengths (at load; no-op without
-        graphs)."""
+    def capture(self, lengths: tuple[int, ...] | None = None) -> None:
+        """Capture the chunk step for the cache lengths that hold these prompt lengths (every cache length when
+        None) that have no graph yet; no-op without graphs. Safe while prompts are prefilled (see the module's
+        docstring)."""
         if not self.use_graphs:
             return
+        buckets = self.buckets if lengths is None else sorted({self._bucket(length) for length in lengths})
         with torch.inference_mode():
-            for length in lengths:
-                self._graph(self._bucket(length))
+            for length in buckets:
+                if length not in self._graphs and length not in self._failed:
+                    self._capture(length)
 
     def run(self, inputs: TalkerInputs) -> StagedPrompt:
         """The prompt through every layer, chunk by chunk; its K/V (copied out), last logits and hidden."""
-        embeds = inputs.inputs_embeds
+        embeds, b = inputs.inputs_embeds, self.buffers
         total = embeds.shape[1]
         length = self._bucket(total)
-        graph = self._graph(length) if self.use_graphs else None
+        graph = self._graphs.get(length)  # not captured yet, or failed: eager
         for start in range(0, total, CHUNK):
             count = min(CHUNK, total - start)
-            self.hidden_in.zero_()
-            self.hidden_in[:, :count].copy_(embeds[:, start:start + count])
-            self.positions.copy_(torch.arange(start, start + CHUNK, device=self.device))
+            b.hidden_in.zero_()
+            b.hidden_in[:, :count].copy_(embeds[:, start:start + count])
+            b.positions.copy_(torch.arange(start, start + CHUNK, device=self.device))
             if graph is not None:
                 graph.graph.replay()
             else:
-                self._chunk(length)
+                self._chunk(length, b)
         last = (total - 1) % CHUNK
-        hidden = self.hidden_out[:, last:last + 1].clone()
-        return StagedPrompt(keys=[kv[0, :, :, :total].clone() for kv in self.cache],
-                            values=[kv[1, :, :, :total].clone() for kv in self.cache], inputs=inputs,
+        hidden = b.hidden_out[:, last:last + 1].clone()
+        return StagedPrompt(keys=[kv[0, :, :, :total].clone() for kv in b.cache],
+                            values=[kv[1, :, :, :total].clone() for kv in b.cache], inputs=inputs,
                             logits=self.talker.codec_head(hidden[:, 0]).float(), past_hidden=hidden)
 
     def _bucket(self, tokens: int) -> int:
@@ -98,26 +120,25 @@ class ChunkedPrefill:
         padded = -(-tokens // CHUNK) * CHUNK
         return next((length for length in self.buckets if length >= padded), self.buckets[-1])
 
-    def _chunk(self, length: int) -> None:
+    def _chunk(self, length: int, b: _Buffers) -> None:
         """One chunk: `hidden_in` at `positions` through the talker's layers and final norm into `hidden_out`."""
-        hidden, positions = self.hidden_in, self.positions
+        hidden, positions = b.hidden_in, b.positions
         cos, sin = self.talker.model.rotary_emb(hidden, positions.view(1, 1, -1).expand(3, 1, -1))
         keys = torch.arange(length, device=self.device)
         visible = keys[None, :] <= positions[:, None]  # causal: every slot up to the token's own
         bias = torch.where(visible, 0.0, torch.finfo(self.dtype).min).to(self.dtype)[None, None]
-        for layer, kv in zip(self.talker.model.layers, self.cache):
+        for layer, kv in zip(self.talker.model.layers, b.cache):
             hidden = self.step(layer, hidden, cos[0], sin[0], kv[:, :, :, :length], positions, bias)
-        self.hidden_out.copy_(self.talker.model.norm(hidden))
+        b.hidden_out.copy_(self.talker.model.norm(hidden))
 
-    def _graph(self, length: int) -> _Graph | None:
-        """The chunk step at cache `length`, captured on first use; None where capturing failed (eager)."""
-        if length in self._graphs or length in self._failed:
-            return self._graphs.get(length)
+    def _capture(self, length: int) -> None:
+        """Capture the chunk step at cache `length`, warmed up on scratch buffers; a failure leaves it eager."""
+        scratch = self.buffers.scratch(length)
         try:
-            graph, _ = self._family.capture(lambda: self._chunk(length))
+            graph, _ = self._family.capture(lambda: self._chunk(length, self.buffers),
+                                            warm_up=lambda: self._chunk(length, scratch))
         except Exception as error:  # noqa: BLE001 - that length prefills eagerly
             self._failed.add(length)
             log.warning("fast.prefill_capture_failed", length=length, error=repr(error)[:300])
-            return None
-        self._graphs[length] = _Graph(graph, length)
-        return self._graphs[length]
+            return
+        self._graphs[length] = _Graph(graph, length)  # published whole: `run` may look it up meanwhile

@@ -68,6 +68,18 @@ class FastTTS:
         self.speech = SpeechDecoder(tts.model.speech_tokenizer, use_graphs=self.decoder.use_graphs)
         self._hooking = threading.Lock()  # `talker_inputs` swaps `talker.generate` for the length of a call
 
+    def capture_first_graphs(self, prompt_lengths: tuple[int, ...]) -> None:
+        """The prompt prefill's and speech decoder's graphs a lone request of up to `prompt_lengths` slots uses
+        (before serving: a fraction of a second each, no Inductor); the rest waits for `capture_other_graphs`."""
+        self.decoder.stager.prefill.capture(prompt_lengths)
+        self.speech.capture_first()
+
+    def capture_other_graphs(self) -> None:
+        """Every prefill and speech graph not captured yet (idempotent): the background thread's first step, safe
+        while requests are served; until then the lengths without a graph run eagerly."""
+        self.decoder.stager.prefill.capture()
+        self.speech.capture()
+
     def talker_inputs(self, text: str | list[str], language: str | list[str] | None, voice_clone_prompt: Any,
                       **generate_kwargs: Any) -> tuple[TalkerInputs, DecodeSettings]:
         """The exact inputs and sampler settings stock `generate_voice_clone` would decode with."""

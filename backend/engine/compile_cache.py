@@ -23,9 +23,12 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+if TYPE_CHECKING:
+    from backend.engine.config import EngineConfig
 
 log = structlog.get_logger(__name__)
 FAST_ENGINE_DIR = Path(__file__).resolve().parent / "fast"  # the code torch.compile sees
@@ -56,6 +59,19 @@ def environment(device: str) -> dict[str, str]:
         major, minor = torch.cuda.get_device_capability(device)
         parts |= {"gpu": torch.cuda.get_device_name(device), "capability": f"{major}.{minor}"}
     return parts
+
+
+def open_compile_cache(config: EngineConfig, model: Any, device: str) -> CompileCache | None:
+    """The compile cache for this model and decoder geometry under the configured folder, loaded into torch's
+    caches; None without a folder or off CUDA (CPU runs are not compiled)."""
+    if not config.compile_cache_dir or not device.startswith("cuda"):
+        return None
+    talker = model.config.talker_config.to_json_string()
+    plan = {"talker": hashlib.sha256(talker.encode()).hexdigest()[:16], "dtype": str(model.dtype),
+            "max_batch": config.fast_max_batch, "max_len": config.max_new_tokens_cap + config.fast_prompt_slots}
+    cache = CompileCache(Path(config.compile_cache_dir) / config.variant, environment(device) | plan)
+    cache.load()
+    return cache
 
 
 class CompileCache:

@@ -10,7 +10,6 @@ a clip for the mark needs no TTS model.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -143,10 +142,11 @@ class Engine:
         mode = self.config.engine_mode
         if mode == "stock" or (mode == "auto" and not device.startswith("cuda")):
             return None
+        from backend.engine.compile_cache import open_compile_cache
         from backend.engine.fast import FastTTS
 
         try:
-            self._compile_cache = self._open_compile_cache(device)
+            self._compile_cache = open_compile_cache(self.config, self.tts.model, device)
             fast = FastTTS(self.tts, max_batch=self.config.fast_max_batch,
                            max_len=self.config.max_new_tokens_cap + self.config.fast_prompt_slots)
             # A compiled capture costs a compilation (seconds; less from the compile cache) and the capture, an
@@ -173,21 +173,6 @@ class Engine:
             log.warning("engine.fast_unavailable", error=repr(error), serving="stock")
             return None
         return fast
-
-    def _open_compile_cache(self, device: str) -> Any:
-        """The compile cache for this model and decoder geometry, made torch's caches (CUDA only: CPU runs are
-        not compiled)."""
-        if not self.config.compile_cache_dir or not device.startswith("cuda"):
-            return None
-        from backend.engine.compile_cache import CompileCache, environment
-
-        talker = self.tts.model.config.talker_config.to_json_string()
-        plan = {"talker": hashlib.sha256(talker.encode()).hexdigest()[:16], "dtype": str(self.tts.model.dtype),
-                "max_batch": self.config.fast_max_batch,
-                "max_len": self.config.max_new_tokens_cap + self.config.fast_prompt_slots}
-        cache = CompileCache(Path(self.config.compile_cache_dir) / self.config.variant, environment(device) | plan)
-        cache.load()
-        return cache
 
     def start_background_capture(self) -> threading.Thread | None:
         """On a daemon thread: the prefill's and speech decoder's other graphs and eager graphs for the shapes `load`

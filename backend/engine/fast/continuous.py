@@ -38,8 +38,9 @@ from dataclasses import dataclass, field, replace
 import structlog
 import torch
 
-from backend.engine.fast.decoder import DecodeSettings, FastDecoder, trim_at_eos
+from backend.engine.fast.decoder import FastDecoder, trim_at_eos
 from backend.engine.fast.pacing import FramePacer
+from backend.engine.fast.sampling import DecodeSettings
 from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 log = structlog.get_logger(__name__)

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import structlog
 import torch
@@ -33,7 +32,7 @@ from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.graphs import GraphFamily
 from backend.engine.fast.layers import LayerRunner, LazyCompiled
 from backend.engine.fast.prefill import ChunkedPrefill
-from backend.engine.fast.sampling import SamplingConfig, banned_choice, choose_tokens, row_noise, select_tokens
+from backend.engine.fast.sampling import DecodeSettings, banned_choice, choose_tokens, row_noise, select_tokens
 from backend.engine.fast.staging import StagedPrompt, Stager, TalkerInputs
 
 log = structlog.get_logger(__name__)
@@ -41,17 +40,6 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16)
 LENGTH_BUCKET = 256  # talker attention reads this many cache slots per step, rounded up
 Shape = tuple[int, int]  # (batch bucket, cache length): one compiled frame and one CUDA graph
 SERVING_SWITCH_INTERVAL_S = 0.0005  # GIL switch interval while compiling or serving a batch (default 0.005)
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """The talker's and the code predictor's samplers plus the frame budget (stock `generate` semantics)."""
-
-    talker: SamplingConfig
-    predictor: SamplingConfig
-    max_new_tokens: int
-    eos: int
-    min_new_tokens: int = 2  # qwen-tts hard-codes 2
 
 
 def _bucket(value: int, buckets: tuple[int, ...]) -> int:

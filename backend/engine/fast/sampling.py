@@ -32,6 +32,17 @@ class SamplingConfig:
     repetition_penalty: float = 1.0
 
 
+@dataclass(frozen=True)
+class DecodeSettings:
+    """The talker's and the code predictor's samplers plus the frame budget (stock `generate` semantics)."""
+
+    talker: SamplingConfig
+    predictor: SamplingConfig
+    max_new_tokens: int
+    eos: int
+    min_new_tokens: int = 2  # qwen-tts hard-codes 2
+
+
 class SamplerSlots:
     """Per-row sampler settings in device tensors (shape `(rows, 1)`), filled before each generation."""
 

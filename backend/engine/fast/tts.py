@@ -24,9 +24,9 @@ import structlog
 import torch
 
 from backend.engine.fast.continuous import ChunkSink, ContinuousBatch, DecodeJob, FrameSink, row_seed
-from backend.engine.fast.decoder import DecodeSettings, FastDecoder, trim_at_eos
+from backend.engine.fast.decoder import FastDecoder, trim_at_eos
 from backend.engine.fast.staging import TalkerInputs
-from backend.engine.fast.sampling import SamplingConfig
+from backend.engine.fast.sampling import DecodeSettings, SamplingConfig
 from backend.engine.fast.speech import SpeechDecoder
 
 log = structlog.get_logger(__name__)

@@ -113,7 +113,7 @@ class Engine:
             started = time.perf_counter()
             log.info("engine.loading", model=source, device=device, attention=attention)
             self._watermarker = shared_watermarker(device)
-            # The watermarker (its imports, weights and a first mark: 2.3-3.5 s of a container's start on one H200)
+            # The watermarker (its imports, weights and a first mark: 2.3-4.4 s of a container's start on one H200)
             # loads beside the model's weights and graphs, most of which wait on the disk or the GPU; joined before
             # `load` returns, so no thread outlives a memory snapshot and a failure surfaces here.
             with ThreadPoolExecutor(1, thread_name_prefix="watermark-load") as side:

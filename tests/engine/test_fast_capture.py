@@ -9,7 +9,10 @@ loop) is the real decoder on the tiny checkpoint.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -319,3 +322,32 @@ def test_the_prefill_s_and_speech_decoder_s_other_graphs_wait_for_the_background
     assert calls == ["prefill (256, 512, 768)", "speech first"]
     engine.start_background_capture().join(timeout=60)
     assert calls == ["prefill (256, 512, 768)", "speech first", "prefill None", "speech rest"]
+
+
+EXITING_DURING_A_CAPTURE = """
+import threading, time
+from types import SimpleNamespace
+from backend.engine.fast import background
+
+entered = threading.Event()
+
+def capture(shape):
+    entered.set()
+    time.sleep(1.0)
+    print("captured", shape, flush=True)
+
+decoder = SimpleNamespace(capture=capture, capture_eager=capture, _failed={}, _graphs={}, _compiled_graphs={},
+                          serving=False, _background=False)
+background.start(decoder, [(1, 256), (2, 256), (4, 256)])
+assert entered.wait(30)
+"""  # the main thread ends here, while the background thread is inside its first capture
+
+
+def test_a_process_exiting_mid_capture_lets_that_capture_finish_and_starts_no_other():
+    """A daemon thread inside a compile when the interpreter stops was aborted by the C++ runtime on a GPU: the
+    process died with SIGABRT after its work was done. At exit the capture in hand finishes, no other starts."""
+    done = subprocess.run([sys.executable, "-c", EXITING_DURING_A_CAPTURE], cwd=Path(__file__).parents[2],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line for line in done.stdout.splitlines() if line.startswith("captured")] == ["captured (1, 256)"]
+    assert "fast.background_stopped" in done.stdout and "left=2" in done.stdout

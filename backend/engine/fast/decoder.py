@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import structlog
 import torch
 
+from backend.engine.fast import background
 from backend.engine.fast.buffers import DecodeBuffers
 from backend.engine.fast.fusion import fuse_projections
 from backend.engine.fast.graphs import GraphFamily
@@ -39,7 +39,6 @@ log = structlog.get_logger(__name__)
 BATCH_BUCKETS = (1, 2, 4, 8, 16)
 LENGTH_BUCKET = 256  # talker attention reads this many cache slots per step, rounded up
 Shape = tuple[int, int]  # (batch bucket, cache length): one compiled frame and one CUDA graph
-SERVING_SWITCH_INTERVAL_S = 0.0005  # GIL switch interval while compiling or serving a batch (default 0.005)
 
 
 def _bucket(value: int, buckets: tuple[int, ...]) -> int:
@@ -255,7 +254,7 @@ class FastDecoder:
         time it wanted the GIL back, several times per frame."""
         self.serving = True
         if self.device.type == "cuda":  # a CPU run (tests) leaves the process as it is
-            sys.setswitchinterval(min(sys.getswitchinterval(), SERVING_SWITCH_INTERVAL_S))
+            sys.setswitchinterval(min(sys.getswitchinterval(), background.SERVING_SWITCH_INTERVAL_S))
 
     def graph_status(self) -> dict[str, object]:
         """For health: graphs by kind, whether a background capture runs, and which shapes failed and why."""
@@ -270,41 +269,8 @@ class FastDecoder:
         capture `eager` uncompiled (seconds), then compile and capture `shapes`, each compiled graph replacing that
         shape's eager one; generations never wait for a compilation or a recording (`_plan`, `_record`). `after`
         runs on that thread once all are tried. The switch interval is lowered meanwhile: compiling holds the GIL
-        for long stretches."""
-        if not self.use_graphs:
-            return None
-        self._background = True
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, SERVING_SWITCH_INTERVAL_S))
-
-        def work() -> None:
-            started = time.perf_counter()
-            try:
-                if before is not None:
-                    try:
-                        before()
-                    except Exception as error:  # noqa: BLE001 - what it did not capture runs eagerly
-                        log.warning("fast.capture_failed", step="before", error=repr(error))
-                for capture, shape in [(self.capture_eager, s) for s in eager] + [(self.capture, s) for s in shapes]:
-                    try:
-                        capture(shape)
-                        self._failed.pop(shape, None)
-                    except Exception as error:  # noqa: BLE001 - that shape keeps its eager graph or runs in another
-                        self._failed[shape] = f"{type(error).__name__}: {error}"[:300]
-                        log.warning("fast.capture_failed", shape=shape, compiled=capture == self.capture,
-                                    error=repr(error), serving="eager graph" if shape in self._graphs else "other")
-            finally:
-                self._background = False
-                if not self.serving:  # a continuous batch keeps the interval low for good
-                    sys.setswitchinterval(interval)
-            log.info("fast.background_captured", compiled=len(self._compiled_graphs), graphs=len(self._graphs),
-                     failed=len(self._failed), seconds=round(time.perf_counter() - started, 2))
-            if after is not None:
-                after()
-
-        thread = threading.Thread(target=work, name="fast-graph-capture", daemon=True)
-        thread.start()
-        return thread
+        for long stretches. At exit the thread stops after the shape in hand (`background.stop_all`)."""
+        return background.start(self, shapes, eager=eager, before=before, after=after) if self.use_graphs else None
 
     def _plan(self, rows: int, length: int) -> tuple[int, Callable[[], None]]:
         """The batch bucket a generation runs in and how it advances a frame (`_generating` held): without a

@@ -48,3 +48,21 @@ def test_a_failed_recording_releases_the_lock(captures):
     with pytest.raises(RuntimeError, match="inside the capture"):
         graphs.GraphFamily("cpu").record(object(), step)
     assert not graphs.CAPTURE_LOCK.locked()
+
+
+def test_a_key_is_captured_once_and_a_failed_one_is_not_retried():
+    graphs_by_key, failed, calls = {}, set(), []
+
+    def build(value):
+        def run():
+            calls.append(value)
+            if value is None:
+                raise RuntimeError("capture failed")
+            return value
+        return run
+
+    graphs.capture_once(graphs_by_key, failed, 40, build("graph"), family="test")
+    graphs.capture_once(graphs_by_key, failed, 40, build("another"), family="test")
+    graphs.capture_once(graphs_by_key, failed, 80, build(None), family="test")
+    graphs.capture_once(graphs_by_key, failed, 80, build("late"), family="test")
+    assert graphs_by_key == {40: "graph"} and failed == {80} and calls == ["graph", None]

@@ -23,11 +23,26 @@ workspace map while other threads run eager GEMMs, which the torch 2.9 image doe
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
+import structlog
 import torch
 
+log = structlog.get_logger(__name__)
 CAPTURE_LOCK = threading.Lock()
+
+
+def capture_once(graphs: dict, failed: set, key: Hashable, build: Callable[[], object], *, family: str) -> None:
+    """Put `build()` (a capture) in `graphs[key]` unless `key` has a graph or its capture failed before. Published
+    whole, once complete: a request looks its graph up without a lock and runs eagerly until then. A failure is
+    logged and leaves `key` eager for good."""
+    if key in graphs or key in failed:
+        return
+    try:
+        graphs[key] = build()
+    except Exception as error:  # noqa: BLE001 - that key runs eagerly
+        failed.add(key)
+        log.warning("fast.graph_capture_failed", family=family, key=key, error=repr(error)[:300])
 
 
 class GraphFamily:

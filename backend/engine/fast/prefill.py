@@ -22,16 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import structlog
 import torch
 
-from backend.engine.fast.graphs import GraphFamily
+from backend.engine.fast.graphs import GraphFamily, capture_once
 from backend.engine.fast.staging import StagedPrompt, TalkerInputs
 
 if TYPE_CHECKING:
     from backend.engine.fast.decoder import FastDecoder
 
-log = structlog.get_logger(__name__)
 CHUNK = 64  # prompt tokens per step: a ~200-token prompt is 4 replays
 
 
@@ -91,8 +89,8 @@ class ChunkedPrefill:
         buckets = self.buckets if lengths is None else sorted({self._bucket(length) for length in lengths})
         with torch.inference_mode():
             for length in buckets:
-                if length not in self._graphs and length not in self._failed:
-                    self._capture(length)
+                capture_once(self._graphs, self._failed, length, lambda: self._chunk_graph(length),
+                             family="prefill chunk")
 
     def run(self, inputs: TalkerInputs) -> StagedPrompt:
         """The prompt through every layer, chunk by chunk; its K/V (copied out), last logits and hidden."""
@@ -131,14 +129,9 @@ class ChunkedPrefill:
             hidden = self.step(layer, hidden, cos[0], sin[0], kv[:, :, :, :length], positions, bias)
         b.hidden_out.copy_(self.talker.model.norm(hidden))
 
-    def _capture(self, length: int) -> None:
-        """Capture the chunk step at cache `length`, warmed up on scratch buffers; a failure leaves it eager."""
+    def _chunk_graph(self, length: int) -> _Graph:
+        """The chunk step at cache `length`, warmed up on scratch buffers (a prefill may be using the real ones)."""
         scratch = self.buffers.scratch(length)
-        try:
-            graph, _ = self._family.capture(lambda: self._chunk(length, self.buffers),
-                                            warm_up=lambda: self._chunk(length, scratch))
-        except Exception as error:  # noqa: BLE001 - that length prefills eagerly
-            self._failed.add(length)
-            log.warning("fast.prefill_capture_failed", length=length, error=repr(error)[:300])
-            return
-        self._graphs[length] = _Graph(graph, length)  # published whole: `run` may look it up meanwhile
+        graph, _ = self._family.capture(lambda: self._chunk(length, self.buffers),
+                                        warm_up=lambda: self._chunk(length, scratch))
+        return _Graph(graph, length)

@@ -33,13 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import structlog
 import torch
 
-from backend.engine.fast.graphs import GraphFamily
+from backend.engine.fast.graphs import GraphFamily, capture_once
 from backend.engine.fast.speech_batch import ShortWindows
 
-log = structlog.get_logger(__name__)
 WINDOW_FRAMES = (40, 80, 160, 325)  # padded lengths: a stream chunk behind its context fits the first
 SHORT_ROWS = (1, 2, 4, 8, 16)  # batch sizes of the short windows' graphs: streams decoded in one replay
 CHUNK_FRAMES = 300  # stock `chunked_decode`: new frames per window
@@ -88,8 +86,8 @@ class SpeechDecoder:
             return
         with torch.inference_mode():
             for frames in windows:
-                if frames not in self._graphs and frames not in self._failed:
-                    self._capture_window(frames)
+                capture_once(self._graphs, self._failed, frames, lambda: self._window_graph(frames),
+                             family="speech window")
         self._short.capture(rows)
 
     def decode(self, codes: torch.Tensor) -> np.ndarray:
@@ -127,13 +125,7 @@ class SpeechDecoder:
         window[..., :frames] = codes
         return self.decoder(window)[0, 0, :samples]
 
-    def _capture_window(self, frames: int) -> None:
-        """Capture the graph for a window of `frames`; a failure leaves that length eager."""
-        try:
-            codes = torch.zeros(1, self.groups, frames, dtype=torch.long, device=self.device)
-            graph, wav = self._family.capture(lambda: self.decoder(codes))
-        except Exception as error:  # noqa: BLE001 - that length decodes eagerly
-            self._failed.add(frames)
-            log.warning("fast.speech_capture_failed", frames=frames, error=repr(error)[:300])
-            return
-        self._graphs[frames] = _Graph(graph, codes, wav)  # published whole: `_window` may look it up meanwhile
+    def _window_graph(self, frames: int) -> _Graph:
+        codes = torch.zeros(1, self.groups, frames, dtype=torch.long, device=self.device)
+        graph, wav = self._family.capture(lambda: self.decoder(codes))
+        return _Graph(graph, codes, wav)

@@ -19,12 +19,9 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import structlog
 import torch
 
-from backend.engine.fast.graphs import GraphFamily
-
-log = structlog.get_logger(__name__)
+from backend.engine.fast.graphs import GraphFamily, capture_once
 
 
 @dataclass(eq=False)
@@ -67,8 +64,8 @@ class ShortWindows:
         if self.use_graphs:
             with torch.inference_mode():
                 for size in rows:
-                    if size not in self._graphs and size not in self._failed:
-                        self._capture(size)
+                    capture_once(self._graphs, self._failed, size, lambda: self._batch_graph(size),
+                                 family="speech short rows")
 
     def decode(self, codes: torch.Tensor) -> np.ndarray:
         """The audio of `codes` (n x groups, 0 < n <= frames, any device): n * upsample samples."""
@@ -120,13 +117,7 @@ class ShortWindows:
             host = wav[:, 0].float().cpu().numpy()
         return [host[row, :codes.shape[0] * self.upsample].copy() for row, codes in enumerate(windows)]
 
-    def _capture(self, rows: int) -> None:
-        """Capture the graph for a batch of `rows`; a failure leaves that batch size eager."""
-        try:
-            codes = torch.zeros(rows, self.groups, self.frames, dtype=torch.long, device=self.device)
-            graph, wav = self._family.capture(lambda: self.decoder(codes))
-        except Exception as error:  # noqa: BLE001 - that batch size decodes eagerly
-            self._failed.add(rows)
-            log.warning("fast.speech_batch_capture_failed", rows=rows, error=repr(error)[:300])
-            return
-        self._graphs[rows] = _Graph(graph, codes, wav)  # published whole: `_decode_rows` may look it up meanwhile
+    def _batch_graph(self, rows: int) -> _Graph:
+        codes = torch.zeros(rows, self.groups, self.frames, dtype=torch.long, device=self.device)
+        graph, wav = self._family.capture(lambda: self.decoder(codes))
+        return _Graph(graph, codes, wav)
